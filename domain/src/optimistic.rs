@@ -1,0 +1,164 @@
+//! The optimistic layer of the web app: the confirmed state (events the
+//! server stored, in seq order) plus the user's pending events (sent, not yet
+//! answered). What the user sees is the confirmed state with the pending
+//! events applied on top, so their own actions show at once.
+//!
+//! - A pending event confirmed by the server moves to the confirmed state.
+//! - A pending event the server refuses is dropped.
+//! - When other users' events arrive first, the pending events are decided
+//!   again on top of the new confirmed state (a rebase); those that became
+//!   invalid (their target was deleted, …) are dropped and reported.
+
+use crate::command::Command;
+use crate::error::Refusal;
+use crate::event::{ChatEvent, EventKind};
+use crate::state::{ApplyError, RoomState};
+use crate::time::Timestamp;
+use uuid::Uuid;
+
+/// An event of this user that the server has not answered yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub event_id: Uuid,
+    pub kind: EventKind,
+    /// The client's time at submission; shown until the server's time is known.
+    pub submitted_at: Timestamp,
+}
+
+impl PendingEvent {
+    /// The command to send to the server for this event.
+    pub fn command(&self) -> Command {
+        Command::from_kind(self.event_id, &self.kind)
+    }
+}
+
+/// A pending event that was dropped, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub event: PendingEvent,
+    pub reason: Refusal,
+}
+
+/// Confirmed state + pending events of one user in one room.
+#[derive(Clone, Debug)]
+pub struct OptimisticRoom {
+    user: String,
+    confirmed: RoomState,
+    pending: Vec<PendingEvent>,
+    /// Confirmed + pending; `None` when nothing is pending.
+    shown: Option<RoomState>,
+}
+
+impl OptimisticRoom {
+    pub fn new(user: impl Into<String>, confirmed: RoomState) -> Self {
+        OptimisticRoom {
+            user: user.into(),
+            confirmed,
+            pending: Vec::new(),
+            shown: None,
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// What the server has confirmed.
+    pub fn confirmed(&self) -> &RoomState {
+        &self.confirmed
+    }
+
+    /// What the user sees: confirmed with pending applied on top.
+    pub fn shown(&self) -> &RoomState {
+        self.shown.as_ref().unwrap_or(&self.confirmed)
+    }
+
+    pub fn pending(&self) -> &[PendingEvent] {
+        &self.pending
+    }
+
+    pub fn is_pending(&self, event_id: Uuid) -> bool {
+        self.pending.iter().any(|p| p.event_id == event_id)
+    }
+
+    /// Decides a command against what the user sees and, if accepted, adds
+    /// it as pending and shows it. The caller then sends
+    /// [`PendingEvent::command`] to the server.
+    pub fn submit(&mut self, cmd: &Command, now: Timestamp) -> Result<PendingEvent, Refusal> {
+        let kind = self.shown().decide(cmd, &self.user)?;
+        let pending = PendingEvent {
+            event_id: cmd.event_id,
+            kind,
+            submitted_at: now,
+        };
+        let mut shown = self.shown.take().unwrap_or_else(|| self.confirmed.clone());
+        apply_pending(&mut shown, &self.user, &pending);
+        self.shown = Some(shown);
+        self.pending.push(pending.clone());
+        Ok(pending)
+    }
+
+    /// An event the server stored (an `event` or `ack` frame, or a page of
+    /// `/events`). Events already applied are ignored, so a frame may come
+    /// twice. A pending event with the same id is confirmed. Returns the
+    /// pending events the rebase dropped. A gap is an error: the caller
+    /// fetches the missing events first.
+    pub fn receive(&mut self, event: ChatEvent) -> Result<Vec<Dropped>, ApplyError> {
+        if event.seq <= self.confirmed.last_seq() {
+            return Ok(Vec::new());
+        }
+        let id = event.event_id;
+        self.confirmed.apply(event)?;
+        self.pending.retain(|p| p.event_id != id);
+        Ok(self.rebase())
+    }
+
+    /// The server refused a pending event: it is dropped.
+    pub fn reject(&mut self, event_id: Uuid) -> Vec<Dropped> {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.event_id != event_id);
+        if self.pending.len() == before {
+            return Vec::new();
+        }
+        self.rebase()
+    }
+
+    /// Re-decides every pending event on top of the confirmed state.
+    fn rebase(&mut self) -> Vec<Dropped> {
+        if self.pending.is_empty() {
+            self.shown = None;
+            return Vec::new();
+        }
+        let mut shown = self.confirmed.clone();
+        let mut dropped = Vec::new();
+        let mut kept = Vec::with_capacity(self.pending.len());
+        for p in std::mem::take(&mut self.pending) {
+            match shown.decide(&p.command(), &self.user) {
+                Ok(kind) => {
+                    let p = PendingEvent { kind, ..p };
+                    apply_pending(&mut shown, &self.user, &p);
+                    kept.push(p);
+                }
+                Err(reason) => dropped.push(Dropped { event: p, reason }),
+            }
+        }
+        self.pending = kept;
+        self.shown = if self.pending.is_empty() { None } else { Some(shown) };
+        dropped
+    }
+}
+
+/// Applies a pending event at the next seq of `state`, with the client's time.
+fn apply_pending(state: &mut RoomState, user: &str, p: &PendingEvent) {
+    let event = ChatEvent {
+        event_id: p.event_id,
+        room_id: state.room_id().unwrap_or_default().to_owned(),
+        seq: state.last_seq() + 1,
+        sender_id: user.to_owned(),
+        timestamp: p.submitted_at,
+        kind: p.kind.clone(),
+    };
+    state
+        .apply(event)
+        .expect("the next seq of the same room always applies");
+}

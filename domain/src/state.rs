@@ -1,0 +1,399 @@
+//! The replay reducer: [`RoomState`] is what a room looks like after a prefix
+//! of its log, and [`RoomState::apply`] is the one place that says what each
+//! event does to it. The server's projection, its snapshots, time travel and
+//! the browser all go through here.
+//!
+//! `apply` is total: an event that makes no sense against the state (it
+//! targets an unknown message, or edits another user's message) changes
+//! nothing. The only error is a seq that is not exactly `last_seq + 1`, or an
+//! event of another room, which the caller must see rather than corrupt the
+//! state.
+
+use crate::event::{ChatEvent, EventKind};
+use crate::snapshot::chunk_of;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// The room's own facts, set by `ROOM_CREATED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    pub room_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+/// A message in the current view (deleted messages are not kept).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    pub seq: u64,
+    pub sender_id: String,
+    pub content: String,
+    pub sent_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+    /// Emoji → users who reacted with it; an emoji with no users is removed.
+    pub reactions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// An event that cannot be applied in order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("seq gap: expected {expected}, got {got}")]
+    Gap { expected: u64, got: u64 },
+    #[error("duplicate or old seq: expected {expected}, got {got}")]
+    Duplicate { expected: u64, got: u64 },
+    #[error("event of room {got:?} applied to room {expected:?}")]
+    WrongRoom { expected: String, got: String },
+}
+
+/// Which part of the message log a state holds when it was built from only
+/// some chunks of a snapshot (see [`crate::snapshot`]). All messages with seq
+/// in `from..=to` or above `snapshot_seq` are present; others may exist but
+/// are not loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    pub from: u64,
+    pub to: u64,
+    pub snapshot_seq: u64,
+    /// Seqs of messages outside the loaded range, provided by the caller so
+    /// that a `MESSAGE_READ` of such a message still moves the marker.
+    #[serde(default)]
+    pub outside_seqs: HashMap<Uuid, u64>,
+}
+
+impl Coverage {
+    /// Whether every message with seq in `lo..=hi` is loaded.
+    pub fn covers(&self, lo: u64, hi: u64) -> bool {
+        if lo > hi {
+            return true;
+        }
+        // Split into the part up to the snapshot and the part after it.
+        let hi_old = hi.min(self.snapshot_seq);
+        lo > hi_old || (lo >= self.from && hi_old <= self.to)
+    }
+}
+
+/// The state of one room after a prefix of its log.
+#[derive(Clone, Debug, Default)]
+pub struct RoomState {
+    pub(crate) room_id: Option<String>,
+    pub(crate) info: Option<RoomInfo>,
+    pub(crate) last_seq: u64,
+    pub(crate) last_timestamp: Option<Timestamp>,
+    /// Live messages by seq, so iteration is in seq order.
+    pub(crate) messages: BTreeMap<u64, Message>,
+    /// Live message id → seq.
+    pub(crate) index: HashMap<Uuid, u64>,
+    /// User → highest seq they marked read (kept when that message is deleted).
+    pub(crate) read_markers: BTreeMap<String, u64>,
+    /// `Some` when built from part of a snapshot.
+    pub(crate) coverage: Option<Coverage>,
+    /// Snapshot bookkeeping: chunk index → (seq of the snapshot that last
+    /// wrote it, its live messages then), and the chunks changed since then.
+    /// Not part of the logical state.
+    pub(crate) chunk_versions: BTreeMap<u64, (u64, u32)>,
+    pub(crate) dirty: BTreeSet<u64>,
+    pub(crate) last_dirty: Option<u64>,
+}
+
+/// Equality of the logical state: what a reader can observe. Snapshot
+/// bookkeeping is left out.
+impl PartialEq for RoomState {
+    fn eq(&self, other: &Self) -> bool {
+        self.room_id == other.room_id
+            && self.info == other.info
+            && self.last_seq == other.last_seq
+            && self.last_timestamp == other.last_timestamp
+            && self.messages == other.messages
+            && self.read_markers == other.read_markers
+            && self.coverage == other.coverage
+    }
+}
+
+impl Eq for RoomState {}
+
+impl RoomState {
+    /// The state before any event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replays a whole log from the empty state.
+    pub fn replay<I>(events: I) -> Result<Self, ApplyError>
+    where
+        I: IntoIterator<Item = ChatEvent>,
+    {
+        let mut state = Self::new();
+        state.apply_all(events)?;
+        Ok(state)
+    }
+
+    /// Applies events in order, stopping at the first that does not fit.
+    pub fn apply_all<I>(&mut self, events: I) -> Result<(), ApplyError>
+    where
+        I: IntoIterator<Item = ChatEvent>,
+    {
+        for e in events {
+            self.apply(e)?;
+        }
+        Ok(())
+    }
+
+    pub fn room_id(&self) -> Option<&str> {
+        self.room_id.as_deref()
+    }
+
+    pub fn info(&self) -> Option<&RoomInfo> {
+        self.info.as_ref()
+    }
+
+    /// Seq of the last applied event (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub fn last_timestamp(&self) -> Option<Timestamp> {
+        self.last_timestamp
+    }
+
+    /// Live messages in seq order.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &Message> + '_ {
+        self.messages.values()
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// A live message by id.
+    pub fn message(&self, id: Uuid) -> Option<&Message> {
+        self.index.get(&id).and_then(|seq| self.messages.get(seq))
+    }
+
+    pub fn read_markers(&self) -> &BTreeMap<String, u64> {
+        &self.read_markers
+    }
+
+    pub fn read_marker(&self, user: &str) -> u64 {
+        self.read_markers.get(user).copied().unwrap_or(0)
+    }
+
+    /// `None` for a state that holds every message.
+    pub fn coverage(&self) -> Option<&Coverage> {
+        self.coverage.as_ref()
+    }
+
+    /// Messages of others with a seq above `user`'s read marker.
+    pub fn unread_count(&self, user: &str) -> usize {
+        let marker = self.read_marker(user);
+        self.messages
+            .range(marker + 1..)
+            .filter(|(_, m)| m.sender_id != user)
+            .count()
+    }
+
+    /// Applies one event. Its seq must be exactly `last_seq + 1` and its room
+    /// the room of the events before it.
+    pub fn apply(&mut self, event: ChatEvent) -> Result<(), ApplyError> {
+        self.check_order(&event)?;
+        let ChatEvent {
+            event_id,
+            room_id,
+            seq,
+            sender_id,
+            timestamp,
+            kind,
+        } = event;
+        if self.room_id.is_none() {
+            self.room_id = Some(room_id.clone());
+        }
+        self.last_seq = seq;
+        self.last_timestamp = Some(timestamp);
+        match kind {
+            EventKind::RoomCreated { name } => {
+                self.info = Some(RoomInfo {
+                    room_id,
+                    name,
+                    created_by: sender_id,
+                    created_at: timestamp,
+                });
+            }
+            EventKind::MessageSent { content } => {
+                if self.index.contains_key(&event_id) {
+                    return Ok(());
+                }
+                self.index.insert(event_id, seq);
+                self.messages.insert(
+                    seq,
+                    Message {
+                        id: event_id,
+                        seq,
+                        sender_id,
+                        content,
+                        sent_at: timestamp,
+                        edited_at: None,
+                        reactions: BTreeMap::new(),
+                    },
+                );
+                self.touch(seq);
+            }
+            EventKind::MessageEdited {
+                message_id,
+                content,
+            } => {
+                if let Some(m) = self.own_message_mut(message_id, &sender_id) {
+                    if m.content != content {
+                        m.content = content;
+                        m.edited_at = Some(timestamp);
+                        let s = m.seq;
+                        self.touch(s);
+                    }
+                }
+            }
+            EventKind::MessageDeleted { message_id } => {
+                if self.own_message_mut(message_id, &sender_id).is_some() {
+                    let s = self.index.remove(&message_id).expect("just found");
+                    self.messages.remove(&s);
+                    self.touch(s);
+                }
+            }
+            EventKind::MessageRead { message_id } => {
+                let target = self.index.get(&message_id).copied().or_else(|| {
+                    self.coverage
+                        .as_ref()
+                        .and_then(|c| c.outside_seqs.get(&message_id).copied())
+                });
+                if let Some(s) = target {
+                    let marker = self.read_markers.entry(sender_id).or_insert(0);
+                    *marker = (*marker).max(s);
+                }
+            }
+            EventKind::ReactionAdded { message_id, emoji } => {
+                if let Some(m) = self.message_mut(message_id) {
+                    let users = m.reactions.entry(emoji).or_default();
+                    if users.insert(sender_id) {
+                        let s = m.seq;
+                        self.touch(s);
+                    }
+                }
+            }
+            EventKind::ReactionRemoved { message_id, emoji } => {
+                if let Some(m) = self.message_mut(message_id) {
+                    if let Some(users) = m.reactions.get_mut(&emoji) {
+                        if users.remove(&sender_id) {
+                            if users.is_empty() {
+                                m.reactions.remove(&emoji);
+                            }
+                            let s = m.seq;
+                            self.touch(s);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_order(&self, event: &ChatEvent) -> Result<(), ApplyError> {
+        let expected = self.last_seq + 1;
+        if event.seq > expected {
+            return Err(ApplyError::Gap {
+                expected,
+                got: event.seq,
+            });
+        }
+        if event.seq < expected {
+            return Err(ApplyError::Duplicate {
+                expected,
+                got: event.seq,
+            });
+        }
+        match &self.room_id {
+            Some(r) if *r != event.room_id => Err(ApplyError::WrongRoom {
+                expected: r.clone(),
+                got: event.room_id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn message_mut(&mut self, id: Uuid) -> Option<&mut Message> {
+        let seq = self.index.get(&id)?;
+        self.messages.get_mut(seq)
+    }
+
+    fn own_message_mut(&mut self, id: Uuid, sender: &str) -> Option<&mut Message> {
+        self.message_mut(id).filter(|m| m.sender_id == sender)
+    }
+
+    /// Records that the chunk holding message `seq` changed.
+    fn touch(&mut self, seq: u64) {
+        let chunk = chunk_of(seq);
+        if self.last_dirty != Some(chunk) {
+            self.dirty.insert(chunk);
+            self.last_dirty = Some(chunk);
+        }
+    }
+}
+
+/// The serialized form of a state: what the `/snapshot` route returns and
+/// the web app loads. Indexes are rebuilt on load.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateRepr {
+    room_id: Option<String>,
+    info: Option<RoomInfo>,
+    last_seq: u64,
+    last_timestamp: Option<Timestamp>,
+    read_markers: BTreeMap<String, u64>,
+    messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    coverage: Option<Coverage>,
+}
+
+impl Serialize for RoomState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Borrowing would need a second struct; states are serialized rarely
+        // (snapshots), so a clone of the parts is acceptable here.
+        StateRepr {
+            room_id: self.room_id.clone(),
+            info: self.info.clone(),
+            last_seq: self.last_seq,
+            last_timestamp: self.last_timestamp,
+            read_markers: self.read_markers.clone(),
+            messages: self.messages.values().cloned().collect(),
+            coverage: self.coverage.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoomState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = StateRepr::deserialize(d)?;
+        let mut state = RoomState {
+            room_id: r.room_id,
+            info: r.info,
+            last_seq: r.last_seq,
+            last_timestamp: r.last_timestamp,
+            read_markers: r.read_markers,
+            coverage: r.coverage,
+            ..RoomState::default()
+        };
+        for m in r.messages {
+            if m.seq == 0 || m.seq > state.last_seq || state.index.insert(m.id, m.seq).is_some() {
+                return Err(serde::de::Error::custom("inconsistent message list"));
+            }
+            if state.messages.insert(m.seq, m).is_some() {
+                return Err(serde::de::Error::custom("two messages with one seq"));
+            }
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,109 @@
+//! Event time: milliseconds since the Unix epoch, written on the wire as RFC 3339
+//! UTC with exactly three fractional digits (`2026-11-25T08:00:00.123Z`).
+//! The domain never reads a clock; times come from the server (or, for
+//! pending events in the browser, from the caller).
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A point in time with millisecond precision, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// Latest representable time that RFC 3339 can still write (year 9999).
+    const MAX_MILLIS: i64 = 253_402_300_799_999;
+    /// Earliest (year 0000).
+    const MIN_MILLIS: i64 = -62_167_219_200_000;
+
+    /// From milliseconds since the Unix epoch; `None` outside years 0000–9999.
+    pub fn from_millis(ms: i64) -> Option<Self> {
+        (Self::MIN_MILLIS..=Self::MAX_MILLIS)
+            .contains(&ms)
+            .then_some(Timestamp(ms))
+    }
+
+    pub fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses any RFC 3339 time (any offset, any precision). Sub-millisecond
+    /// digits are truncated toward the past, so `t.parse()` ≤ the real instant
+    /// and "events with timestamp ≤ t" keeps its meaning.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let dt = DateTime::parse_from_rfc3339(s).ok()?;
+        Self::from_millis(dt.timestamp_millis())
+    }
+
+    /// From a chrono time (the server's clock), truncated to milliseconds.
+    pub fn from_datetime(dt: DateTime<Utc>) -> Option<Self> {
+        Self::from_millis(dt.timestamp_millis())
+    }
+
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .expect("range checked at construction")
+    }
+
+    /// The contract's form: RFC 3339, UTC, milliseconds, `Z`.
+    pub fn to_rfc3339(self) -> String {
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_utc_with_milliseconds() {
+        let t = Timestamp::parse_rfc3339("2026-11-25T09:00:00.123456+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-25T08:00:00.123Z");
+        let t = Timestamp::parse_rfc3339("2026-11-25T08:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-25T08:00:00.000Z");
+    }
+
+    #[test]
+    fn truncates_toward_the_past() {
+        let a = Timestamp::parse_rfc3339("2026-11-25T08:00:00.1239Z").unwrap();
+        let b = Timestamp::parse_rfc3339("2026-11-25T08:00:00.123Z").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn refuses_non_rfc3339() {
+        for s in ["", "yesterday", "2026-11-25", "08:00:00Z", "2026-13-01T00:00:00Z"] {
+            assert_eq!(Timestamp::parse_rfc3339(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let t = Timestamp::from_millis(1_795_000_000_123).unwrap();
+        let j = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t);
+    }
+}

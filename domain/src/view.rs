@@ -1,0 +1,110 @@
+//! [`ChatMessageView`], the contract's read model of one message, and the
+//! range-limited window of the newest messages built from a state.
+
+use crate::state::{Message, RoomState};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// One message as readers see it (`/messages`, the projection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessageView {
+    pub message_id: Uuid,
+    pub room_id: String,
+    pub seq: u64,
+    pub sender_id: String,
+    pub content: String,
+    pub sent_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+    /// Emoji → its users, sorted; only emoji that have users.
+    pub reactions: BTreeMap<String, Vec<String>>,
+    /// Users other than the sender whose read marker is ≥ this seq, sorted.
+    pub read_by: Vec<String>,
+}
+
+/// A window that a partial state cannot answer exactly: more chunks of the
+/// snapshot must be loaded (ask [`crate::SnapshotHead::plan_window`] with
+/// more slack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the loaded part of the room does not cover the window")]
+pub struct Incomplete;
+
+impl ChatMessageView {
+    /// The view of `message`, with `readBy` from `read_markers`.
+    pub fn build(room_id: &str, message: &Message, read_markers: &BTreeMap<String, u64>) -> Self {
+        let read_by = read_markers
+            .iter()
+            .filter(|(user, &marker)| marker >= message.seq && **user != message.sender_id)
+            .map(|(user, _)| user.clone())
+            .collect();
+        ChatMessageView {
+            message_id: message.id,
+            room_id: room_id.to_owned(),
+            seq: message.seq,
+            sender_id: message.sender_id.clone(),
+            content: message.content.clone(),
+            sent_at: message.sent_at,
+            edited_at: message.edited_at,
+            reactions: message
+                .reactions
+                .iter()
+                .filter(|(_, users)| !users.is_empty())
+                .map(|(emoji, users)| (emoji.clone(), users.iter().cloned().collect()))
+                .collect(),
+            read_by,
+        }
+    }
+}
+
+impl RoomState {
+    /// The view of one live message.
+    pub fn view_of(&self, message: &Message) -> ChatMessageView {
+        ChatMessageView::build(self.room_id().unwrap_or(""), message, &self.read_markers)
+    }
+
+    /// Views of all live messages, in seq order.
+    pub fn views(&self) -> Vec<ChatMessageView> {
+        self.messages().map(|m| self.view_of(m)).collect()
+    }
+
+    /// The newest `limit` messages with seq below `before` (all when `None`),
+    /// oldest first. A partial state answers only when what it holds is
+    /// enough to be exact.
+    pub fn window(&self, limit: usize, before: Option<u64>) -> Result<Vec<&Message>, Incomplete> {
+        let upper = before.unwrap_or(u64::MAX);
+        let mut out: Vec<&Message> = self
+            .messages
+            .range(..upper)
+            .rev()
+            .take(limit)
+            .map(|(_, m)| m)
+            .collect();
+        if let Some(c) = &self.coverage {
+            let hi = upper.saturating_sub(1).min(self.last_seq);
+            let lo = match out.last() {
+                Some(m) if out.len() == limit => m.seq,
+                _ => 1,
+            };
+            if limit > 0 && !c.covers(lo, hi) {
+                return Err(Incomplete);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// [`window`](RoomState::window) as views.
+    pub fn window_views(
+        &self,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<ChatMessageView>, Incomplete> {
+        Ok(self
+            .window(limit, before)?
+            .into_iter()
+            .map(|m| self.view_of(m))
+            .collect())
+    }
+}
