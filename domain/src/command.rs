@@ -163,11 +163,11 @@ impl RoomState {
             },
             EventType::ReactionAdded => EventKind::ReactionAdded {
                 message_id: target()?.id,
-                emoji: content(),
+                emoji: content().into(),
             },
             EventType::ReactionRemoved => EventKind::ReactionRemoved {
                 message_id: target()?.id,
-                emoji: content(),
+                emoji: content().into(),
             },
         })
     }

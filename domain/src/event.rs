@@ -7,6 +7,7 @@
 
 use crate::error::DecodeError;
 use crate::time::Timestamp;
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use uuid::Uuid;
@@ -95,13 +96,30 @@ impl<'de> Deserialize<'de> for EventType {
 /// What happened, with exactly the data that kind of event needs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EventKind {
-    RoomCreated { name: String },
-    MessageSent { content: String },
-    MessageEdited { message_id: Uuid, content: String },
-    MessageDeleted { message_id: Uuid },
-    MessageRead { message_id: Uuid },
-    ReactionAdded { message_id: Uuid, emoji: String },
-    ReactionRemoved { message_id: Uuid, emoji: String },
+    RoomCreated {
+        name: String,
+    },
+    MessageSent {
+        content: String,
+    },
+    MessageEdited {
+        message_id: Uuid,
+        content: String,
+    },
+    MessageDeleted {
+        message_id: Uuid,
+    },
+    MessageRead {
+        message_id: Uuid,
+    },
+    ReactionAdded {
+        message_id: Uuid,
+        emoji: CompactString,
+    },
+    ReactionRemoved {
+        message_id: Uuid,
+        emoji: CompactString,
+    },
 }
 
 impl EventKind {
@@ -150,12 +168,10 @@ impl EventKind {
         content: Option<String>,
         target: Option<Uuid>,
     ) -> Result<Self, String> {
-        let need_content = |c: Option<String>| {
-            c.ok_or_else(|| format!("{event_type} needs content"))
-        };
-        let need_target = |t: Option<Uuid>| {
-            t.ok_or_else(|| format!("{event_type} needs targetMessageId"))
-        };
+        let need_content =
+            |c: Option<String>| c.ok_or_else(|| format!("{event_type} needs content"));
+        let need_target =
+            |t: Option<Uuid>| t.ok_or_else(|| format!("{event_type} needs targetMessageId"));
         Ok(match event_type {
             EventType::RoomCreated => EventKind::RoomCreated {
                 name: need_content(content)?,
@@ -175,11 +191,11 @@ impl EventKind {
             },
             EventType::ReactionAdded => EventKind::ReactionAdded {
                 message_id: need_target(target)?,
-                emoji: need_content(content)?,
+                emoji: need_content(content)?.into(),
             },
             EventType::ReactionRemoved => EventKind::ReactionRemoved {
                 message_id: need_target(target)?,
-                emoji: need_content(content)?,
+                emoji: need_content(content)?.into(),
             },
         })
     }
@@ -190,9 +206,9 @@ impl EventKind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChatEvent {
     pub event_id: Uuid,
-    pub room_id: String,
+    pub room_id: CompactString,
     pub seq: u64,
-    pub sender_id: String,
+    pub sender_id: CompactString,
     pub timestamp: Timestamp,
     pub kind: EventKind,
 }
@@ -221,7 +237,9 @@ impl ChatEvent {
 pub(crate) fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return Err(DecodeError::BadJson("the body must be a JSON object".into()));
+        return Err(DecodeError::BadJson(
+            "the body must be a JSON object".into(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| DecodeError::BadJson(e.to_string()))
 }
@@ -240,10 +258,10 @@ pub fn parse_uuid(s: &str) -> Option<Uuid> {
 #[serde(rename_all = "camelCase")]
 pub struct WireEvent {
     pub event_id: String,
-    pub room_id: String,
+    pub room_id: CompactString,
     pub seq: u64,
     pub event_type: String,
-    pub sender_id: String,
+    pub sender_id: CompactString,
     #[serde(default)]
     pub content: Option<String>,
     #[serde(default)]
@@ -260,9 +278,9 @@ impl TryFrom<WireEvent> for ChatEvent {
         let event_id = parse_uuid(&w.event_id)
             .ok_or_else(|| format!("eventId {:?} is not a UUID", w.event_id))?;
         let target = match (event_type.uses_target(), w.target_message_id) {
-            (true, Some(t)) => Some(
-                parse_uuid(&t).ok_or_else(|| format!("targetMessageId {t:?} is not a UUID"))?,
-            ),
+            (true, Some(t)) => {
+                Some(parse_uuid(&t).ok_or_else(|| format!("targetMessageId {t:?} is not a UUID"))?)
+            }
             _ => None,
         };
         let timestamp = Timestamp::parse_rfc3339(&w.timestamp)
@@ -351,13 +369,19 @@ mod tests {
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 8);
         assert!(obj["content"].is_null());
-        assert_eq!(obj["targetMessageId"], "00000000-0000-0000-0000-000000000002");
+        assert_eq!(
+            obj["targetMessageId"],
+            "00000000-0000-0000-0000-000000000002"
+        );
         assert_eq!(obj["eventType"], "MESSAGE_DELETED");
     }
 
     #[test]
     fn uppercase_ids_are_accepted_and_written_lowercase() {
-        let upper = SAMPLE.replace("6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11", "6F1C0A56-0D4C-4C1E-9A55-6A3F5F3C2B11");
+        let upper = SAMPLE.replace(
+            "6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11",
+            "6F1C0A56-0D4C-4C1E-9A55-6A3F5F3C2B11",
+        );
         let e = ChatEvent::from_json(upper.as_bytes()).unwrap();
         assert_eq!(e.to_json(), SAMPLE);
     }
@@ -388,7 +412,10 @@ mod tests {
             SAMPLE.replace("MESSAGE_SENT", "MESSAGE_SHOUTED"),
             SAMPLE.replace("MESSAGE_SENT", "message_sent"),
             SAMPLE.replace("6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11", "not-a-uuid"),
-            SAMPLE.replace("6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11", "6f1c0a560d4c4c1e9a556a3f5f3c2b11"),
+            SAMPLE.replace(
+                "6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11",
+                "6f1c0a560d4c4c1e9a556a3f5f3c2b11",
+            ),
             SAMPLE.replace("2026-11-25T08:00:00.123Z", "yesterday"),
             SAMPLE.replace("MESSAGE_SENT", "MESSAGE_EDITED"),
             SAMPLE.replace("\"content\":\"hello\"", "\"content\":null"),

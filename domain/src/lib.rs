@@ -10,6 +10,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+mod messages;
 pub mod optimistic;
 pub mod snapshot;
 pub mod state;
@@ -19,6 +20,7 @@ pub mod validation;
 pub mod view;
 
 pub use command::{Command, Submission};
+pub use compact_str::CompactString;
 pub use error::{DecodeError, ErrorCode, Refusal};
 pub use event::{ChatEvent, EventKind, EventType};
 pub use optimistic::{Dropped, OptimisticRoom, PendingEvent};

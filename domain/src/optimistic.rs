@@ -143,7 +143,11 @@ impl OptimisticRoom {
             }
         }
         self.pending = kept;
-        self.shown = if self.pending.is_empty() { None } else { Some(shown) };
+        self.shown = if self.pending.is_empty() {
+            None
+        } else {
+            Some(shown)
+        };
         dropped
     }
 }
@@ -152,9 +156,9 @@ impl OptimisticRoom {
 fn apply_pending(state: &mut RoomState, user: &str, p: &PendingEvent) {
     let event = ChatEvent {
         event_id: p.event_id,
-        room_id: state.room_id().unwrap_or_default().to_owned(),
+        room_id: state.room_id().unwrap_or_default().into(),
         seq: state.last_seq() + 1,
-        sender_id: user.to_owned(),
+        sender_id: user.into(),
         timestamp: p.submitted_at,
         kind: p.kind.clone(),
     };

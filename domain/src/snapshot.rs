@@ -48,11 +48,11 @@ pub struct ChunkInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotHead {
-    pub room_id: Option<String>,
+    pub room_id: Option<compact_str::CompactString>,
     pub info: Option<RoomInfo>,
     pub seq: u64,
     pub last_timestamp: Option<Timestamp>,
-    pub read_markers: BTreeMap<String, u64>,
+    pub read_markers: BTreeMap<compact_str::CompactString, u64>,
     /// Non-empty chunks, by ascending index.
     pub chunks: Vec<ChunkInfo>,
 }
@@ -100,7 +100,12 @@ impl SnapshotHead {
 
     /// A rough size of the head in bytes, for spacing snapshots.
     pub fn approx_size(&self) -> usize {
-        256 + self.chunks.len() * 24 + self.read_markers.keys().map(|u| u.len() + 12).sum::<usize>()
+        256 + self.chunks.len() * 24
+            + self
+                .read_markers
+                .keys()
+                .map(|u| u.len() + 12)
+                .sum::<usize>()
     }
 
     /// The chunks to load for the newest `limit` messages with seq below
@@ -146,12 +151,21 @@ impl RoomState {
         let mut directory: BTreeMap<u64, ChunkInfo> = self
             .chunk_versions
             .iter()
-            .map(|(&index, &(version, live))| (index, ChunkInfo { index, live, version }))
+            .map(|(&index, &(version, live))| {
+                (
+                    index,
+                    ChunkInfo {
+                        index,
+                        live,
+                        version,
+                    },
+                )
+            })
             .collect();
         let mut chunks = Vec::new();
         for &index in &self.dirty {
             let (lo, hi) = chunk_bounds(index);
-            let messages: Vec<Message> = self.messages.range(lo..=hi).map(|(_, m)| m.clone()).collect();
+            let messages: Vec<Message> = self.messages.range(lo, hi + 1).cloned().collect();
             if messages.is_empty() {
                 directory.remove(&index);
                 continue;
@@ -181,7 +195,7 @@ impl RoomState {
             return None;
         }
         let mut chunks: Vec<SnapshotChunk> = Vec::new();
-        for m in self.messages.values() {
+        for m in self.messages.iter() {
             let index = chunk_of(m.seq);
             match chunks.last_mut() {
                 Some(c) if c.index == index => c.messages.push(m.clone()),
@@ -282,7 +296,7 @@ impl RoomState {
                 if m.seq < lo || m.seq > hi || m.seq > head.seq {
                     return err(format!("message seq {} outside chunk {}", m.seq, c.index));
                 }
-                if state.index.insert(m.id, m.seq).is_some() || state.messages.insert(m.seq, m).is_some() {
+                if !state.messages.insert(m) {
                     return err("duplicate message".into());
                 }
             }
@@ -340,7 +354,7 @@ impl RoomState {
                 EventKind::MessageRead { message_id } => Some(message_id),
                 _ => None,
             })
-            .filter(|id| !self.index.contains_key(id) && !sent_in_tail.contains(id))
+            .filter(|id| !self.messages.contains(id) && !sent_in_tail.contains(id))
             .collect();
         out.sort_unstable();
         out.dedup();

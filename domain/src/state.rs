@@ -10,8 +10,10 @@
 //! state.
 
 use crate::event::{ChatEvent, EventKind};
+use crate::messages::MessageLog;
 use crate::snapshot::chunk_of;
 use crate::time::Timestamp;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -20,9 +22,9 @@ use uuid::Uuid;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomInfo {
-    pub room_id: String,
+    pub room_id: CompactString,
     pub name: String,
-    pub created_by: String,
+    pub created_by: CompactString,
     pub created_at: Timestamp,
 }
 
@@ -32,12 +34,12 @@ pub struct RoomInfo {
 pub struct Message {
     pub id: Uuid,
     pub seq: u64,
-    pub sender_id: String,
+    pub sender_id: CompactString,
     pub content: String,
     pub sent_at: Timestamp,
     pub edited_at: Option<Timestamp>,
     /// Emoji → users who reacted with it; an emoji with no users is removed.
-    pub reactions: BTreeMap<String, BTreeSet<String>>,
+    pub reactions: BTreeMap<CompactString, BTreeSet<CompactString>>,
 }
 
 /// An event that cannot be applied in order.
@@ -82,16 +84,14 @@ impl Coverage {
 /// The state of one room after a prefix of its log.
 #[derive(Clone, Debug, Default)]
 pub struct RoomState {
-    pub(crate) room_id: Option<String>,
+    pub(crate) room_id: Option<CompactString>,
     pub(crate) info: Option<RoomInfo>,
     pub(crate) last_seq: u64,
     pub(crate) last_timestamp: Option<Timestamp>,
-    /// Live messages by seq, so iteration is in seq order.
-    pub(crate) messages: BTreeMap<u64, Message>,
-    /// Live message id → seq.
-    pub(crate) index: HashMap<Uuid, u64>,
+    /// Live messages in seq order, indexed by id.
+    pub(crate) messages: MessageLog,
     /// User → highest seq they marked read (kept when that message is deleted).
-    pub(crate) read_markers: BTreeMap<String, u64>,
+    pub(crate) read_markers: BTreeMap<CompactString, u64>,
     /// `Some` when built from part of a snapshot.
     pub(crate) coverage: Option<Coverage>,
     /// Snapshot bookkeeping: chunk index → (seq of the snapshot that last
@@ -139,6 +139,10 @@ impl RoomState {
     where
         I: IntoIterator<Item = ChatEvent>,
     {
+        let events = events.into_iter();
+        // At most one message per event: reserving once avoids regrowing
+        // (and re-faulting) large tables while replaying long logs.
+        self.messages.reserve(events.size_hint().0);
         for e in events {
             self.apply(e)?;
         }
@@ -164,7 +168,7 @@ impl RoomState {
 
     /// Live messages in seq order.
     pub fn messages(&self) -> impl DoubleEndedIterator<Item = &Message> + '_ {
-        self.messages.values()
+        self.messages.iter()
     }
 
     pub fn message_count(&self) -> usize {
@@ -173,10 +177,10 @@ impl RoomState {
 
     /// A live message by id.
     pub fn message(&self, id: Uuid) -> Option<&Message> {
-        self.index.get(&id).and_then(|seq| self.messages.get(seq))
+        self.messages.get(&id)
     }
 
-    pub fn read_markers(&self) -> &BTreeMap<String, u64> {
+    pub fn read_markers(&self) -> &BTreeMap<CompactString, u64> {
         &self.read_markers
     }
 
@@ -193,8 +197,8 @@ impl RoomState {
     pub fn unread_count(&self, user: &str) -> usize {
         let marker = self.read_marker(user);
         self.messages
-            .range(marker + 1..)
-            .filter(|(_, m)| m.sender_id != user)
+            .range(marker + 1, u64::MAX)
+            .filter(|m| m.sender_id != user)
             .count()
     }
 
@@ -225,23 +229,18 @@ impl RoomState {
                 });
             }
             EventKind::MessageSent { content } => {
-                if self.index.contains_key(&event_id) {
-                    return Ok(());
-                }
-                self.index.insert(event_id, seq);
-                self.messages.insert(
+                let added = self.messages.insert(Message {
+                    id: event_id,
                     seq,
-                    Message {
-                        id: event_id,
-                        seq,
-                        sender_id,
-                        content,
-                        sent_at: timestamp,
-                        edited_at: None,
-                        reactions: BTreeMap::new(),
-                    },
-                );
-                self.touch(seq);
+                    sender_id,
+                    content,
+                    sent_at: timestamp,
+                    edited_at: None,
+                    reactions: BTreeMap::new(),
+                });
+                if added {
+                    self.touch(seq);
+                }
             }
             EventKind::MessageEdited {
                 message_id,
@@ -258,13 +257,13 @@ impl RoomState {
             }
             EventKind::MessageDeleted { message_id } => {
                 if self.own_message_mut(message_id, &sender_id).is_some() {
-                    let s = self.index.remove(&message_id).expect("just found");
-                    self.messages.remove(&s);
-                    self.touch(s);
+                    if let Some(m) = self.messages.remove(&message_id) {
+                        self.touch(m.seq);
+                    }
                 }
             }
             EventKind::MessageRead { message_id } => {
-                let target = self.index.get(&message_id).copied().or_else(|| {
+                let target = self.messages.get(&message_id).map(|m| m.seq).or_else(|| {
                     self.coverage
                         .as_ref()
                         .and_then(|c| c.outside_seqs.get(&message_id).copied())
@@ -316,16 +315,15 @@ impl RoomState {
         }
         match &self.room_id {
             Some(r) if *r != event.room_id => Err(ApplyError::WrongRoom {
-                expected: r.clone(),
-                got: event.room_id.clone(),
+                expected: r.to_string(),
+                got: event.room_id.to_string(),
             }),
             _ => Ok(()),
         }
     }
 
     fn message_mut(&mut self, id: Uuid) -> Option<&mut Message> {
-        let seq = self.index.get(&id)?;
-        self.messages.get_mut(seq)
+        self.messages.get_mut(&id)
     }
 
     fn own_message_mut(&mut self, id: Uuid, sender: &str) -> Option<&mut Message> {
@@ -347,11 +345,11 @@ impl RoomState {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StateRepr {
-    room_id: Option<String>,
+    room_id: Option<CompactString>,
     info: Option<RoomInfo>,
     last_seq: u64,
     last_timestamp: Option<Timestamp>,
-    read_markers: BTreeMap<String, u64>,
+    read_markers: BTreeMap<CompactString, u64>,
     messages: Vec<Message>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     coverage: Option<Coverage>,
@@ -367,7 +365,7 @@ impl Serialize for RoomState {
             last_seq: self.last_seq,
             last_timestamp: self.last_timestamp,
             read_markers: self.read_markers.clone(),
-            messages: self.messages.values().cloned().collect(),
+            messages: self.messages.iter().cloned().collect(),
             coverage: self.coverage.clone(),
         }
         .serialize(s)
@@ -387,11 +385,8 @@ impl<'de> Deserialize<'de> for RoomState {
             ..RoomState::default()
         };
         for m in r.messages {
-            if m.seq == 0 || m.seq > state.last_seq || state.index.insert(m.id, m.seq).is_some() {
+            if m.seq == 0 || m.seq > state.last_seq || !state.messages.insert(m) {
                 return Err(serde::de::Error::custom("inconsistent message list"));
-            }
-            if state.messages.insert(m.seq, m).is_some() {
-                return Err(serde::de::Error::custom("two messages with one seq"));
             }
         }
         Ok(state)

@@ -95,7 +95,13 @@ mod tests {
 
     #[test]
     fn refuses_non_rfc3339() {
-        for s in ["", "yesterday", "2026-11-25", "08:00:00Z", "2026-13-01T00:00:00Z"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-11-25",
+            "08:00:00Z",
+            "2026-13-01T00:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(s), None, "{s}");
         }
     }

@@ -72,7 +72,11 @@ mod tests {
             assert!(validate_id("id", ok).is_ok(), "{ok}");
         }
         for bad in ["", ".", "..", &"x".repeat(33), "a b", "é", "a/b", "a\0"] {
-            assert_eq!(validate_id("id", bad).unwrap_err().code, ErrorCode::InvalidId, "{bad}");
+            assert_eq!(
+                validate_id("id", bad).unwrap_err().code,
+                ErrorCode::InvalidId,
+                "{bad}"
+            );
         }
     }
 
@@ -87,16 +91,26 @@ mod tests {
 
     #[test]
     fn text_limits() {
-        assert_eq!(validate_text("c", None, 5).unwrap_err().code, ErrorCode::ContentEmpty);
-        assert_eq!(validate_text("c", Some(""), 5).unwrap_err().code, ErrorCode::ContentEmpty);
+        assert_eq!(
+            validate_text("c", None, 5).unwrap_err().code,
+            ErrorCode::ContentEmpty
+        );
+        assert_eq!(
+            validate_text("c", Some(""), 5).unwrap_err().code,
+            ErrorCode::ContentEmpty
+        );
         // U+3000 IDEOGRAPHIC SPACE and U+00A0 NO-BREAK SPACE are Unicode white space.
         assert_eq!(
-            validate_text("c", Some(" \t\n\u{3000}\u{a0}"), 5).unwrap_err().code,
+            validate_text("c", Some(" \t\n\u{3000}\u{a0}"), 5)
+                .unwrap_err()
+                .code,
             ErrorCode::ContentEmpty
         );
         assert!(validate_text("c", Some("👍👍👍👍👍"), 5).is_ok());
         assert_eq!(
-            validate_text("c", Some("👍👍👍👍👍👍"), 5).unwrap_err().code,
+            validate_text("c", Some("👍👍👍👍👍👍"), 5)
+                .unwrap_err()
+                .code,
             ErrorCode::ContentTooLong
         );
     }

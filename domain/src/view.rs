@@ -33,17 +33,21 @@ pub struct Incomplete;
 
 impl ChatMessageView {
     /// The view of `message`, with `readBy` from `read_markers`.
-    pub fn build(room_id: &str, message: &Message, read_markers: &BTreeMap<String, u64>) -> Self {
+    pub fn build(
+        room_id: &str,
+        message: &Message,
+        read_markers: &BTreeMap<compact_str::CompactString, u64>,
+    ) -> Self {
         let read_by = read_markers
             .iter()
             .filter(|(user, &marker)| marker >= message.seq && **user != message.sender_id)
-            .map(|(user, _)| user.clone())
+            .map(|(user, _)| user.to_string())
             .collect();
         ChatMessageView {
             message_id: message.id,
             room_id: room_id.to_owned(),
             seq: message.seq,
-            sender_id: message.sender_id.clone(),
+            sender_id: message.sender_id.to_string(),
             content: message.content.clone(),
             sent_at: message.sent_at,
             edited_at: message.edited_at,
@@ -51,7 +55,12 @@ impl ChatMessageView {
                 .reactions
                 .iter()
                 .filter(|(_, users)| !users.is_empty())
-                .map(|(emoji, users)| (emoji.clone(), users.iter().cloned().collect()))
+                .map(|(emoji, users)| {
+                    (
+                        emoji.to_string(),
+                        users.iter().map(|u| u.to_string()).collect(),
+                    )
+                })
                 .collect(),
             read_by,
         }
@@ -74,13 +83,7 @@ impl RoomState {
     /// enough to be exact.
     pub fn window(&self, limit: usize, before: Option<u64>) -> Result<Vec<&Message>, Incomplete> {
         let upper = before.unwrap_or(u64::MAX);
-        let mut out: Vec<&Message> = self
-            .messages
-            .range(..upper)
-            .rev()
-            .take(limit)
-            .map(|(_, m)| m)
-            .collect();
+        let mut out: Vec<&Message> = self.messages.range(0, upper).rev().take(limit).collect();
         if let Some(c) = &self.coverage {
             let hi = upper.saturating_sub(1).min(self.last_seq);
             let lo = match out.last() {

@@ -65,7 +65,13 @@ impl Log {
     }
 
     pub fn send(&mut self, n: u128, sender: &str, text: &str) -> Uuid {
-        self.push_kind(id(n), sender, EventKind::MessageSent { content: text.into() });
+        self.push_kind(
+            id(n),
+            sender,
+            EventKind::MessageSent {
+                content: text.into(),
+            },
+        );
         id(n)
     }
 
@@ -105,15 +111,20 @@ pub struct Intent {
 }
 
 pub fn intent() -> impl Strategy<Value = Intent> {
-    (0..USERS.len(), 0u8..100, any::<usize>(), any::<usize>(), 0i64..3).prop_map(
-        |(user, action, target, choice, tick)| Intent {
+    (
+        0..USERS.len(),
+        0u8..100,
+        any::<usize>(),
+        any::<usize>(),
+        0i64..3,
+    )
+        .prop_map(|(user, action, target, choice, tick)| Intent {
             user,
             action,
             target,
             choice,
             tick,
-        },
-    )
+        })
 }
 
 /// The command an intent stands for, given the state it is decided on.
@@ -121,7 +132,7 @@ pub fn intent() -> impl Strategy<Value = Intent> {
 pub fn intent_command(state: &RoomState, i: &Intent, event_id: Uuid) -> Command {
     let live: Vec<Uuid> = state.messages().map(|m| m.id).collect();
     // Mostly sends; otherwise act on a live message (or a random id).
-    let target = if live.is_empty() || i.target % 13 == 0 {
+    let target = if live.is_empty() || i.target.is_multiple_of(13) {
         Uuid::from_u128(i.target as u128 | 1 << 100)
     } else {
         live[i.target % live.len()]
@@ -133,8 +144,18 @@ pub fn intent_command(state: &RoomState, i: &Intent, event_id: Uuid) -> Command 
         45..=54 => cmd(event_id, EventType::MessageEdited, Some(text), Some(target)),
         55..=62 => cmd(event_id, EventType::MessageDeleted, None, Some(target)),
         63..=77 => cmd(event_id, EventType::MessageRead, None, Some(target)),
-        78..=91 => cmd(event_id, EventType::ReactionAdded, Some(emoji), Some(target)),
-        _ => cmd(event_id, EventType::ReactionRemoved, Some(emoji), Some(target)),
+        78..=91 => cmd(
+            event_id,
+            EventType::ReactionAdded,
+            Some(emoji),
+            Some(target),
+        ),
+        _ => cmd(
+            event_id,
+            EventType::ReactionRemoved,
+            Some(emoji),
+            Some(target),
+        ),
     }
 }
 

@@ -1,0 +1,310 @@
+//! Snapshots, partial states, windows and time travel, given/when/then.
+
+mod support;
+
+use domain::{
+    snapshot::SnapshotError, EventKind, EventType, Incomplete, Point, RoomState, SnapshotChunk,
+    CHUNK_SPAN,
+};
+use std::collections::HashMap;
+use support::*;
+
+fn log_with_messages(n: u128) -> Log {
+    let mut log = Log::new();
+    for i in 0..n {
+        log.tick(1);
+        log.send(100 + i, USERS[(i % 3) as usize], &format!("message {i}"));
+    }
+    log
+}
+
+#[test]
+fn a_full_snapshot_restores_the_same_state() {
+    let log = log_with_messages(600);
+    let snap = log.state.full_snapshot().unwrap();
+    assert_eq!(snap.head.seq, 601);
+    assert_eq!(snap.head.message_count(), 600);
+    // 600 messages at seqs 2..=601 fall into chunks 0, 1, 2.
+    let idx: Vec<u64> = snap.chunks.iter().map(|c| c.index).collect();
+    assert_eq!(idx, vec![0, 1, 2]);
+    assert!(snap
+        .chunks
+        .iter()
+        .all(|c| c.messages.len() as u64 <= CHUNK_SPAN));
+    let restored = RoomState::from_snapshot(&snap.head, snap.chunks).unwrap();
+    assert_eq!(restored, log.state);
+    assert!(restored.coverage().is_none());
+}
+
+#[test]
+fn an_incremental_snapshot_writes_only_changed_chunks() {
+    // given a room with a saved snapshot
+    let mut log = log_with_messages(1000);
+    let first = log.state.snapshot().unwrap();
+    assert_eq!(
+        first.chunks.len(),
+        4,
+        "the first snapshot writes every chunk"
+    );
+    log.state.mark_snapshot_saved(&first.head);
+    // when an old message is edited and a new one is sent
+    let old = id(100 + 3);
+    log.submit(
+        "alice",
+        &cmd(
+            id(5000),
+            EventType::MessageEdited,
+            Some("changed"),
+            Some(old),
+        ),
+    )
+    .unwrap();
+    log.send(5001, "bob", "new");
+    let second = log.state.snapshot().unwrap();
+    // then only the old message's chunk and the newest chunk are written
+    let written: Vec<u64> = second.chunks.iter().map(|c| c.index).collect();
+    assert_eq!(written, vec![0, 3]);
+    assert_eq!(
+        second
+            .head
+            .chunks
+            .iter()
+            .find(|c| c.index == 1)
+            .unwrap()
+            .version,
+        first.head.seq
+    );
+    assert_eq!(
+        second
+            .head
+            .chunks
+            .iter()
+            .find(|c| c.index == 0)
+            .unwrap()
+            .version,
+        second.head.seq
+    );
+    // and the head plus the stored versions rebuild the state
+    let mut store: HashMap<(u64, u64), SnapshotChunk> = HashMap::new();
+    for c in first.chunks.into_iter().chain(second.chunks.clone()) {
+        store.insert((c.index, c.version), c);
+    }
+    let chunks = second
+        .head
+        .chunks
+        .iter()
+        .map(|c| store[&(c.index, c.version)].clone())
+        .collect();
+    assert_eq!(
+        RoomState::from_snapshot(&second.head, chunks).unwrap(),
+        log.state
+    );
+}
+
+#[test]
+fn a_chunk_emptied_by_deletes_leaves_the_directory() {
+    let mut log = Log::new();
+    let a = log.send(1, "alice", "only one");
+    let s = log.state.snapshot().unwrap();
+    log.state.mark_snapshot_saved(&s.head);
+    log.submit(
+        "alice",
+        &cmd(id(2), EventType::MessageDeleted, None, Some(a)),
+    )
+    .unwrap();
+    let s = log.state.snapshot().unwrap();
+    assert!(s.head.chunks.is_empty());
+    assert!(s.chunks.is_empty());
+    assert_eq!(
+        RoomState::from_snapshot(&s.head, vec![]).unwrap(),
+        log.state
+    );
+}
+
+#[test]
+fn mismatched_chunks_are_refused() {
+    let log = log_with_messages(600);
+    let snap = log.state.full_snapshot().unwrap();
+    // not contiguous
+    let gap = vec![snap.chunks[0].clone(), snap.chunks[2].clone()];
+    assert!(matches!(
+        RoomState::from_snapshot(&snap.head, gap),
+        Err(SnapshotError(_))
+    ));
+    // wrong version
+    let mut stale = snap.chunks.clone();
+    stale[1].version -= 1;
+    assert!(RoomState::from_snapshot(&snap.head, stale).is_err());
+    // a message outside its chunk
+    let mut moved = snap.chunks.clone();
+    let m = moved[0].messages.pop().unwrap();
+    moved[1].messages.insert(0, m);
+    assert!(RoomState::from_snapshot(&snap.head, moved).is_err());
+}
+
+#[test]
+fn a_window_is_built_from_the_newest_chunks_and_the_tail() {
+    // given a 2,000-message room snapshotted, then a tail of events
+    let mut log = log_with_messages(2000);
+    let snap = log.state.full_snapshot().unwrap();
+    let tail_start = log.events.len();
+    log.send(9000, "carol", "after the snapshot");
+    let newest_old = id(100 + 1999);
+    log.submit(
+        "alice",
+        &cmd(
+            id(9001),
+            EventType::ReactionAdded,
+            Some("👍"),
+            Some(newest_old),
+        ),
+    )
+    .unwrap();
+    let tail: Vec<_> = log.events[tail_start..].to_vec();
+    // when 50 messages are asked for
+    let plan = snap.head.plan_window(50, None, 0);
+    assert_eq!(plan.len(), 1, "one chunk holds 50 messages: {plan:?}");
+    let chunks = snap
+        .chunks
+        .iter()
+        .filter(|c| plan.contains(&c.index))
+        .cloned()
+        .collect();
+    let mut partial = RoomState::from_snapshot(&snap.head, chunks).unwrap();
+    assert!(partial.coverage().is_some());
+    assert!(partial.unknown_read_targets(&tail).is_empty());
+    partial.apply_all(tail).unwrap();
+    // then the window equals the full replay's
+    assert_eq!(
+        partial.window_views(50, None).unwrap(),
+        log.state.window_views(50, None).unwrap()
+    );
+    // but a window reaching past what is loaded is refused, not wrong
+    assert_eq!(partial.window_views(1000, None), Err(Incomplete));
+}
+
+#[test]
+fn a_window_before_a_seq_loads_chunks_around_it() {
+    let mut log = log_with_messages(3000);
+    let snap = log.state.full_snapshot().unwrap();
+    let tail_start = log.events.len();
+    // bob reads a message between the window and the snapshot point
+    let between = id(100 + 2500);
+    log.submit(
+        "bob",
+        &cmd(id(9001), EventType::MessageRead, None, Some(between)),
+    )
+    .unwrap();
+    let tail: Vec<_> = log.events[tail_start..].to_vec();
+    let before = Some(1000);
+    let plan = snap.head.plan_window(20, before, 0);
+    assert!(plan.len() <= 2, "{plan:?}");
+    let chunks = snap
+        .chunks
+        .iter()
+        .filter(|c| plan.contains(&c.index))
+        .cloned()
+        .collect();
+    let mut partial = RoomState::from_snapshot(&snap.head, chunks).unwrap();
+    let unknown = partial.unknown_read_targets(&tail);
+    assert_eq!(unknown, vec![between]);
+    let seq_of: HashMap<_, _> = log.events.iter().map(|e| (e.event_id, e.seq)).collect();
+    partial.provide_outside_seqs(unknown.iter().map(|u| (*u, seq_of[u])));
+    partial.apply_all(tail).unwrap();
+    let got = partial.window_views(20, before).unwrap();
+    assert_eq!(got, log.state.window_views(20, before).unwrap());
+    assert_eq!(got.len(), 20);
+    assert!(got
+        .iter()
+        .filter(|v| v.sender_id != "bob")
+        .all(|v| v.read_by.contains(&"bob".to_string())));
+}
+
+#[test]
+fn time_travel_by_seq_and_by_time() {
+    let mut log = Log::new(); // seq 1 at t=0
+    log.tick(10);
+    let a = log.send(1, "alice", "one"); // seq 2 at t=10
+    log.tick(10);
+    log.submit(
+        "alice",
+        &cmd(id(2), EventType::MessageEdited, Some("uno"), Some(a)),
+    )
+    .unwrap(); // seq 3 at t=20
+    log.submit(
+        "bob",
+        &cmd(id(3), EventType::ReactionAdded, Some("👍"), Some(a)),
+    )
+    .unwrap(); // seq 4 at t=20
+    log.tick(10);
+    log.submit(
+        "alice",
+        &cmd(id(4), EventType::MessageDeleted, None, Some(a)),
+    )
+    .unwrap(); // seq 5 at t=30
+
+    let at = |p| RoomState::at(log.events.clone(), p).unwrap();
+    assert_eq!(at(Point::Seq(0)).last_seq(), 0);
+    assert_eq!(at(Point::Seq(2)).message(a).unwrap().content, "one");
+    assert_eq!(at(Point::Seq(3)).message(a).unwrap().content, "uno");
+    assert!(at(Point::Seq(3)).message(a).unwrap().reactions.is_empty());
+    assert!(at(Point::Seq(5)).message(a).is_none());
+    // by time: the last event with timestamp ≤ t, both events at t=20 included
+    assert_eq!(at(Point::Time(ts(-1))).last_seq(), 0);
+    assert_eq!(at(Point::Time(ts(19))).last_seq(), 2);
+    let s = at(Point::Time(ts(20)));
+    assert_eq!(s.last_seq(), 4);
+    assert_eq!(s.message(a).unwrap().reactions["👍"].len(), 1);
+    assert_eq!(at(Point::Time(ts(1_000))).last_seq(), 5);
+}
+
+#[test]
+fn time_travel_starts_from_an_admitted_snapshot() {
+    let mut log = log_with_messages(10); // seqs 1..=11, t = 0..=10
+    let snap = log.state.full_snapshot().unwrap();
+    log.tick(5);
+    let first_new = log.send(50, "bob", "later"); // seq 12 at t=15
+    log.tick(5);
+    log.submit(
+        "bob",
+        &cmd(id(51), EventType::MessageDeleted, None, Some(first_new)),
+    )
+    .unwrap();
+    assert!(Point::Time(ts(10)).admits(&snap.head));
+    assert!(!Point::Time(ts(9)).admits(&snap.head));
+    assert!(Point::Seq(11).admits(&snap.head));
+    assert!(!Point::Seq(10).admits(&snap.head));
+    let mut s = RoomState::from_snapshot(&snap.head, snap.chunks).unwrap();
+    s.apply_until(log.events[11..].to_vec(), Point::Time(ts(17)))
+        .unwrap();
+    assert_eq!(
+        s,
+        RoomState::at(log.events.clone(), Point::Seq(12)).unwrap()
+    );
+    assert!(s.message(first_new).is_some());
+}
+
+#[test]
+fn a_state_round_trips_through_json() {
+    let mut log = log_with_messages(5);
+    log.submit(
+        "bob",
+        &cmd(id(9), EventType::ReactionAdded, Some("👍"), Some(id(101))),
+    )
+    .unwrap();
+    log.submit(
+        "bob",
+        &cmd(id(10), EventType::MessageRead, None, Some(id(102))),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&log.state).unwrap();
+    let back: RoomState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, log.state);
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    // and a corrupted one is refused, not loaded half-way
+    let bad = json.replace("\"seq\":3", "\"seq\":2");
+    assert!(serde_json::from_str::<RoomState>(&bad).is_err());
+    let _ = EventKind::MessageSent {
+        content: String::new(),
+    };
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The run command: builds the server and starts it with the embedded store
+# on http://127.0.0.1:8080 (BIND, DATA_DIR, … as in ../shared/API.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+step "building the server"
+cargo build --release -p server
+step "starting on http://${BIND:-127.0.0.1:8080}"
+exec ./target/release/server
