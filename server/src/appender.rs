@@ -1,0 +1,450 @@
+//! The append path, in the order the design fixes: decide with the domain,
+//! assign the next seq, persist durably, update the projection and the
+//! snapshot in the same commit, then publish.
+//!
+//! One writer task owns the in-memory state of every room it has touched
+//! and takes requests from a channel. It drains what is waiting into one
+//! batch and writes the whole batch in a single atomic, durable commit
+//! (group commit): one fsync for many events, and seqs that are gap-free and
+//! unique because only this task assigns them.
+
+use crate::bus::Bus;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::{Commit, RoomRecord, Store, StoreError, ViewChange};
+use domain::{ChatEvent, Command, EventKind, RoomState, Timestamp, CHUNK_SPAN};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Requests taken into one commit at most.
+const MAX_BATCH: usize = 512;
+/// How long a commit may take before the batch is answered 503.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The result of an accepted append.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// Stored now (201).
+    New(Arc<ChatEvent>),
+    /// A retry of an event stored before (200).
+    Existing(ChatEvent),
+}
+
+enum Request {
+    Append {
+        room: String,
+        sender: String,
+        cmd: Command,
+        reply: oneshot::Sender<Result<Appended, ApiError>>,
+    },
+    CreateRoom {
+        room: String,
+        name: String,
+        creator: String,
+        reply: oneshot::Sender<Result<RoomRecord, ApiError>>,
+    },
+}
+
+/// The handle the HTTP and WebSocket handlers use.
+#[derive(Clone)]
+pub struct Appender {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Appender {
+    /// Starts the writer task. It ends once every handle is dropped and the
+    /// requests already sent are answered.
+    pub fn start(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        snapshot_every: u64,
+    ) -> (Appender, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = Writer {
+            store,
+            bus,
+            metrics,
+            snapshot_every,
+            rooms: HashMap::new(),
+        };
+        (Appender { tx }, tokio::spawn(writer.run(rx)))
+    }
+
+    pub async fn append(
+        &self,
+        room: &str,
+        sender: &str,
+        cmd: Command,
+    ) -> Result<Appended, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Append {
+            room: room.to_owned(),
+            sender: sender.to_owned(),
+            cmd,
+            reply,
+        };
+        self.call(req, rx).await
+    }
+
+    pub async fn create_room(
+        &self,
+        room: &str,
+        name: &str,
+        creator: &str,
+    ) -> Result<RoomRecord, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::CreateRoom {
+            room: room.to_owned(),
+            name: name.to_owned(),
+            creator: creator.to_owned(),
+            reply,
+        };
+        self.call(req, rx).await
+    }
+
+    async fn call<T>(
+        &self,
+        req: Request,
+        rx: oneshot::Receiver<Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let stopped = || ApiError::unavailable("the server is shutting down");
+        self.tx.send(req).await.map_err(|_| stopped())?;
+        match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(ApiError::unavailable(
+                "the store did not answer in time; retry with the same eventId",
+            )),
+        }
+    }
+}
+
+struct RoomCore {
+    state: RoomState,
+    /// Seq of the last stored snapshot.
+    snap_seq: u64,
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    snapshot_every: u64,
+    rooms: HashMap<String, RoomCore>,
+}
+
+enum Reply {
+    Append(
+        oneshot::Sender<Result<Appended, ApiError>>,
+        Result<Appended, ApiError>,
+    ),
+    Room(
+        oneshot::Sender<Result<RoomRecord, ApiError>>,
+        Result<RoomRecord, ApiError>,
+    ),
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now()).expect("the clock is within years 0-9999")
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch).await;
+        }
+    }
+
+    /// Loads a room's state from its latest snapshot and the events after it.
+    async fn load(&mut self, room: &str) -> Result<Option<&mut RoomCore>, StoreError> {
+        if !self.rooms.contains_key(room) {
+            if self.store.room(room).await?.is_none() {
+                return Ok(None);
+            }
+            let (mut state, snap_seq) = match self.store.snapshot_head(room, u64::MAX).await? {
+                Some(head) => {
+                    let which: Vec<_> = head.chunks.iter().map(|c| (c.index, c.version)).collect();
+                    let chunks = self.store.snapshot_chunks(room, &which).await?;
+                    let state = RoomState::from_snapshot(&head, chunks)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    (state, head.seq)
+                }
+                None => (RoomState::new(), 0),
+            };
+            loop {
+                let (events, _) = self.store.events(room, state.last_seq(), 5000).await?;
+                if events.is_empty() {
+                    break;
+                }
+                state
+                    .apply_all(events)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            }
+            self.rooms
+                .insert(room.to_owned(), RoomCore { state, snap_seq });
+        }
+        Ok(self.rooms.get_mut(room))
+    }
+
+    async fn process(&mut self, batch: Vec<Request>) {
+        let started = Instant::now();
+        let mut commit = Commit::default();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut new_ids: HashMap<(String, Uuid), ChatEvent> = HashMap::new();
+        let mut touched: Vec<String> = Vec::new();
+        for req in batch {
+            match req {
+                Request::CreateRoom {
+                    room,
+                    name,
+                    creator,
+                    reply,
+                } => {
+                    let r = self.create_room(&mut commit, &room, &name, &creator).await;
+                    if r.is_ok() {
+                        touched.push(room);
+                    }
+                    replies.push(Reply::Room(reply, r));
+                }
+                Request::Append {
+                    room,
+                    sender,
+                    cmd,
+                    reply,
+                } => {
+                    let r = self
+                        .append(&mut commit, &mut new_ids, &room, &sender, cmd)
+                        .await;
+                    if matches!(r, Ok(Appended::New(_))) && !touched.contains(&room) {
+                        touched.push(room);
+                    }
+                    replies.push(Reply::Append(reply, r));
+                }
+            }
+        }
+        // Last seqs and snapshots of the rooms this batch changed.
+        let mut snapshotted = Vec::new();
+        for room in &touched {
+            let core = self.rooms.get(room).expect("touched rooms are loaded");
+            commit.last_seqs.push((room.clone(), core.state.last_seq()));
+            let since = core.state.last_seq() - core.snap_seq;
+            // The head grows by ~24 bytes per chunk: space snapshots so that
+            // the bytes written for them per event stay bounded.
+            let spacing = self
+                .snapshot_every
+                .max(core.state.last_seq() / CHUNK_SPAN * 24 / 16);
+            if since >= spacing {
+                if let Some(s) = core.state.snapshot() {
+                    snapshotted.push((room.clone(), s.head.clone()));
+                    commit.snapshots.push((room.clone(), s));
+                }
+            }
+        }
+        let events = commit.events.clone();
+        let n_events = events.len();
+        let result = if commit.events.is_empty() && commit.new_rooms.is_empty() {
+            Ok(())
+        } else {
+            match tokio::time::timeout(STORE_TIMEOUT, self.store.commit(commit)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("timed out".to_owned()),
+            }
+        };
+        match result {
+            Ok(()) => {
+                for (room, head) in snapshotted {
+                    if let Some(core) = self.rooms.get_mut(&room) {
+                        core.state.mark_snapshot_saved(&head);
+                        core.snap_seq = head.seq;
+                    }
+                }
+                self.metrics.appends.inc_by(n_events as u64);
+                if n_events > 0 {
+                    self.metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                // Durable first, then answered, then published.
+                for e in events {
+                    self.bus.publish(Arc::new(e));
+                }
+                for r in replies {
+                    match r {
+                        Reply::Append(tx, r) => {
+                            let _ = tx.send(r);
+                        }
+                        Reply::Room(tx, r) => {
+                            let _ = tx.send(r);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; the batch is refused");
+                // The in-memory states ran ahead of the store: reload them.
+                for room in &touched {
+                    self.rooms.remove(room);
+                }
+                let unavailable = || {
+                    ApiError::unavailable(
+                        "the store cannot be reached; retry with the same eventId",
+                    )
+                };
+                for r in replies {
+                    match r {
+                        Reply::Append(tx, r) => {
+                            let _ = tx.send(r.and_then(|a| match a {
+                                Appended::New(_) => Err(unavailable()),
+                                existing => Ok(existing),
+                            }));
+                        }
+                        Reply::Room(tx, r) => {
+                            let _ = tx.send(r.and_then(|_| Err(unavailable())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create_room(
+        &mut self,
+        commit: &mut Commit,
+        room: &str,
+        name: &str,
+        creator: &str,
+    ) -> Result<RoomRecord, ApiError> {
+        let exists = self.rooms.contains_key(room) || self.store.room(room).await?.is_some();
+        if exists {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "room_exists",
+                "a room with this id exists",
+            ));
+        }
+        let event = ChatEvent {
+            event_id: Uuid::new_v4(),
+            room_id: room.into(),
+            seq: 1,
+            sender_id: creator.into(),
+            timestamp: now(),
+            kind: EventKind::RoomCreated { name: name.into() },
+        };
+        let record = RoomRecord {
+            room_id: room.to_owned(),
+            name: name.to_owned(),
+            created_by: creator.to_owned(),
+            created_at: event.timestamp,
+            last_seq: 1,
+        };
+        let mut state = RoomState::new();
+        state.apply(event.clone()).expect("seq 1 of an empty room");
+        self.rooms
+            .insert(room.to_owned(), RoomCore { state, snap_seq: 0 });
+        commit.new_rooms.push(record.clone());
+        commit.events.push(event);
+        Ok(record)
+    }
+
+    async fn append(
+        &mut self,
+        commit: &mut Commit,
+        new_ids: &mut HashMap<(String, Uuid), ChatEvent>,
+        room: &str,
+        sender: &str,
+        cmd: Command,
+    ) -> Result<Appended, ApiError> {
+        let store = self.store.clone();
+        let Some(core) = self.load(room).await? else {
+            return Err(ApiError::room_not_found());
+        };
+        // A retry of a stored event gets that event, whatever came since.
+        let key = (room.to_owned(), cmd.event_id);
+        let stored = match new_ids.get(&key) {
+            Some(e) => Some(e.clone()),
+            None => store.event_by_id(room, cmd.event_id).await?,
+        };
+        if let Some(stored) = stored {
+            return if cmd.is_retry_of(&stored, sender) {
+                Ok(Appended::Existing(stored))
+            } else {
+                Err(ApiError::event_id_conflict())
+            };
+        }
+        let state = &mut core.state;
+        if let Some(expected) = cmd.expected_seq {
+            if expected != state.last_seq() {
+                return Err(ApiError::seq_conflict(state.last_seq()));
+            }
+        }
+        let kind = state.decide(&cmd, sender)?;
+        let timestamp = now().max(
+            state
+                .last_timestamp()
+                .unwrap_or(Timestamp::from_millis(0).expect("epoch")),
+        );
+        let deleted_seq = match &kind {
+            EventKind::MessageDeleted { message_id } => state.message(*message_id).map(|m| m.seq),
+            _ => None,
+        };
+        let event = ChatEvent {
+            event_id: cmd.event_id,
+            room_id: room.into(),
+            seq: state.last_seq() + 1,
+            sender_id: sender.into(),
+            timestamp,
+            kind: kind.clone(),
+        };
+        state
+            .apply(event.clone())
+            .expect("the next seq of the same room always applies");
+        // The projection rows this event changes.
+        match &kind {
+            EventKind::MessageSent { .. } => {
+                if let Some(m) = state.message(event.event_id) {
+                    commit
+                        .views
+                        .push((room.to_owned(), ViewChange::Put(m.clone())));
+                }
+            }
+            EventKind::MessageEdited { message_id, .. }
+            | EventKind::ReactionAdded { message_id, .. }
+            | EventKind::ReactionRemoved { message_id, .. } => {
+                if let Some(m) = state.message(*message_id) {
+                    commit
+                        .views
+                        .push((room.to_owned(), ViewChange::Put(m.clone())));
+                }
+            }
+            EventKind::MessageDeleted { .. } => {
+                if let Some(seq) = deleted_seq {
+                    commit
+                        .views
+                        .push((room.to_owned(), ViewChange::Delete(seq)));
+                }
+            }
+            EventKind::MessageRead { .. } => {
+                commit.markers.push((
+                    room.to_owned(),
+                    sender.to_owned(),
+                    state.read_marker(sender),
+                ));
+            }
+            EventKind::RoomCreated { .. } => {}
+        }
+        new_ids.insert(key, event.clone());
+        commit.events.push(event.clone());
+        Ok(Appended::New(Arc::new(event)))
+    }
+}

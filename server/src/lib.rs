@@ -1,0 +1,93 @@
+//! The chat server: REST + WebSocket API of ../shared/API.md over an event
+//! store and a fan-out bus. `main.rs` only reads the configuration and calls
+//! [`run`]; tests start the same [`run`] on port 0.
+
+pub mod appender;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod store;
+
+use appender::Appender;
+use auth::{Logouts, RateLimiter, SignInLimiter};
+use bus::{Bus, LocalBus};
+use config::Config;
+use metrics::Metrics;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use store::embedded::EmbeddedStore;
+use store::Store;
+use tokio::net::TcpListener;
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub appender: Appender,
+    pub metrics: Arc<Metrics>,
+    pub rate: Arc<RateLimiter>,
+    pub sign_ins: Arc<SignInLimiter>,
+    pub logouts: Logouts,
+}
+
+/// The store and the bus a server runs on.
+pub type Backends = (Arc<dyn Store>, Arc<dyn Bus>);
+
+/// Opens the store and the bus the configuration names.
+pub fn open_backends(config: &Config) -> Result<Backends, String> {
+    if config.mongodb_uri.is_some() {
+        return Err("MONGODB_URI is not supported yet; unset it to use the embedded store".into());
+    }
+    if config.redis_url.is_some() {
+        return Err("REDIS_URL is not supported yet; unset it to use in-process fan-out".into());
+    }
+    let store = EmbeddedStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    Ok((Arc::new(store), Arc::new(LocalBus::default())))
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and
+/// appends before returning.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let (store, bus) = open_backends(&config)?;
+    let metrics = Arc::new(Metrics::new());
+    let (appender, writer) = Appender::start(
+        store.clone(),
+        bus.clone(),
+        metrics.clone(),
+        config.snapshot_every,
+    );
+    let per_second = f64::from(config.rate_limit_per_user);
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        bus,
+        appender,
+        metrics,
+        rate: Arc::new(RateLimiter::new(per_second, per_second * 5.0)),
+        sign_ins: Arc::new(SignInLimiter::new()),
+        logouts: tokio::sync::broadcast::channel(256).0,
+    };
+    let app = routes::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| e.to_string())?;
+    // Every handle of the appender is gone with the router: the writer
+    // finishes the appends already queued, then ends.
+    let _ = writer.await;
+    Ok(())
+}

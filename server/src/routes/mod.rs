@@ -1,0 +1,125 @@
+//! The HTTP routes, one file per group, and what they share: body and query
+//! reading with the contract's errors, authentication plus rate limiting.
+
+mod ops;
+mod rooms;
+mod users;
+mod ws;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{any, get, post};
+use axum::Router;
+use http_body_util::{BodyExt, Limited};
+use std::collections::HashMap;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+/// Largest request body (and WebSocket frame).
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let static_dir = state.config.static_dir.clone();
+    let web_app =
+        ServeDir::new(&static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
+    Router::new()
+        .route("/api/users", post(users::create_user))
+        .route("/api/sessions", post(users::sign_in))
+        .route("/api/sessions/current", axum::routing::delete(users::sign_out))
+        .route("/api/rooms", get(rooms::list_rooms).post(rooms::create_room))
+        .route("/api/rooms/{room}", get(rooms::get_room))
+        .route("/api/rooms/{room}/events", get(rooms::get_events).post(rooms::post_event))
+        .route("/api/rooms/{room}/messages", get(rooms::get_messages))
+        .route("/api/rooms/{room}/snapshot", get(rooms::get_snapshot))
+        .route("/api/rooms/{room}/ws", get(ws::connect))
+        .route("/api/openapi.json", get(ops::openapi))
+        .route("/api", any(ops::not_found))
+        .route("/api/{*rest}", any(ops::not_found))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .fallback_service(web_app)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(
+            // Paths only: the WebSocket token travels in the query string.
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[method.as_str(), res.status().as_str()])
+        .inc();
+    res
+}
+
+/// Authenticates and applies the per-user rate limit (401, then 429).
+pub async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<String>,
+) -> Result<Caller, ApiError> {
+    let token = auth::bearer(headers).or(query_token);
+    let caller = auth::authenticate(state, token).await?;
+    state
+        .rate
+        .check(&caller.user)
+        .map_err(ApiError::rate_limited)?;
+    Ok(caller)
+}
+
+/// Reads a body of at most 64 KiB (413 beyond).
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::payload_too_large())
+        }
+        Err(e) => Err(ApiError::bad_json(format!(
+            "the body could not be read: {e}"
+        ))),
+    }
+}
+
+/// Query parameters; the last value of a repeated name wins.
+pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// A non-negative integer parameter (400 `bad_query` otherwise).
+pub fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_query(format!("{name} must be a non-negative integer"))),
+    }
+}
+
+/// Decodes a JSON object body into `T` (400 `bad_json` otherwise).
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::bad_json("the body must be a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_json(e.to_string()))
+}

@@ -1,0 +1,213 @@
+//! The live WebSocket: backlog then live events of a room, each exactly once
+//! and in seq order for the life of the connection, and submits answered
+//! with `ack` or `error` frames.
+//!
+//! No race between backlog and live: the socket subscribes to the bus
+//! before it reads the backlog, remembers the last seq it sent, skips what
+//! it already sent, and fills any gap (a lagging subscription, a missed
+//! publish) from the store. Nothing is ever silently skipped.
+
+use super::{caller, query_map, u64_param, MAX_BODY};
+use crate::appender::Appended;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::{ChatEvent, Submission};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    RawQuery(raw): RawQuery,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let q = query_map(raw.as_deref());
+    let who = caller(&state, &headers, q.get("token").cloned()).await?;
+    let after = u64_param(&q, "afterSeq")?.unwrap_or(0);
+    if state.store.room(&room).await?.is_none() {
+        return Err(ApiError::room_not_found());
+    }
+    let Ok(upgrade) = upgrade else {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "this route is a WebSocket",
+        ));
+    };
+    Ok(upgrade
+        .max_message_size(MAX_BODY)
+        .max_frame_size(MAX_BODY)
+        .on_upgrade(move |socket| async move {
+            state.metrics.ws_connections.inc();
+            run(socket, &state, &room, &who.user, &who.token_hash, after).await;
+            state.metrics.ws_connections.dec();
+        })
+        .into_response())
+}
+
+type Tx = SplitSink<WebSocket, Message>;
+
+struct Closed;
+
+async fn send_json(tx: &mut Tx, v: Value) -> Result<(), Closed> {
+    tx.send(Message::Text(v.to_string().into()))
+        .await
+        .map_err(|_| Closed)
+}
+
+async fn send_event(tx: &mut Tx, e: &ChatEvent) -> Result<(), Closed> {
+    send_json(tx, json!({"type": "event", "event": e})).await
+}
+
+/// Sends every stored event after `last`, advancing `last`.
+async fn catch_up(state: &AppState, room: &str, last: &mut u64, tx: &mut Tx) -> Result<(), Closed> {
+    loop {
+        let events = match state.store.events(room, *last, 1000).await {
+            Ok((events, _)) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up read failed; closing the socket");
+                close(tx, 1011, "store unavailable").await;
+                return Err(Closed);
+            }
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        for e in &events {
+            send_event(tx, e).await?;
+            *last = e.seq;
+        }
+    }
+}
+
+async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn run(
+    socket: WebSocket,
+    state: &AppState,
+    room: &str,
+    user: &str,
+    token_hash: &str,
+    after: u64,
+) {
+    let (mut tx, mut rx) = socket.split();
+    // Subscribe first, then read the backlog: nothing falls in between.
+    let mut live = state.bus.subscribe(room);
+    let mut logouts = state.logouts.subscribe();
+    let mut last = after;
+    if catch_up(state, room, &mut last, &mut tx).await.is_err() {
+        return;
+    }
+    loop {
+        let step: Result<(), Closed> = tokio::select! {
+            ev = live.recv() => match ev {
+                Ok(e) if e.seq <= last => Ok(()),
+                Ok(e) if e.seq == last + 1 => {
+                    last = e.seq;
+                    send_event(&mut tx, &e).await
+                }
+                // A gap, or events dropped for a slow reader: resync from the store.
+                Ok(_) | Err(RecvError::Lagged(_)) => catch_up(state, room, &mut last, &mut tx).await,
+                Err(RecvError::Closed) => Err(Closed),
+            },
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => submit(state, room, user, t.as_str(), &mut tx).await,
+                Some(Ok(Message::Binary(_))) => {
+                    send_json(&mut tx, json!({"type": "error", "eventId": null,
+                        "error": ApiError::bad_json("frames must be JSON text").body()})).await
+                }
+                Some(Ok(Message::Close(_))) | None => Err(Closed),
+                Some(Ok(_)) => Ok(()),
+                Some(Err(_)) => {
+                    // Most often a frame over 64 KiB.
+                    close(&mut tx, 1009, "frame too large or malformed").await;
+                    Err(Closed)
+                }
+            },
+            out = logouts.recv() => match out {
+                Ok(h) if h == token_hash => {
+                    close(&mut tx, 4001, "logged out").await;
+                    Err(Closed)
+                }
+                _ => Ok(()),
+            },
+        };
+        if step.is_err() {
+            break;
+        }
+    }
+}
+
+/// Handles one client frame: a submit, answered with `ack` or `error`.
+async fn submit(
+    state: &AppState,
+    room: &str,
+    user: &str,
+    text: &str,
+    tx: &mut Tx,
+) -> Result<(), Closed> {
+    let frame: Value = match serde_json::from_str(text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return send_json(
+                tx,
+                json!({"type": "error", "eventId": null,
+                "error": ApiError::bad_json("the frame is not a JSON object").body()}),
+            )
+            .await
+        }
+    };
+    let event_id = frame
+        .get("event")
+        .and_then(|e| e.get("eventId"))
+        .and_then(Value::as_str)
+        .map(|s| s.to_lowercase());
+    let result = async {
+        if frame.get("type").and_then(Value::as_str) != Some("submit") {
+            return Err(ApiError::bad_json("the frame's type must be \"submit\""));
+        }
+        state.rate.check(user).map_err(ApiError::rate_limited)?;
+        let body =
+            serde_json::to_vec(frame.get("event").unwrap_or(&Value::Null)).expect("JSON value");
+        let cmd = Submission::from_json(&body)?.validate()?;
+        state.appender.append(room, user, cmd).await
+    }
+    .await;
+    match result {
+        Ok(Appended::New(e)) => {
+            send_json(
+                tx,
+                json!({"type": "ack", "eventId": e.event_id, "event": &*e}),
+            )
+            .await
+        }
+        Ok(Appended::Existing(e)) => {
+            send_json(
+                tx,
+                json!({"type": "ack", "eventId": e.event_id, "event": e}),
+            )
+            .await
+        }
+        Err(err) => {
+            send_json(
+                tx,
+                json!({"type": "error", "eventId": event_id, "error": err.body()}),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The embedded store: redb, a crash-safe, transactional key-value store on
+//! local disk (see docs/0002-embedded-store.md). Every commit is durable
+//! (fsync) when it returns. redb is synchronous, so each call runs on the
+//! blocking thread pool.
+
+use super::{Commit, RoomRecord, Store, StoreError, ViewChange, ViewPage};
+use async_trait::async_trait;
+use domain::CompactString;
+use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
+use redb::{Database, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
+const SESSIONS: TableDefinition<&str, (&str, i64)> = TableDefinition::new("sessions");
+const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_events");
+const EVENT_IDS: TableDefinition<(&str, u128), u64> = TableDefinition::new("chat_event_ids");
+const VIEWS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_message_views");
+const MARKERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("read_markers");
+const SNAP_HEADS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshot_heads");
+const SNAP_CHUNKS: TableDefinition<(&str, u64, u64), &[u8]> =
+    TableDefinition::new("snapshot_chunks");
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store values always serialize")
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::create(dir.join("chat.redb")).map_err(unavailable)?;
+        // Create every table once so that readers never meet a missing one.
+        let tx = db.begin_write().map_err(unavailable)?;
+        {
+            tx.open_table(USERS).map_err(unavailable)?;
+            tx.open_table(SESSIONS).map_err(unavailable)?;
+            tx.open_table(ROOMS).map_err(unavailable)?;
+            tx.open_table(EVENTS).map_err(unavailable)?;
+            tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            tx.open_table(VIEWS).map_err(unavailable)?;
+            tx.open_table(MARKERS).map_err(unavailable)?;
+            tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+            tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
+    }
+}
+
+fn last_seq_in(
+    rooms: &impl ReadableTable<&'static str, &'static [u8]>,
+    room: &str,
+) -> Result<u64, StoreError> {
+    match rooms.get(room).map_err(unavailable)? {
+        Some(v) => Ok(decode::<RoomRecord>(v.value())?.last_seq),
+        None => Ok(0),
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(unavailable))
+            .await
+    }
+
+    async fn create_user(&self, user: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (user, hash) = (user.to_owned(), password_hash.to_owned());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = tx.open_table(USERS).map_err(unavailable)?;
+                if t.get(user.as_str()).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::Exists);
+                }
+                t.insert(user.as_str(), hash.as_str())
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let user = user.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(USERS).map_err(unavailable)?;
+            Ok(t.get(user.as_str())
+                .map_err(unavailable)?
+                .map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn put_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (h, user) = (token_hash.to_owned(), user.to_owned());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = tx.open_table(SESSIONS).map_err(unavailable)?;
+                t.insert(h.as_str(), (user.as_str(), expires_ms))
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let h = token_hash.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(SESSIONS).map_err(unavailable)?;
+            Ok(t.get(h.as_str()).map_err(unavailable)?.map(|v| {
+                let (u, e) = v.value();
+                (u.to_owned(), e)
+            }))
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let h = token_hash.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = tx.open_table(SESSIONS).map_err(unavailable)?;
+                t.remove(h.as_str()).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(ROOMS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(unavailable)? {
+                let (_, v) = row.map_err(unavailable)?;
+                out.push(decode::<RoomRecord>(v.value())?);
+            }
+            out.sort_by(|a, b| (a.created_at, &a.room_id).cmp(&(b.created_at, &b.room_id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(ROOMS).map_err(unavailable)?;
+            t.get(room.as_str())
+                .map_err(unavailable)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChatEvent>, u64), StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let last = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
+            let t = tx.open_table(EVENTS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            if limit > 0 && after < u64::MAX {
+                for row in t
+                    .range((room.as_str(), after + 1)..=(room.as_str(), u64::MAX))
+                    .map_err(unavailable)?
+                    .take(limit)
+                {
+                    let (_, v) = row.map_err(unavailable)?;
+                    out.push(decode(v.value())?);
+                }
+            }
+            Ok((out, last))
+        })
+        .await
+    }
+
+    async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            let Some(seq) = ids
+                .get((room.as_str(), id.as_u128()))
+                .map_err(unavailable)?
+            else {
+                return Ok(None);
+            };
+            let seq = seq.value();
+            let t = tx.open_table(EVENTS).map_err(unavailable)?;
+            t.get((room.as_str(), seq))
+                .map_err(unavailable)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let (room, ids) = (room.to_owned(), ids.to_vec());
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(s) = t.get((room.as_str(), id.as_u128())).map_err(unavailable)? {
+                    out.push((id, s.value()));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn seq_at_time(&self, room: &str, at: Timestamp) -> Result<u64, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let last = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
+            let t = tx.open_table(EVENTS).map_err(unavailable)?;
+            // Timestamps never decrease within a room: binary search the seqs.
+            let ts_of = |seq: u64| -> Result<Timestamp, StoreError> {
+                let v = t
+                    .get((room.as_str(), seq))
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("missing event {seq}")))?;
+                Ok(decode::<ChatEvent>(v.value())?.timestamp)
+            };
+            let (mut lo, mut hi) = (0u64, last); // answer in lo..=hi
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if ts_of(mid)? <= at {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            Ok(lo)
+        })
+        .await
+    }
+
+    async fn views(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<ViewPage, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let last_seq = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
+            let t = tx.open_table(VIEWS).map_err(unavailable)?;
+            let mut messages: Vec<Message> = Vec::new();
+            let upper = before.unwrap_or(u64::MAX);
+            if limit > 0 && upper > 0 {
+                for row in t
+                    .range((room.as_str(), 0)..(room.as_str(), upper))
+                    .map_err(unavailable)?
+                    .rev()
+                    .take(limit)
+                {
+                    let (_, v) = row.map_err(unavailable)?;
+                    messages.push(decode(v.value())?);
+                }
+            }
+            messages.reverse();
+            let m = tx.open_table(MARKERS).map_err(unavailable)?;
+            let mut read_markers = BTreeMap::new();
+            for row in m.range((room.as_str(), "")..).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                let (r, user) = k.value();
+                if r != room {
+                    break;
+                }
+                read_markers.insert(CompactString::from(user), v.value());
+            }
+            Ok(ViewPage {
+                messages,
+                read_markers,
+                last_seq,
+            })
+        })
+        .await
+    }
+
+    async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError> {
+        let (room, user) = (room.to_owned(), user.to_owned());
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let m = tx.open_table(MARKERS).map_err(unavailable)?;
+            let marker = m
+                .get((room.as_str(), user.as_str()))
+                .map_err(unavailable)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let t = tx.open_table(VIEWS).map_err(unavailable)?;
+            let mut n = 0;
+            for row in t
+                .range((room.as_str(), marker.saturating_add(1))..=(room.as_str(), u64::MAX))
+                .map_err(unavailable)?
+            {
+                let (_, v) = row.map_err(unavailable)?;
+                let msg: Message = decode(v.value())?;
+                if msg.sender_id != user {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn snapshot_head(
+        &self,
+        room: &str,
+        at_most: u64,
+    ) -> Result<Option<SnapshotHead>, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+            let mut it = t
+                .range((room.as_str(), 0)..=(room.as_str(), at_most))
+                .map_err(unavailable)?;
+            match it.next_back() {
+                Some(row) => {
+                    let (_, v) = row.map_err(unavailable)?;
+                    Ok(Some(decode(v.value())?))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn snapshot_chunks(
+        &self,
+        room: &str,
+        which: &[(u64, u64)],
+    ) -> Result<Vec<SnapshotChunk>, StoreError> {
+        let (room, which) = (room.to_owned(), which.to_vec());
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(which.len());
+            for (index, version) in which {
+                let v = t
+                    .get((room.as_str(), index, version))
+                    .map_err(unavailable)?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("missing chunk {index}@{version}"))
+                    })?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+                for r in &c.new_rooms {
+                    if rooms
+                        .get(r.room_id.as_str())
+                        .map_err(unavailable)?
+                        .is_some()
+                    {
+                        // Dropping the transaction aborts it: nothing is written.
+                        return Err(StoreError::Exists);
+                    }
+                    rooms
+                        .insert(r.room_id.as_str(), encode(r).as_slice())
+                        .map_err(unavailable)?;
+                }
+                for (room, last) in &c.last_seqs {
+                    let mut rec: RoomRecord = match rooms.get(room.as_str()).map_err(unavailable)? {
+                        Some(v) => decode(v.value())?,
+                        None => return Err(StoreError::Corrupt(format!("no room {room}"))),
+                    };
+                    rec.last_seq = *last;
+                    rooms
+                        .insert(room.as_str(), encode(&rec).as_slice())
+                        .map_err(unavailable)?;
+                }
+                let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+                let mut ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+                for e in &c.events {
+                    events
+                        .insert((e.room_id.as_str(), e.seq), e.to_json().as_bytes())
+                        .map_err(unavailable)?;
+                    ids.insert((e.room_id.as_str(), e.event_id.as_u128()), e.seq)
+                        .map_err(unavailable)?;
+                }
+                let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
+                for (room, change) in &c.views {
+                    match change {
+                        ViewChange::Put(m) => {
+                            views
+                                .insert((room.as_str(), m.seq), encode(m).as_slice())
+                                .map_err(unavailable)?;
+                        }
+                        ViewChange::Delete(seq) => {
+                            views.remove((room.as_str(), *seq)).map_err(unavailable)?;
+                        }
+                    }
+                }
+                let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
+                for (room, user, seq) in &c.markers {
+                    markers
+                        .insert((room.as_str(), user.as_str()), *seq)
+                        .map_err(unavailable)?;
+                }
+                let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+                let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+                for (room, s) in &c.snapshots {
+                    heads
+                        .insert((room.as_str(), s.head.seq), encode(&s.head).as_slice())
+                        .map_err(unavailable)?;
+                    for ch in &s.chunks {
+                        chunks
+                            .insert((room.as_str(), ch.index, ch.version), encode(ch).as_slice())
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+}

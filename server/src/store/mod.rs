@@ -1,0 +1,131 @@
+//! The store: where events, users, sessions, rooms, the `ChatMessageView`
+//! projection and snapshots live. One trait, so the embedded store (redb, on
+//! local disk) and MongoDB are interchangeable behind the same server.
+//!
+//! Every write of the append path goes through [`Store::commit`], which must
+//! be atomic and durable when it returns: acknowledged means it survives a
+//! crash the next moment.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+use domain::CompactString;
+use domain::{ChatEvent, Message, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A room's row: its facts and its last seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomRecord {
+    pub room_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub last_seq: u64,
+}
+
+/// A page of the projection, read in one consistent view of the store.
+#[derive(Clone, Debug, Default)]
+pub struct ViewPage {
+    pub messages: Vec<Message>,
+    pub read_markers: BTreeMap<CompactString, u64>,
+    pub last_seq: u64,
+}
+
+/// One change to the projection.
+#[derive(Debug, Clone)]
+pub enum ViewChange {
+    /// Insert or replace the message's row.
+    Put(Message),
+    /// Remove the row of the message with this seq.
+    Delete(u64),
+}
+
+/// Everything one group commit writes, atomically.
+#[derive(Debug, Default)]
+pub struct Commit {
+    pub new_rooms: Vec<RoomRecord>,
+    pub events: Vec<ChatEvent>,
+    /// Changes to view rows, applied in order.
+    pub views: Vec<(String, ViewChange)>,
+    /// (room, user, seq): the user's read marker.
+    pub markers: Vec<(String, String, u64)>,
+    /// (room, last seq) after this commit.
+    pub last_seqs: Vec<(String, u64)>,
+    pub snapshots: Vec<(String, Snapshot)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("already exists")]
+    Exists,
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"embedded"` or `"mongodb"`.
+    fn kind(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_user(&self, user: &str, password_hash: &str) -> Result<(), StoreError>;
+    async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError>;
+    async fn put_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// (user, expiry in ms since the epoch).
+    async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+    async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;
+
+    /// Events with seq > `after`, ascending, at most `limit`, and the room's last seq.
+    async fn events(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChatEvent>, u64), StoreError>;
+    async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError>;
+    /// Seq of the event whose id is `id`, for each id found.
+    async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
+    /// Seq of the last event with timestamp ≤ `t` (0 when none).
+    async fn seq_at_time(&self, room: &str, t: Timestamp) -> Result<u64, StoreError>;
+
+    /// The newest `limit` view rows with seq < `before`, oldest first, with
+    /// the room's read markers and last seq.
+    async fn views(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<ViewPage, StoreError>;
+    /// Messages of others above `user`'s read marker.
+    async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError>;
+
+    /// The latest snapshot head with seq ≤ `at_most`.
+    async fn snapshot_head(
+        &self,
+        room: &str,
+        at_most: u64,
+    ) -> Result<Option<SnapshotHead>, StoreError>;
+    /// The named (index, version) chunks.
+    async fn snapshot_chunks(
+        &self,
+        room: &str,
+        which: &[(u64, u64)],
+    ) -> Result<Vec<SnapshotChunk>, StoreError>;
+
+    /// Writes a whole group commit atomically and durably. Fails with
+    /// `Exists` (and writes nothing) if a new room's id is taken.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+}
