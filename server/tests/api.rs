@@ -1,0 +1,705 @@
+//! Integration tests: the real server on a loopback port, talked to over TCP
+//! with an HTTP client and a WebSocket client.
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use server::config::Config;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use uuid::Uuid;
+
+struct TestServer {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl TestServer {
+    async fn start(dir: &Path, rate: u32) -> Self {
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            static_dir: dir.join("no-web-app"),
+            rate_limit_per_user: rate,
+            snapshot_every: 10,
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the server stops")
+            .unwrap()
+            .unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("{}{}", self.base.replace("http://", "ws://"), path)
+    }
+}
+
+async fn user(c: &Client, s: &TestServer, name: &str) -> String {
+    let r = c
+        .post(s.url("/api/users"))
+        .json(&json!({"userId": name, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r: Value = c
+        .post(s.url("/api/sessions"))
+        .json(&json!({"userId": name, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_owned()
+}
+
+async fn room(c: &Client, s: &TestServer, token: &str, id: &str) {
+    let r = c
+        .post(s.url("/api/rooms"))
+        .bearer_auth(token)
+        .json(&json!({"roomId": id, "name": "Room"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+async fn post(
+    c: &Client,
+    s: &TestServer,
+    token: &str,
+    room: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = c
+        .post(s.url(&format!("/api/rooms/{room}/events")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(c: &Client, s: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = c.get(s.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn send(text: &str) -> Value {
+    json!({"eventId": Uuid::new_v4().to_string(), "eventType": "MESSAGE_SENT", "content": text})
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn users_sessions_and_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let again = c
+        .post(s.url("/api/users"))
+        .json(&json!({"userId": "alice", "password": "another one"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(code(&again.json().await.unwrap()), "user_exists");
+    for body in [
+        json!({"userId": "a b", "password": "long enough"}),
+        json!({"userId": "..", "password": "long enough"}),
+        json!({"userId": "bob", "password": "short"}),
+    ] {
+        let r = c
+            .post(s.url("/api/users"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(code(&r.json().await.unwrap()), "invalid_id");
+    }
+    let r = c
+        .post(s.url("/api/users"))
+        .body("{\"userId\": 5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .post(s.url("/api/sessions"))
+        .json(&json!({"userId": "alice", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&r.json().await.unwrap()), "invalid_credentials");
+    // the token works, then stops working after logout
+    assert_eq!(get(&c, &s, &token, "/api/rooms").await.0, StatusCode::OK);
+    let r = c
+        .delete(s.url("/api/sessions/current"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (st, body) = get(&c, &s, &token, "/api/rooms").await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let r = c.get(s.url("/api/rooms")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_error_of_the_append_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let alice = user(&c, &s, "alice").await;
+    let bob = user(&c, &s, "bob").await;
+    room(&c, &s, &alice, "general").await;
+    let r = c
+        .post(s.url("/api/rooms"))
+        .bearer_auth(&alice)
+        .json(&json!({"roomId": "general", "name": "again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(code(&r.json().await.unwrap()), "room_exists");
+
+    let first = send("hello");
+    let (st, stored) = post(&c, &s, &alice, "general", first.clone()).await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(stored["seq"], 2);
+    assert_eq!(stored["senderId"], "alice");
+    let msg = stored["eventId"].as_str().unwrap().to_owned();
+
+    // a retry gets the first event, even after the room moved on
+    post(&c, &s, &bob, "general", send("moving on")).await;
+    let mut retry = first.clone();
+    retry["senderId"] = json!("mallory");
+    retry["expectedSeq"] = json!(1);
+    let (st, again) = post(&c, &s, &alice, "general", retry).await;
+    assert_eq!((st, &again), (StatusCode::OK, &stored));
+
+    let cases: Vec<(Value, &str, StatusCode, &str)> = vec![
+        (
+            json!({"eventId": msg, "eventType": "MESSAGE_SENT", "content": "other"}),
+            "alice",
+            StatusCode::CONFLICT,
+            "event_id_conflict",
+        ),
+        (
+            first.clone(),
+            "bob",
+            StatusCode::CONFLICT,
+            "event_id_conflict",
+        ),
+        (
+            json!({"eventType": "MESSAGE_SENT", "content": "x"}),
+            "alice",
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (
+            json!({"eventId": 5, "eventType": "MESSAGE_SENT"}),
+            "alice",
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "NOPE"}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+        ),
+        (
+            json!({"eventId": "nope", "eventType": "MESSAGE_SENT", "content": "x"}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "ROOM_CREATED", "content": "x"}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "x"}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": "  "}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_empty",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": "x".repeat(4001)}),
+            "alice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_too_long",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": "x", "expectedSeq": 2}),
+            "alice",
+            StatusCode::CONFLICT,
+            "seq_conflict",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "x", "targetMessageId": Uuid::new_v4()}),
+            "alice",
+            StatusCode::NOT_FOUND,
+            "message_not_found",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "x", "targetMessageId": msg}),
+            "bob",
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_DELETED", "targetMessageId": msg}),
+            "bob",
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+    ];
+    for (body, who, status, want) in cases {
+        let token = if who == "alice" { &alice } else { &bob };
+        let (st, v) = post(&c, &s, token, "general", body.clone()).await;
+        assert_eq!((st, code(&v)), (status, want), "{body}");
+    }
+    let (_, v) = post(&c, &s, &alice, "general", json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": "x", "expectedSeq": 0})).await;
+    assert_eq!(v["error"]["lastSeq"], 3);
+    let (st, v) = post(&c, &s, &alice, "nowhere", send("x")).await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "room_not_found"));
+    let r = c
+        .post(s.url("/api/rooms/general/events"))
+        .bearer_auth(&alice)
+        .body(vec![b'x'; 70_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = c
+        .post(s.url("/api/rooms/general/events"))
+        .bearer_auth(&alice)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // nothing was half-written: exactly the three accepted events
+    let (_, page) = get(&c, &s, &alice, "/api/rooms/general/events?afterSeq=0").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 3);
+    assert_eq!(page["lastSeq"], 3);
+    for (path, want) in [
+        ("/api/rooms/general/events?afterSeq=-1", "bad_query"),
+        ("/api/rooms/general/messages?limit=x", "bad_query"),
+        (
+            "/api/rooms/general/messages?atSeq=1&at=2026-01-01T00:00:00Z",
+            "bad_query",
+        ),
+        ("/api/rooms/general/messages?atSeq=99", "bad_query"),
+        ("/api/rooms/general/messages?at=yesterday", "bad_query"),
+        ("/api/rooms/nowhere/messages", "room_not_found"),
+        ("/api/nope", "not_found"),
+    ] {
+        let (_, v) = get(&c, &s, &alice, path).await;
+        assert_eq!(code(&v), want, "{path}");
+    }
+    let r = c
+        .put(s.url("/api/rooms"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_writers_make_a_gap_free_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "busy").await;
+    let mut tasks = Vec::new();
+    for w in 0..50 {
+        let (c, token, url) = (c.clone(), token.clone(), s.url("/api/rooms/busy/events"));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let r = c
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&send(&format!("{w}-{i}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, page) = get(
+        &c,
+        &s,
+        &token,
+        "/api/rooms/busy/events?afterSeq=0&limit=5000",
+    )
+    .await;
+    let seqs: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=501).collect::<Vec<_>>());
+    let (_, msgs) = get(&c, &s, &token, "/api/rooms/busy/messages?limit=500").await;
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 500);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_catches_up_while_events_are_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "live").await;
+    for i in 0..30 {
+        post(&c, &s, &token, "live", send(&format!("before {i}"))).await;
+    }
+    // writers keep appending while the socket connects and catches up
+    let writer = {
+        let (c, token, url) = (c.clone(), token.clone(), s.url("/api/rooms/live/events"));
+        tokio::spawn(async move {
+            for i in 0..100 {
+                c.post(&url)
+                    .bearer_auth(&token)
+                    .json(&send(&format!("during {i}")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        s.ws_url(&format!("/api/rooms/live/ws?afterSeq=5&token={token}")),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    let total = 1 + 30 + 100;
+    let res = tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.last() != Some(&(total as u64)) {
+            let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+                panic!("socket ended")
+            };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            assert_eq!(v["type"], "event");
+            seen.push(v["event"]["seq"].as_u64().unwrap());
+        }
+    })
+    .await;
+    writer.await.unwrap();
+    res.expect("every event arrives");
+    assert_eq!(
+        seen,
+        (6..=total as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+
+    // a submit over the socket gets an ack and its own event frame
+    let id = Uuid::new_v4();
+    ws.send(WsMessage::Text(json!({"type": "submit", "event": {"eventId": id, "eventType": "MESSAGE_SENT", "content": "via ws"}}).to_string().into()))
+        .await
+        .unwrap();
+    let mut got_ack = false;
+    let mut got_event = false;
+    while !(got_ack && got_event) {
+        let Some(Ok(WsMessage::Text(t))) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        match v["type"].as_str().unwrap() {
+            "ack" => {
+                assert_eq!(v["eventId"], id.to_string());
+                assert_eq!(v["event"]["seq"], total as u64 + 1);
+                got_ack = true;
+            }
+            "event" => {
+                assert_eq!(v["event"]["seq"], total as u64 + 1);
+                got_event = true;
+            }
+            other => panic!("unexpected frame {other}: {v}"),
+        }
+    }
+    // a bad frame gets an error frame, and the socket stays open
+    ws.send(WsMessage::Text("not json".into())).await.unwrap();
+    let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+        panic!()
+    };
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!((v["type"].as_str(), code(&v)), (Some("error"), "bad_json"));
+    assert!(v["eventId"].is_null());
+    // logging out closes the socket with 4001
+    c.delete(s.url("/api/sessions/current"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(WsMessage::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(_)) => continue,
+                _ => return 0,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 4001);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn time_travel_equals_replay_and_a_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let alice = user(&c, &s, "alice").await;
+    let bob = user(&c, &s, "bob").await;
+    room(&c, &s, &alice, "history").await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let (_, e) = post(
+            &c,
+            &s,
+            if i % 2 == 0 { &alice } else { &bob },
+            "history",
+            send(&format!("m{i}")),
+        )
+        .await;
+        ids.push(e["eventId"].as_str().unwrap().to_owned());
+        if i % 5 == 4 {
+            let target = &ids[i - 2];
+            let who = if (i - 2) % 2 == 0 { &alice } else { &bob };
+            post(&c, &s, who, "history", json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": format!("edited {i}"), "targetMessageId": target})).await;
+            post(&c, &s, &bob, "history", json!({"eventId": Uuid::new_v4(), "eventType": "REACTION_ADDED", "content": "👍", "targetMessageId": ids[i - 1]})).await;
+            post(&c, &s, &bob, "history", json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_READ", "targetMessageId": ids[i - 3]})).await;
+        }
+        if i % 7 == 6 {
+            let who = if (i - 1) % 2 == 0 { &alice } else { &bob };
+            post(&c, &s, who, "history", json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_DELETED", "targetMessageId": ids[i - 1]})).await;
+        }
+    }
+    let (_, page) = get(&c, &s, &alice, "/api/rooms/history/events?limit=5000").await;
+    let events: Vec<domain::ChatEvent> = serde_json::from_value(page["events"].clone()).unwrap();
+    let last = events.len() as u64;
+    // the projection equals the replay
+    let full = domain::RoomState::replay(events.clone()).unwrap();
+    let (_, now) = get(&c, &s, &alice, "/api/rooms/history/messages?limit=500").await;
+    assert_eq!(now["messages"], serde_json::to_value(full.views()).unwrap());
+    // time travel at every seq equals the replay of that prefix
+    for k in 0..=last {
+        let (st, v) = get(
+            &c,
+            &s,
+            &alice,
+            &format!("/api/rooms/history/messages?atSeq={k}&limit=500"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let want = domain::RoomState::replay(events[..k as usize].to_vec())
+            .unwrap()
+            .views();
+        assert_eq!(
+            v["messages"],
+            serde_json::to_value(&want).unwrap(),
+            "atSeq={k}"
+        );
+        assert_eq!(
+            (v["asOfSeq"].as_u64(), v["lastSeq"].as_u64()),
+            (Some(k), Some(last))
+        );
+    }
+    // by time: right after the event at the 20th seq
+    let t = events[19].timestamp.to_rfc3339();
+    let (_, v) = get(
+        &c,
+        &s,
+        &alice,
+        &format!("/api/rooms/history/messages?at={t}&limit=500"),
+    )
+    .await;
+    let k = events
+        .iter()
+        .filter(|e| e.timestamp <= events[19].timestamp)
+        .count();
+    assert_eq!(v["asOfSeq"].as_u64(), Some(k as u64));
+    // windows before a seq
+    let (_, v) = get(
+        &c,
+        &s,
+        &alice,
+        "/api/rooms/history/messages?limit=5&beforeSeq=30",
+    )
+    .await;
+    let want: Vec<_> = full.window_views(5, Some(30)).unwrap();
+    assert_eq!(v["messages"], serde_json::to_value(&want).unwrap());
+    // the snapshot route gives a state that replays to the same room
+    let (_, snap) = get(&c, &s, &alice, "/api/rooms/history/snapshot").await;
+    let k = snap["seq"].as_u64().unwrap();
+    assert!(k > 0, "snapshots are taken every 10 events in this test");
+    let mut st: domain::RoomState = serde_json::from_value(snap["state"].clone()).unwrap();
+    st.apply_all(events[k as usize..].to_vec()).unwrap();
+    assert_eq!(st, full);
+
+    // restart on the same DATA_DIR keeps everything
+    s.stop().await;
+    let s = TestServer::start(dir.path(), 0).await;
+    let alice2: Value = c
+        .post(s.url("/api/sessions"))
+        .json(&json!({"userId": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice2 = alice2["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(&c, &s, &alice, "/api/rooms").await.0,
+        StatusCode::OK,
+        "old tokens survive too"
+    );
+    let (_, again) = get(&c, &s, &alice2, "/api/rooms/history/events?limit=5000").await;
+    assert_eq!(again["events"], page["events"]);
+    let (_, after) = get(&c, &s, &alice2, "/api/rooms/history/messages?limit=500").await;
+    assert_eq!(after["messages"], now["messages"]);
+    let (st, e) = post(&c, &s, &alice2, "history", send("after restart")).await;
+    assert_eq!(
+        (st, e["seq"].as_u64()),
+        (StatusCode::CREATED, Some(last + 1))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn requests_over_the_rate_limit_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 1).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let mut limited = None;
+    for _ in 0..20 {
+        let r = c
+            .get(s.url("/api/rooms"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("a burst of 5 at 1/s is limited");
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(code(&r.json().await.unwrap()), "rate_limited");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let h: Value = c
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        h,
+        json!({"status": "ok", "store": "embedded", "bus": "local", "busConnected": true})
+    );
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    post(&c, &s, &token, "r", send("x")).await;
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("chat_appends_total 2"), "{m}");
+    assert!(m.contains("chat_append_seconds_bucket"));
+    let o: Value = c
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(o["paths"]["/api/rooms/{roomId}/events"]["post"].is_object());
+    let r = c
+        .get(s.url("/api/rooms/r/ws"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
+    s.stop().await;
+}
