@@ -693,7 +693,33 @@ async fn health_metrics_openapi() {
         .json()
         .await
         .unwrap();
-    assert!(o["paths"]["/api/rooms/{roomId}/events"]["post"].is_object());
+    // generated from the handlers: every route of the contract, with its errors
+    for (path, method) in [
+        ("/api/users", "post"),
+        ("/api/sessions", "post"),
+        ("/api/sessions/current", "delete"),
+        ("/api/rooms", "get"),
+        ("/api/rooms", "post"),
+        ("/api/rooms/{roomId}", "get"),
+        ("/api/rooms/{roomId}/events", "get"),
+        ("/api/rooms/{roomId}/events", "post"),
+        ("/api/rooms/{roomId}/messages", "get"),
+        ("/api/rooms/{roomId}/snapshot", "get"),
+        ("/api/rooms/{roomId}/ws", "get"),
+        ("/healthz", "get"),
+        ("/metrics", "get"),
+        ("/api/openapi.json", "get"),
+    ] {
+        assert!(o["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(o["openapi"].as_str().unwrap().starts_with("3."));
+    let post = &o["paths"]["/api/rooms/{roomId}/events"]["post"]["responses"];
+    for status in [
+        "201", "200", "400", "401", "403", "404", "409", "413", "422", "429", "503",
+    ] {
+        assert!(post[status].is_object(), "append documents {status}");
+    }
+    assert!(o["components"]["securitySchemes"]["bearer"].is_object());
     let r = c
         .get(s.url("/api/rooms/r/ws"))
         .bearer_auth(&token)

@@ -1,10 +1,10 @@
 //! The HTTP routes, one file per group, and what they share: body and query
 //! reading with the contract's errors, authentication plus rate limiting.
 
-mod ops;
-mod rooms;
-mod users;
-mod ws;
+pub(crate) mod ops;
+pub(crate) mod rooms;
+pub(crate) mod users;
+pub(crate) mod ws;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;

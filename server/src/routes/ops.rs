@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// Health of the store and the bus.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = crate::openapi::Health), (status = 503, description = "the store cannot be reached", body = crate::openapi::Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let fields = json!({
         "store": state.store.kind(),
@@ -30,6 +33,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -38,6 +43,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3")))]
 pub async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
 }

@@ -37,6 +37,11 @@ struct NewRoom {
     name: String,
 }
 
+/// Create a room; appends its ROOM_CREATED event (seq 1).
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])), request_body = crate::openapi::NewRoom,
+    responses((status = 201, body = crate::openapi::Room), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody),
+        (status = 409, description = "room_exists", body = crate::openapi::ErrorBody),
+        (status = 422, description = "invalid_id, content_empty, content_too_long", body = crate::openapi::ErrorBody)))]
 pub async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -53,6 +58,9 @@ pub async fn create_room(
     Ok((StatusCode::CREATED, Json(room_json(&record, 0))))
 }
 
+/// Every room, oldest first, with the caller's unread count.
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
+    responses((status = 200, body = crate::openapi::Rooms), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody)))]
 pub async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -66,6 +74,9 @@ pub async fn list_rooms(
     Ok(Json(json!({ "rooms": rooms })))
 }
 
+/// One room.
+#[utoipa::path(get, path = "/api/rooms/{roomId}", tag = "rooms", security(("bearer" = [])), params(("roomId" = String, Path, description = "room id")),
+    responses((status = 200, body = crate::openapi::Room), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
 pub async fn get_room(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -77,6 +88,16 @@ pub async fn get_room(
     Ok(Json(room_json(&r, unread)))
 }
 
+/// Append an event: 201 once durable; a retry of a stored eventId gets 200 and the stored event.
+#[utoipa::path(post, path = "/api/rooms/{roomId}/events", tag = "events", security(("bearer" = [])), params(("roomId" = String, Path, description = "room id")),
+    request_body = crate::openapi::Submission,
+    responses((status = 201, body = crate::openapi::ChatEvent), (status = 200, description = "a retry", body = crate::openapi::ChatEvent),
+        (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::ErrorBody), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody),
+        (status = 422, description = "invalid_event, content_empty, content_too_long", body = crate::openapi::ErrorBody),
+        (status = 409, description = "event_id_conflict, seq_conflict (with lastSeq)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "message_not_found", body = crate::openapi::ErrorBody),
+        (status = 403, description = "forbidden", body = crate::openapi::ErrorBody),
+        (status = 503, description = "unavailable: retry with the same eventId", body = crate::openapi::ErrorBody)))]
 pub async fn post_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -106,6 +127,10 @@ pub async fn post_event(
     }
 }
 
+/// Events with seq above afterSeq, ascending.
+#[utoipa::path(get, path = "/api/rooms/{roomId}/events", tag = "events", security(("bearer" = [])),
+    params(("roomId" = String, Path, description = "room id"), crate::openapi::EventsQuery),
+    responses((status = 200, body = crate::openapi::EventPage), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
 pub async fn get_events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -121,6 +146,10 @@ pub async fn get_events(
     Ok(Json(json!({ "events": events, "lastSeq": last_seq })))
 }
 
+/// A page of the projection, or the room as it was at a past seq or time (time travel).
+#[utoipa::path(get, path = "/api/rooms/{roomId}/messages", tag = "messages", security(("bearer" = [])),
+    params(("roomId" = String, Path, description = "room id"), crate::openapi::MessagesQuery),
+    responses((status = 200, body = crate::openapi::MessagePage), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
 pub async fn get_messages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -230,6 +259,10 @@ async fn time_travel(
     Err(corrupt("the window could not be built".into()))
 }
 
+/// The latest stored snapshot with seq ≤ atSeq.
+#[utoipa::path(get, path = "/api/rooms/{roomId}/snapshot", tag = "messages", security(("bearer" = [])),
+    params(("roomId" = String, Path, description = "room id"), crate::openapi::SnapshotQuery),
+    responses((status = 200, body = crate::openapi::SnapshotBody), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
 pub async fn get_snapshot(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -20,6 +20,10 @@ struct Credentials {
     password: String,
 }
 
+/// Create a user.
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = crate::openapi::Credentials,
+    responses((status = 201, body = crate::openapi::UserCreated), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::ErrorBody),
+        (status = 409, description = "user_exists", body = crate::openapi::ErrorBody), (status = 422, description = "invalid_id", body = crate::openapi::ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     body: Body,
@@ -41,6 +45,11 @@ pub async fn create_user(
     }
 }
 
+/// Sign in: a bearer token.
+#[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = crate::openapi::Credentials,
+    responses((status = 200, body = crate::openapi::Session), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody),
+        (status = 401, description = "invalid_credentials", body = crate::openapi::ErrorBody),
+        (status = 429, description = "too many failed sign-ins (Retry-After)", body = crate::openapi::ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -80,6 +89,9 @@ pub async fn sign_in(
     Ok(Json(json!({"token": token, "userId": c.user_id})))
 }
 
+/// Sign out: the token stops working and its sockets close (4001).
+#[utoipa::path(delete, path = "/api/sessions/current", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "signed out"), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody)))]
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,

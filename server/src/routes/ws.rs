@@ -21,6 +21,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
+/// WebSocket: every event after afterSeq (backlog, then live), and submits.
+#[utoipa::path(get, path = "/api/rooms/{roomId}/ws", tag = "events", security(("bearer" = [])),
+    params(("roomId" = String, Path, description = "room id"), crate::openapi::WsQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol"), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody),
+        (status = 426, description = "upgrade_required", body = crate::openapi::ErrorBody)))]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
