@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::{Commit, RoomRecord, Store, StoreError, ViewChange};
 use domain::{ChatEvent, Command, EventKind, RoomState, Timestamp, CHUNK_SPAN};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -80,6 +80,21 @@ impl Appender {
         sender: &str,
         cmd: Command,
     ) -> Result<Appended, ApiError> {
+        self.enqueue(room, sender, cmd).await?.await
+    }
+
+    /// Queues an append and returns the wait for its answer, so that a caller
+    /// can queue several in order (the log keeps the queue's order) and wait
+    /// for them together.
+    pub async fn enqueue(
+        &self,
+        room: &str,
+        sender: &str,
+        cmd: Command,
+    ) -> Result<
+        impl std::future::Future<Output = Result<Appended, ApiError>> + Send + 'static,
+        ApiError,
+    > {
         let (reply, rx) = oneshot::channel();
         let req = Request::Append {
             room: room.to_owned(),
@@ -87,7 +102,8 @@ impl Appender {
             cmd,
             reply,
         };
-        self.call(req, rx).await
+        self.tx.send(req).await.map_err(|_| stopped())?;
+        Ok(wait(rx))
     }
 
     pub async fn create_room(
@@ -111,15 +127,22 @@ impl Appender {
         req: Request,
         rx: oneshot::Receiver<Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let stopped = || ApiError::unavailable("the server is shutting down");
         self.tx.send(req).await.map_err(|_| stopped())?;
-        match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(ApiError::unavailable(
-                "the store did not answer in time; retry with the same eventId",
-            )),
-        }
+        wait(rx).await
+    }
+}
+
+fn stopped() -> ApiError {
+    ApiError::unavailable("the server is shutting down")
+}
+
+async fn wait<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+    match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(stopped()),
+        Err(_) => Err(ApiError::unavailable(
+            "the store did not answer in time; retry with the same eventId",
+        )),
     }
 }
 
@@ -197,8 +220,44 @@ impl Writer {
         Ok(self.rooms.get_mut(room))
     }
 
+    /// Which of the batch's eventIds are stored already: one read per room
+    /// instead of one per request.
+    async fn stored_ids(&self, batch: &[Request]) -> Result<HashSet<(String, Uuid)>, StoreError> {
+        let mut by_room: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for r in batch {
+            if let Request::Append { room, cmd, .. } = r {
+                by_room.entry(room).or_default().push(cmd.event_id);
+            }
+        }
+        let mut out = HashSet::new();
+        for (room, ids) in by_room {
+            for (id, _) in self.store.seqs_of(room, &ids).await? {
+                out.insert((room.to_owned(), id));
+            }
+        }
+        Ok(out)
+    }
+
     async fn process(&mut self, batch: Vec<Request>) {
         let started = Instant::now();
+        let stored = match self.stored_ids(&batch).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
+                for req in batch {
+                    let err = ApiError::from(StoreError::Unavailable(e.to_string()));
+                    match req {
+                        Request::Append { reply, .. } => {
+                            let _ = reply.send(Err(err));
+                        }
+                        Request::CreateRoom { reply, .. } => {
+                            let _ = reply.send(Err(err));
+                        }
+                    }
+                }
+                return;
+            }
+        };
         let mut commit = Commit::default();
         let mut replies = Vec::with_capacity(batch.len());
         let mut new_ids: HashMap<(String, Uuid), ChatEvent> = HashMap::new();
@@ -224,7 +283,7 @@ impl Writer {
                     reply,
                 } => {
                     let r = self
-                        .append(&mut commit, &mut new_ids, &room, &sender, cmd)
+                        .append(&mut commit, &mut new_ids, &stored, &room, &sender, cmd)
                         .await;
                     if matches!(r, Ok(Appended::New(_))) && !touched.contains(&room) {
                         touched.push(room);
@@ -361,6 +420,7 @@ impl Writer {
         &mut self,
         commit: &mut Commit,
         new_ids: &mut HashMap<(String, Uuid), ChatEvent>,
+        stored_ids: &HashSet<(String, Uuid)>,
         room: &str,
         sender: &str,
         cmd: Command,
@@ -373,7 +433,8 @@ impl Writer {
         let key = (room.to_owned(), cmd.event_id);
         let stored = match new_ids.get(&key) {
             Some(e) => Some(e.clone()),
-            None => store.event_by_id(room, cmd.event_id).await?,
+            None if stored_ids.contains(&key) => store.event_by_id(room, cmd.event_id).await?,
+            None => None,
         };
         if let Some(stored) = stored {
             return if cmd.is_retry_of(&stored, sender) {

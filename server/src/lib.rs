@@ -59,7 +59,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let (store, bus) = open_backends(&config)?;
+    let backends = open_backends(&config)?;
+    run_with(config, backends, listener, shutdown).await
+}
+
+/// [`run`] on backends the caller opened (tests wrap the store to inject
+/// faults; nothing of that is in the binary).
+pub async fn run_with(
+    config: Config,
+    (store, bus): Backends,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let (appender, writer) = Appender::start(
         store.clone(),

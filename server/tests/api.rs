@@ -1,124 +1,15 @@
 //! Integration tests: the real server on a loopback port, talked to over TCP
 //! with an HTTP client and a WebSocket client.
 
+mod common;
+
+use common::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use server::config::Config;
-use std::path::Path;
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
-
-struct TestServer {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
-}
-
-impl TestServer {
-    async fn start(dir: &Path, rate: u32) -> Self {
-        let config = Config {
-            data_dir: dir.to_path_buf(),
-            static_dir: dir.join("no-web-app"),
-            rate_limit_per_user: rate,
-            snapshot_every: 10,
-            ..Config::default()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server::run(config, listener, async {
-            let _ = stopped.await;
-        }));
-        TestServer {
-            base,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn ws_url(&self, path: &str) -> String {
-        format!("{}{}", self.base.replace("http://", "ws://"), path)
-    }
-}
-
-async fn user(c: &Client, s: &TestServer, name: &str) -> String {
-    let r = c
-        .post(s.url("/api/users"))
-        .json(&json!({"userId": name, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r: Value = c
-        .post(s.url("/api/sessions"))
-        .json(&json!({"userId": name, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap().to_owned()
-}
-
-async fn room(c: &Client, s: &TestServer, token: &str, id: &str) {
-    let r = c
-        .post(s.url("/api/rooms"))
-        .bearer_auth(token)
-        .json(&json!({"roomId": id, "name": "Room"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-}
-
-async fn post(
-    c: &Client,
-    s: &TestServer,
-    token: &str,
-    room: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let r = c
-        .post(s.url(&format!("/api/rooms/{room}/events")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(c: &Client, s: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
-    let r = c.get(s.url(path)).bearer_auth(token).send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn send(text: &str) -> Value {
-    json!({"eventId": Uuid::new_v4().to_string(), "eventType": "MESSAGE_SENT", "content": text})
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<none>")
-}
 
 #[tokio::test]
 async fn users_sessions_and_logout() {

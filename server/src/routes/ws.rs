@@ -19,7 +19,9 @@ use domain::{ChatEvent, Submission};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// WebSocket: every event after afterSeq (backlog, then live), and submits.
 #[utoipa::path(get, path = "/api/rooms/{roomId}/ws", tag = "events", security(("bearer" = [])),
@@ -101,6 +103,10 @@ async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
         .await;
 }
 
+/// Submits of one socket waiting for the store at once; more wait for a
+/// place before the next frame is read.
+const MAX_IN_FLIGHT: usize = 256;
+
 async fn run(
     socket: WebSocket,
     state: &AppState,
@@ -110,6 +116,10 @@ async fn run(
     after: u64,
 ) {
     let (mut tx, mut rx) = socket.split();
+    // Answers of submits in flight come back here, to be sent in between
+    // event frames.
+    let (answers_tx, mut answers) = mpsc::channel::<Value>(MAX_IN_FLIGHT);
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
     let mut logouts = state.logouts.subscribe();
@@ -130,7 +140,11 @@ async fn run(
                 Err(RecvError::Closed) => Err(Closed),
             },
             msg = rx.next() => match msg {
-                Some(Ok(Message::Text(t))) => submit(state, room, user, t.as_str(), &mut tx).await,
+                Some(Ok(Message::Text(t))) => {
+                    let permit = in_flight.clone().acquire_owned().await.expect("never closed");
+                    submit(state, room, user, t.as_str(), answers_tx.clone(), permit).await;
+                    Ok(())
+                }
                 Some(Ok(Message::Binary(_))) => {
                     send_json(&mut tx, json!({"type": "error", "eventId": null,
                         "error": ApiError::bad_json("frames must be JSON text").body()})).await
@@ -143,6 +157,7 @@ async fn run(
                     Err(Closed)
                 }
             },
+            Some(frame) = answers.recv() => send_json(&mut tx, frame).await,
             out = logouts.recv() => match out {
                 Ok(h) if h == token_hash => {
                     close(&mut tx, 4001, "logged out").await;
@@ -157,23 +172,28 @@ async fn run(
     }
 }
 
-/// Handles one client frame: a submit, answered with `ack` or `error`.
+/// Handles one client frame: a submit, answered with `ack` or `error`
+/// through `answers` once the store has answered. Submits are queued in the
+/// order their frames came, so the log keeps that order.
 async fn submit(
     state: &AppState,
     room: &str,
     user: &str,
     text: &str,
-    tx: &mut Tx,
-) -> Result<(), Closed> {
+    answers: mpsc::Sender<Value>,
+    permit: OwnedSemaphorePermit,
+) {
+    let error = |event_id: Option<String>, err: ApiError| json!({"type": "error", "eventId": event_id, "error": err.body()});
     let frame: Value = match serde_json::from_str(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            return send_json(
-                tx,
-                json!({"type": "error", "eventId": null,
-                "error": ApiError::bad_json("the frame is not a JSON object").body()}),
-            )
-            .await
+            let _ = answers
+                .send(error(
+                    None,
+                    ApiError::bad_json("the frame is not a JSON object"),
+                ))
+                .await;
+            return;
         }
     };
     let event_id = frame
@@ -181,7 +201,7 @@ async fn submit(
         .and_then(|e| e.get("eventId"))
         .and_then(Value::as_str)
         .map(|s| s.to_lowercase());
-    let result = async {
+    let queued = async {
         if frame.get("type").and_then(Value::as_str) != Some("submit") {
             return Err(ApiError::bad_json("the frame's type must be \"submit\""));
         }
@@ -189,30 +209,23 @@ async fn submit(
         let body =
             serde_json::to_vec(frame.get("event").unwrap_or(&Value::Null)).expect("JSON value");
         let cmd = Submission::from_json(&body)?.validate()?;
-        state.appender.append(room, user, cmd).await
+        state.appender.enqueue(room, user, cmd).await
     }
     .await;
-    match result {
-        Ok(Appended::New(e)) => {
-            send_json(
-                tx,
-                json!({"type": "ack", "eventId": e.event_id, "event": &*e}),
-            )
-            .await
-        }
-        Ok(Appended::Existing(e)) => {
-            send_json(
-                tx,
-                json!({"type": "ack", "eventId": e.event_id, "event": e}),
-            )
-            .await
-        }
+    let answer = match queued {
+        Ok(wait) => wait,
         Err(err) => {
-            send_json(
-                tx,
-                json!({"type": "error", "eventId": event_id, "error": err.body()}),
-            )
-            .await
+            let _ = answers.send(error(event_id, err)).await;
+            return;
         }
-    }
+    };
+    tokio::spawn(async move {
+        let frame = match answer.await {
+            Ok(Appended::New(e)) => json!({"type": "ack", "eventId": e.event_id, "event": &*e}),
+            Ok(Appended::Existing(e)) => json!({"type": "ack", "eventId": e.event_id, "event": e}),
+            Err(err) => error(event_id, err),
+        };
+        let _ = answers.send(frame).await;
+        drop(permit);
+    });
 }

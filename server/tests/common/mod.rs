@@ -1,0 +1,130 @@
+//! Helpers of the integration tests: a real server on a loopback port, and
+//! small HTTP helpers.
+#![allow(dead_code)]
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use server::config::Config;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct TestServer {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl TestServer {
+    pub fn config(dir: &Path, rate: u32) -> Config {
+        Config {
+            data_dir: dir.to_path_buf(),
+            static_dir: dir.join("no-web-app"),
+            rate_limit_per_user: rate,
+            snapshot_every: 10,
+            ..Config::default()
+        }
+    }
+
+    pub async fn start(dir: &Path, rate: u32) -> Self {
+        Self::start_with(Self::config(dir, rate), None).await
+    }
+
+    /// Starts with this configuration, on these backends (or those the
+    /// configuration names).
+    pub async fn start_with(config: Config, backends: Option<server::Backends>) -> Self {
+        let backends = backends.unwrap_or_else(|| server::open_backends(&config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::run_with(config, backends, listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("the server stops")
+            .unwrap()
+            .unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{}", self.base.replace("http://", "ws://"), path)
+    }
+}
+
+pub async fn user(c: &Client, s: &TestServer, name: &str) -> String {
+    let r = c
+        .post(s.url("/api/users"))
+        .json(&json!({"userId": name, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r: Value = c
+        .post(s.url("/api/sessions"))
+        .json(&json!({"userId": name, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_owned()
+}
+
+pub async fn room(c: &Client, s: &TestServer, token: &str, id: &str) {
+    let r = c
+        .post(s.url("/api/rooms"))
+        .bearer_auth(token)
+        .json(&json!({"roomId": id, "name": "Room"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+pub async fn post(
+    c: &Client,
+    s: &TestServer,
+    token: &str,
+    room: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = c
+        .post(s.url(&format!("/api/rooms/{room}/events")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get(c: &Client, s: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = c.get(s.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+pub fn send(text: &str) -> Value {
+    json!({"eventId": Uuid::new_v4().to_string(), "eventType": "MESSAGE_SENT", "content": text})
+}
+
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}

@@ -1,0 +1,452 @@
+//! Integration tests of the hard cases: concurrent retries, an unreachable
+//! store, token expiry, sign-in limits, oversized frames, shutdown with
+//! appends in flight, and a room of 100,000 messages.
+
+mod common;
+
+use async_trait::async_trait;
+use common::*;
+use domain::{ChatEvent, SnapshotChunk, SnapshotHead, Timestamp};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use server::store::embedded::EmbeddedStore;
+use server::store::{Commit, RoomRecord, Store, StoreError, ViewPage};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use uuid::Uuid;
+
+/// The embedded store, with commits that fail while `down` is set.
+struct FlakyStore {
+    inner: EmbeddedStore,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        self.inner.ping().await
+    }
+    async fn create_user(&self, u: &str, h: &str) -> Result<(), StoreError> {
+        self.inner.create_user(u, h).await
+    }
+    async fn password_hash(&self, u: &str) -> Result<Option<String>, StoreError> {
+        self.inner.password_hash(u).await
+    }
+    async fn put_session(&self, h: &str, u: &str, e: i64) -> Result<(), StoreError> {
+        self.inner.put_session(h, u, e).await
+    }
+    async fn session(&self, h: &str) -> Result<Option<(String, i64)>, StoreError> {
+        self.inner.session(h).await
+    }
+    async fn delete_session(&self, h: &str) -> Result<(), StoreError> {
+        self.inner.delete_session(h).await
+    }
+    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+        self.inner.rooms().await
+    }
+    async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {
+        self.inner.room(r).await
+    }
+    async fn events(&self, r: &str, a: u64, l: usize) -> Result<(Vec<ChatEvent>, u64), StoreError> {
+        self.inner.events(r, a, l).await
+    }
+    async fn event_by_id(&self, r: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError> {
+        self.inner.event_by_id(r, id).await
+    }
+    async fn seqs_of(&self, r: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        self.inner.seqs_of(r, ids).await
+    }
+    async fn seq_at_time(&self, r: &str, t: Timestamp) -> Result<u64, StoreError> {
+        self.inner.seq_at_time(r, t).await
+    }
+    async fn views(&self, r: &str, l: usize, b: Option<u64>) -> Result<ViewPage, StoreError> {
+        self.inner.views(r, l, b).await
+    }
+    async fn unread_count(&self, r: &str, u: &str) -> Result<u64, StoreError> {
+        self.inner.unread_count(r, u).await
+    }
+    async fn snapshot_head(&self, r: &str, s: u64) -> Result<Option<SnapshotHead>, StoreError> {
+        self.inner.snapshot_head(r, s).await
+    }
+    async fn snapshot_chunks(
+        &self,
+        r: &str,
+        w: &[(u64, u64)],
+    ) -> Result<Vec<SnapshotChunk>, StoreError> {
+        self.inner.snapshot_chunks(r, w).await
+    }
+    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        self.inner.commit(c).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_give_one_201_and_200s() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    let body = send("only once");
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, token, url, body) = (
+            c.clone(),
+            token.clone(),
+            s.url("/api/rooms/r/events"),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut created = 0;
+    let mut events = Vec::new();
+    for t in tasks {
+        let (st, e) = t.await.unwrap();
+        match st {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK => {}
+            other => panic!("unexpected {other}: {e}"),
+        }
+        events.push(e);
+    }
+    assert_eq!(created, 1);
+    assert!(
+        events.iter().all(|e| *e == events[0]),
+        "every answer is the one stored event"
+    );
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/events").await;
+    assert_eq!(page["lastSeq"], 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_store_answers_503_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestServer::config(dir.path(), 0);
+    let down = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: EmbeddedStore::open(dir.path()).unwrap(),
+        down: down.clone(),
+    };
+    let bus = Arc::new(server::bus::LocalBus::default());
+    let s = TestServer::start_with(config, Some((Arc::new(store), bus))).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    post(&c, &s, &token, "r", send("before")).await;
+
+    down.store(true, Ordering::SeqCst);
+    let body = send("during");
+    let (st, v) = post(&c, &s, &token, "r", body.clone()).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    let r = c.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(
+        (h["store"].as_str(), code(&h)),
+        (Some("embedded"), "unavailable")
+    );
+
+    down.store(false, Ordering::SeqCst);
+    // the retry with the same eventId is stored now (201), at the next seq
+    let (st, e) = post(&c, &s, &token, "r", body).await;
+    assert_eq!((st, e["seq"].as_u64()), (StatusCode::CREATED, Some(3)));
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/events").await;
+    let seqs: Vec<u64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let (_, msgs) = get(&c, &s, &token, "/api/rooms/r/messages").await;
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_after_the_session_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(dir.path(), 0);
+    config.session_ttl = Duration::ZERO;
+    let s = TestServer::start_with(config, None).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let (st, v) = get(&c, &s, &token, "/api/rooms").await;
+    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_user_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    user(&c, &s, "alice").await;
+    let attempt = |password: &'static str| {
+        let (c, url) = (c.clone(), s.url("/api/sessions"));
+        async move {
+            c.post(url)
+                .json(&json!({"userId": "alice", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            attempt("wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = attempt("wrong password").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(code(&r.json().await.unwrap()), "rate_limited");
+    // another user id from the same address is not limited
+    let r = c
+        .post(s.url("/api/sessions"))
+        .json(&json!({"userId": "bob", "password": "whatever1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_refusals_and_oversized_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    // before the upgrade: 401 and 404 in the contract's JSON
+    let err = tokio_tungstenite::connect_async(s.ws_url("/api/rooms/r/ws?token=nope"))
+        .await
+        .unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 401),
+        e => panic!("{e}"),
+    }
+    let err =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/none/ws?token={token}")))
+            .await
+            .unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 404),
+        e => panic!("{e}"),
+    }
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/r/ws?token={token}")))
+            .await
+            .unwrap();
+    let Some(Ok(WsMessage::Text(first))) = ws.next().await else {
+        panic!()
+    };
+    assert!(first.contains("ROOM_CREATED"));
+    // a refused submit: an error frame with the eventId and the HTTP code
+    let id = Uuid::new_v4();
+    ws.send(WsMessage::Text(
+        json!({"type": "submit", "event": {"eventId": id, "eventType": "MESSAGE_SENT", "content": " "}}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+        panic!()
+    };
+    let v: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["eventId"].as_str(), code(&v)),
+        (
+            Some("error"),
+            Some(id.to_string().as_str()),
+            "content_empty"
+        )
+    );
+    // binary frames are refused, the socket stays
+    ws.send(WsMessage::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+        panic!()
+    };
+    assert_eq!(code(&serde_json::from_str(&t).unwrap()), "bad_json");
+    // a frame over 64 KiB closes the socket with 1009
+    ws.send(WsMessage::Text("x".repeat(70 * 1024).into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(WsMessage::Close(Some(f)))) => return Some(u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1009));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_appends_and_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (c, token, url) = (c.clone(), token.clone(), s.url("/api/rooms/r/events"));
+        tasks.push(tokio::spawn(async move {
+            let body = send(&format!("m{i}"));
+            match c.post(&url).bearer_auth(&token).json(&body).send().await {
+                Ok(r) if r.status() == StatusCode::CREATED => {
+                    Some(r.json::<Value>().await.unwrap())
+                }
+                _ => None,
+            }
+        }));
+    }
+    // stop while the appends are in flight
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while get(&c, &s, &token, "/api/rooms/r/events").await.1["lastSeq"]
+            .as_u64()
+            .unwrap_or(0)
+            < 5
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .ok();
+    let base = s.base.clone();
+    s.stop().await;
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        if let Some(e) = t.await.unwrap() {
+            acknowledged.push(e);
+        }
+    }
+    // every acknowledged event is in the store after a restart, gap-free
+    let s = TestServer::start(dir.path(), 0).await;
+    assert_ne!(s.base, base);
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/events?limit=5000").await;
+    let stored = page["events"].as_array().unwrap();
+    let seqs: Vec<u64> = stored.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=stored.len() as u64).collect::<Vec<_>>());
+    for e in &acknowledged {
+        assert_eq!(&stored[e["seq"].as_u64().unwrap() as usize - 1], e);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_room_of_100000_messages_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(dir.path(), 0);
+    config.snapshot_every = 100;
+    let s = TestServer::start_with(config.clone(), None).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "big").await;
+    let t0 = std::time::Instant::now();
+    // pipelined submits over a few sockets: group commit batches them
+    let n_total: usize = std::env::var("BIG_ROOM_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    const SOCKETS: usize = 4;
+    let mut tasks = Vec::new();
+    for k in 0..SOCKETS {
+        let url = s.ws_url(&format!(
+            "/api/rooms/big/ws?afterSeq=999999999&token={token}"
+        ));
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            let n = n_total / SOCKETS;
+            // Pipelined, a window ahead of the acknowledgements (a client
+            // that writes without reading would block itself).
+            let (mut sent, mut acks) = (0, 0);
+            while acks < n {
+                while sent < n && sent - acks < 200 {
+                    let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("{k}/{sent}")}});
+                    ws.send(WsMessage::Text(f.to_string().into())).await.unwrap();
+                    sent += 1;
+                }
+                let Some(Ok(WsMessage::Text(t))) = ws.next().await else { panic!("socket ended") };
+                let v: Value = serde_json::from_str(&t).unwrap();
+                match v["type"].as_str() {
+                    Some("ack") => acks += 1,
+                    _ => panic!("unexpected frame {v}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(300), t)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let last = n_total as u64 + 1;
+    eprintln!("appended {n_total} in {:?}", t0.elapsed());
+    let (_, msgs) = get(&c, &s, &token, "/api/rooms/big/messages?limit=50").await;
+    assert_eq!(msgs["lastSeq"], last);
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 50);
+    assert_eq!(msgs["messages"][49]["seq"], last);
+    // time travel deep into the room, from a snapshot and a few chunks
+    let (st, old) = get(
+        &c,
+        &s,
+        &token,
+        "/api/rooms/big/messages?atSeq=50001&limit=10&beforeSeq=40000",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let seqs: Vec<u64> = old["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (39990..40000).collect::<Vec<_>>());
+    assert_eq!(old["asOfSeq"], 50001);
+    // a restart loads the room from its snapshot and keeps appending
+    s.stop().await;
+    let s = TestServer::start_with(config, None).await;
+    let (st, e) = post(&c, &s, &token, "big", send("one more")).await;
+    assert_eq!(
+        (st, e["seq"].as_u64()),
+        (StatusCode::CREATED, Some(last + 1))
+    );
+    s.stop().await;
+}
