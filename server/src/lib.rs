@@ -35,6 +35,9 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     pub sign_ins: Arc<SignInLimiter>,
     pub logouts: Logouts,
+    /// Turns true when the server starts shutting down: open WebSockets
+    /// close (1001) so that the graceful shutdown can finish.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The store and the bus a server runs on.
@@ -79,6 +82,7 @@ pub async fn run_with(
         config.snapshot_every,
     );
     let per_second = f64::from(config.rate_limit_per_user);
+    let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -88,13 +92,17 @@ pub async fn run_with(
         rate: Arc::new(RateLimiter::new(per_second, per_second * 5.0)),
         sign_ins: Arc::new(SignInLimiter::new()),
         logouts: tokio::sync::broadcast::channel(256).0,
+        shutting_down,
     };
     let app = routes::router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    })
     .await
     .map_err(|e| e.to_string())?;
     // Every handle of the appender is gone with the router: the writer

@@ -370,6 +370,37 @@ async fn shutdown_finishes_in_flight_appends_and_loses_no_acknowledged_event() {
 }
 
 #[tokio::test]
+async fn shutdown_closes_open_websockets_with_1001() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/r/ws?token={token}")))
+            .await
+            .unwrap();
+    let Some(Ok(WsMessage::Text(_))) = ws.next().await else {
+        panic!()
+    };
+    // stop() fails the test if the server does not finish within 10 s
+    let stopping = tokio::spawn(s.stop());
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(WsMessage::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(_)) => continue,
+                _ => return 0,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1001);
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_room_of_100000_messages_works() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);

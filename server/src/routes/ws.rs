@@ -123,6 +123,7 @@ async fn run(
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
     let mut logouts = state.logouts.subscribe();
+    let mut shutting_down = state.shutting_down.clone();
     let mut last = after;
     if catch_up(state, room, &mut last, &mut tx).await.is_err() {
         return;
@@ -158,6 +159,10 @@ async fn run(
                 }
             },
             Some(frame) = answers.recv() => send_json(&mut tx, frame).await,
+            _ = async { shutting_down.wait_for(|down| *down).await.map(|_| ()) } => {
+                close(&mut tx, 1001, "the server is shutting down").await;
+                Err(Closed)
+            }
             out = logouts.recv() => match out {
                 Ok(h) if h == token_hash => {
                     close(&mut tx, 4001, "logged out").await;
