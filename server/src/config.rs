@@ -68,3 +68,24 @@ impl Config {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_contract_writes_them() {
+        assert_eq!(
+            humantime::parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            humantime::parse_duration("90s").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            Config::default().session_ttl,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+    }
+}
