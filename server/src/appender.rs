@@ -146,6 +146,15 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiErr
     }
 }
 
+/// Whether a room at `last_seq`, last snapshotted at `snap_seq`, is due for a
+/// snapshot: at least `every` events apart, and further apart as the room
+/// grows, so that the head (about 24 bytes per chunk of 256 seqs) written
+/// per snapshot costs a bounded number of bytes per event.
+pub fn snapshot_due(last_seq: u64, snap_seq: u64, every: u64) -> bool {
+    let spacing = every.max(last_seq / CHUNK_SPAN * 24 / 16);
+    last_seq - snap_seq >= spacing
+}
+
 struct RoomCore {
     state: RoomState,
     /// Seq of the last stored snapshot.
@@ -297,13 +306,7 @@ impl Writer {
         for room in &touched {
             let core = self.rooms.get(room).expect("touched rooms are loaded");
             commit.last_seqs.push((room.clone(), core.state.last_seq()));
-            let since = core.state.last_seq() - core.snap_seq;
-            // The head grows by ~24 bytes per chunk: space snapshots so that
-            // the bytes written for them per event stay bounded.
-            let spacing = self
-                .snapshot_every
-                .max(core.state.last_seq() / CHUNK_SPAN * 24 / 16);
-            if since >= spacing {
+            if snapshot_due(core.state.last_seq(), core.snap_seq, self.snapshot_every) {
                 if let Some(s) = core.state.snapshot() {
                     snapshotted.push((room.clone(), s.head.clone()));
                     commit.snapshots.push((room.clone(), s));
@@ -507,5 +510,72 @@ impl Writer {
         new_ids.insert(key, event.clone());
         commit.events.push(event.clone());
         Ok(Appended::New(Arc::new(event)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+    use domain::{ChatEvent, EventKind, RoomState, Timestamp};
+    use uuid::Uuid;
+
+    /// Bytes written for snapshots per event, as the room grows, with the
+    /// server's policy: bounded, and not growing with the room.
+    #[test]
+    fn snapshot_bytes_per_event_stay_bounded_as_rooms_grow() {
+        let mut state = RoomState::new();
+        let mut snap_seq = 0;
+        let mut window_bytes = 0usize;
+        let mut per_event = Vec::new();
+        let text = "a message of a typical length, about sixty characters long..";
+        for seq in 1..=120_000u64 {
+            let kind = if seq == 1 {
+                EventKind::RoomCreated { name: "big".into() }
+            } else if seq % 10 == 0 {
+                // an edit of an old message: its chunk is written again
+                let target = Uuid::from_u128(u128::from((seq * 7919) % (seq - 1) + 1));
+                EventKind::MessageEdited {
+                    message_id: target,
+                    content: format!("edit {seq}"),
+                }
+            } else {
+                EventKind::MessageSent {
+                    content: text.into(),
+                }
+            };
+            state
+                .apply(ChatEvent {
+                    event_id: Uuid::from_u128(u128::from(seq)),
+                    room_id: "big".into(),
+                    seq,
+                    sender_id: "alice".into(),
+                    timestamp: Timestamp::from_millis(seq as i64).unwrap(),
+                    kind,
+                })
+                .unwrap();
+            if snapshot_due(seq, snap_seq, 100) {
+                let s = state.snapshot().unwrap();
+                window_bytes += serde_json::to_vec(&s.head).unwrap().len();
+                window_bytes += s
+                    .chunks
+                    .iter()
+                    .map(|c| serde_json::to_vec(c).unwrap().len())
+                    .sum::<usize>();
+                state.mark_snapshot_saved(&s.head);
+                snap_seq = seq;
+            }
+            if seq % 20_000 == 0 {
+                per_event.push(window_bytes / 20_000);
+                window_bytes = 0;
+            }
+        }
+        // a message is ~200 bytes of JSON; old-message edits rewrite whole chunks
+        eprintln!("snapshot bytes per event, per 20,000 events: {per_event:?}");
+        let (first, last) = (per_event[0], *per_event.last().unwrap());
+        assert!(per_event.iter().all(|&b| b < 20_000), "{per_event:?}");
+        assert!(
+            last <= first * 2,
+            "bytes per event grew with the room: {per_event:?}"
+        );
     }
 }
