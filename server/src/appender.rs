@@ -11,7 +11,7 @@
 use crate::bus::Bus;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{Commit, RoomRecord, Store, StoreError, ViewChange};
+use crate::store::{load_snapshot, Commit, RoomRecord, Store, StoreError, ViewChange};
 use domain::{ChatEvent, Command, EventKind, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -206,10 +206,7 @@ impl Writer {
             }
             let (mut state, snap_seq) = match self.store.snapshot_head(room, u64::MAX).await? {
                 Some(head) => {
-                    let which: Vec<_> = head.chunks.iter().map(|c| (c.index, c.version)).collect();
-                    let chunks = self.store.snapshot_chunks(room, &which).await?;
-                    let state = RoomState::from_snapshot(&head, chunks)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let state = load_snapshot(&*self.store, room, &head, |_| true).await?;
                     (state, head.seq)
                 }
                 None => (RoomState::new(), 0),

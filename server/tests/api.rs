@@ -17,27 +17,25 @@ async fn users_sessions_and_logout() {
     let s = TestServer::start(dir.path(), 0).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;
-    let again = c
-        .post(s.url("/api/users"))
-        .json(&json!({"userId": "alice", "password": "another one"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert_eq!(code(&again.json().await.unwrap()), "user_exists");
+    let (st, v) = post_public(
+        &c,
+        &s,
+        "/api/users",
+        json!({"userId": "alice", "password": "another one"}),
+    )
+    .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "user_exists"));
     for body in [
         json!({"userId": "a b", "password": "long enough"}),
         json!({"userId": "..", "password": "long enough"}),
         json!({"userId": "bob", "password": "short"}),
     ] {
-        let r = c
-            .post(s.url("/api/users"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(code(&r.json().await.unwrap()), "invalid_id");
+        let (st, v) = post_public(&c, &s, "/api/users", body.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_id"),
+            "{body}"
+        );
     }
     let r = c
         .post(s.url("/api/users"))
@@ -46,14 +44,17 @@ async fn users_sessions_and_logout() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = c
-        .post(s.url("/api/sessions"))
-        .json(&json!({"userId": "alice", "password": "wrong password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(code(&r.json().await.unwrap()), "invalid_credentials");
+    let (st, v) = post_public(
+        &c,
+        &s,
+        "/api/sessions",
+        json!({"userId": "alice", "password": "wrong password"}),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
     // the token works, then stops working after logout
     assert_eq!(get(&c, &s, &token, "/api/rooms").await.0, StatusCode::OK);
     let r = c

@@ -3,7 +3,7 @@
 use super::{caller, json_body, query_map, read_body, u64_param};
 use crate::appender::Appended;
 use crate::error::ApiError;
-use crate::store::RoomRecord;
+use crate::store::{load_snapshot, RoomRecord};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -234,14 +234,7 @@ async fn time_travel(
         let mut s = match &head {
             Some(h) => {
                 let plan = h.plan_window(limit, before, slack);
-                let which: Vec<_> = h
-                    .chunks
-                    .iter()
-                    .filter(|c| plan.contains(&c.index))
-                    .map(|c| (c.index, c.version))
-                    .collect();
-                let chunks = state.store.snapshot_chunks(room, &which).await?;
-                RoomState::from_snapshot(h, chunks).map_err(|e| corrupt(e.to_string()))?
+                load_snapshot(&*state.store, room, h, |i| plan.contains(&i)).await?
             }
             None => RoomState::new(),
         };
@@ -283,9 +276,6 @@ pub async fn get_snapshot(
     let Some(head) = state.store.snapshot_head(&room, n).await? else {
         return Ok(Json(json!({ "seq": 0, "state": RoomState::new() })));
     };
-    let which: Vec<_> = head.chunks.iter().map(|c| (c.index, c.version)).collect();
-    let chunks = state.store.snapshot_chunks(&room, &which).await?;
-    let s = RoomState::from_snapshot(&head, chunks)
-        .map_err(|e| ApiError::unavailable(format!("stored snapshot is inconsistent: {e}")))?;
+    let s = load_snapshot(&*state.store, &room, &head, |_| true).await?;
     Ok(Json(json!({ "seq": head.seq, "state": s })))
 }

@@ -10,7 +10,7 @@ pub mod embedded;
 
 use async_trait::async_trait;
 use domain::CompactString;
-use domain::{ChatEvent, Message, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
+use domain::{ChatEvent, Message, RoomState, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -128,4 +128,22 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a whole group commit atomically and durably. Fails with
     /// `Exists` (and writes nothing) if a new room's id is taken.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+}
+
+/// Rebuilds a state from a stored snapshot: its head and the chunks whose
+/// index `wanted` accepts (all of them for a complete state).
+pub async fn load_snapshot(
+    store: &dyn Store,
+    room: &str,
+    head: &SnapshotHead,
+    wanted: impl Fn(u64) -> bool,
+) -> Result<RoomState, StoreError> {
+    let which: Vec<_> = head
+        .chunks
+        .iter()
+        .filter(|c| wanted(c.index))
+        .map(|c| (c.index, c.version))
+        .collect();
+    let chunks = store.snapshot_chunks(room, &which).await?;
+    RoomState::from_snapshot(head, chunks).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -128,3 +128,15 @@ pub fn send(text: &str) -> Value {
 pub fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
 }
+
+/// POST without a token (sign-up, sign-in).
+pub async fn post_public(
+    c: &Client,
+    s: &TestServer,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = c.post(s.url(path)).json(&body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
