@@ -62,6 +62,7 @@ impl Appender {
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         snapshot_every: u64,
+        rooms_in_memory: usize,
     ) -> (Appender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer {
@@ -70,6 +71,8 @@ impl Appender {
             metrics,
             snapshot_every,
             rooms: HashMap::new(),
+            rooms_in_memory,
+            clock: 0,
         };
         (Appender { tx }, tokio::spawn(writer.run(rx)))
     }
@@ -159,6 +162,8 @@ struct RoomCore {
     state: RoomState,
     /// Seq of the last stored snapshot.
     snap_seq: u64,
+    /// When the writer last used it (a counter), for eviction.
+    used: u64,
 }
 
 struct Writer {
@@ -167,6 +172,10 @@ struct Writer {
     metrics: Arc<Metrics>,
     snapshot_every: u64,
     rooms: HashMap<String, RoomCore>,
+    /// Room states kept in memory; the least recently used are dropped
+    /// beyond that and reloaded (snapshot + tail) when needed.
+    rooms_in_memory: usize,
+    clock: u64,
 }
 
 enum Reply {
@@ -220,10 +229,21 @@ impl Writer {
                     .apply_all(events)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             }
-            self.rooms
-                .insert(room.to_owned(), RoomCore { state, snap_seq });
+            self.rooms.insert(
+                room.to_owned(),
+                RoomCore {
+                    state,
+                    snap_seq,
+                    used: 0,
+                },
+            );
         }
-        Ok(self.rooms.get_mut(room))
+        self.clock += 1;
+        let clock = self.clock;
+        Ok(self.rooms.get_mut(room).map(|core| {
+            core.used = clock;
+            core
+        }))
     }
 
     /// Which of the batch's eventIds are stored already: one read per room
@@ -320,6 +340,7 @@ impl Writer {
                 Err(_) => Err("timed out".to_owned()),
             }
         };
+        self.evict();
         match result {
             Ok(()) => {
                 for (room, head) in snapshotted {
@@ -377,6 +398,23 @@ impl Writer {
         }
     }
 
+    /// Drops the least recently used room states beyond the limit.
+    fn evict(&mut self) {
+        while self.rooms.len() > self.rooms_in_memory.max(1) {
+            let oldest = self
+                .rooms
+                .iter()
+                .min_by_key(|(_, core)| core.used)
+                .map(|(room, _)| room.clone());
+            match oldest {
+                Some(room) => {
+                    self.rooms.remove(&room);
+                }
+                None => break,
+            }
+        }
+    }
+
     async fn create_room(
         &mut self,
         commit: &mut Commit,
@@ -409,8 +447,14 @@ impl Writer {
         };
         let mut state = RoomState::new();
         state.apply(event.clone()).expect("seq 1 of an empty room");
-        self.rooms
-            .insert(room.to_owned(), RoomCore { state, snap_seq: 0 });
+        self.rooms.insert(
+            room.to_owned(),
+            RoomCore {
+                state,
+                snap_seq: 0,
+                used: self.clock,
+            },
+        );
         commit.new_rooms.push(record.clone());
         commit.events.push(event);
         Ok(record)

@@ -16,6 +16,9 @@ pub struct Config {
     pub rate_limit_per_user: u32,
     pub session_ttl: Duration,
     pub snapshot_every: u64,
+    /// Room states the writer keeps in memory (least recently used dropped
+    /// beyond that). Not in the contract; tests lower it.
+    pub rooms_in_memory: usize,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             rate_limit_per_user: 100,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             snapshot_every: 100,
+            rooms_in_memory: 1024,
         }
     }
 }

@@ -80,6 +80,7 @@ pub async fn run_with(
         bus.clone(),
         metrics.clone(),
         config.snapshot_every,
+        config.rooms_in_memory,
     );
     let per_second = f64::from(config.rate_limit_per_user);
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);

@@ -401,6 +401,51 @@ async fn shutdown_closes_open_websockets_with_1001() {
 }
 
 #[tokio::test]
+async fn rooms_dropped_from_memory_are_reloaded_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(dir.path(), 0);
+    config.rooms_in_memory = 2;
+    let s = TestServer::start_with(config, None).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let rooms = ["a", "b", "c", "d", "e"];
+    for r in rooms {
+        room(&c, &s, &token, r).await;
+    }
+    let mut first = std::collections::HashMap::new();
+    for round in 0..30 {
+        for r in rooms {
+            let (st, e) = post(&c, &s, &token, r, send(&format!("{r}{round}"))).await;
+            assert_eq!(
+                (st, e["seq"].as_u64()),
+                (StatusCode::CREATED, Some(round + 2))
+            );
+            first
+                .entry(r)
+                .or_insert_with(|| e["eventId"].as_str().unwrap().to_owned());
+        }
+    }
+    // decisions after a reload still see every message (edit of the first)
+    for r in rooms {
+        let edit = json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "edited", "targetMessageId": first[r]});
+        let (st, _) = post(&c, &s, &token, r, edit).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (_, page) = get(
+            &c,
+            &s,
+            &token,
+            &format!("/api/rooms/{r}/messages?limit=500"),
+        )
+        .await;
+        let msgs = page["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 30);
+        assert_eq!(msgs[0]["content"], "edited");
+        assert_eq!(page["lastSeq"], 32);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_room_of_100000_messages_works() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);
