@@ -240,10 +240,12 @@ impl Writer {
         }
         self.clock += 1;
         let clock = self.clock;
-        Ok(self.rooms.get_mut(room).map(|core| {
+        let core = self.rooms.get_mut(room);
+        if let Some(core) = core {
             core.used = clock;
-            core
-        }))
+            return Ok(Some(core));
+        }
+        Ok(None)
     }
 
     /// Which of the batch's eventIds are stored already: one read per room
