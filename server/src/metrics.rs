@@ -12,6 +12,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub appends: IntCounter,
     pub ws_connections: IntGauge,
+    /// Sockets that fell behind the live stream and caught up from the store.
+    pub ws_resyncs: IntCounter,
     pub append_seconds: Histogram,
     pub commit_seconds: Histogram,
 }
@@ -31,6 +33,11 @@ impl Metrics {
             IntCounter::new("chat_appends_total", "events appended").expect("valid metric");
         let ws_connections = IntGauge::new("chat_ws_connections", "open WebSocket connections")
             .expect("valid metric");
+        let ws_resyncs = IntCounter::new(
+            "chat_ws_resyncs_total",
+            "WebSocket catch-ups from the store after falling behind",
+        )
+        .expect("valid metric");
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
         ];
@@ -51,6 +58,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(appends.clone()),
             Box::new(ws_connections.clone()),
+            Box::new(ws_resyncs.clone()),
             Box::new(append_seconds.clone()),
             Box::new(commit_seconds.clone()),
         ] {
@@ -61,6 +69,7 @@ impl Metrics {
             requests,
             appends,
             ws_connections,
+            ws_resyncs,
             append_seconds,
             commit_seconds,
         }

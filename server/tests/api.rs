@@ -621,3 +621,102 @@ async fn health_metrics_openapi() {
     assert_eq!(r.status(), StatusCode::UPGRADE_REQUIRED);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn serves_the_web_app_with_an_index_fallback_but_never_for_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("dist");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<!doctype html><title>chat</title>").unwrap();
+    std::fs::write(web.join("app.js"), "console.log(1)").unwrap();
+    let mut config = TestServer::config(&dir.path().join("data"), 0);
+    config.static_dir = web;
+    let s = TestServer::start_with(config, None).await;
+    let c = Client::new();
+    for path in ["/", "/rooms/general", "/some/deep/link"] {
+        let r = c.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            r.text().await.unwrap().contains("<title>chat</title>"),
+            "{path}"
+        );
+    }
+    let r = c.get(s.url("/app.js")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "console.log(1)");
+    for path in ["/api/nope", "/api/rooms/x/nope", "/api"] {
+        let r = c.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(code(&r.json().await.unwrap()), "not_found", "{path}");
+    }
+    let r = c.post(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_that_falls_behind_is_resynced_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    let (mut slow, _) =
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/r/ws?token={token}")))
+            .await
+            .unwrap();
+    // Far more events than the live buffer holds (1,024), and more bytes
+    // than the TCP buffers hold, arrive while the socket reads nothing;
+    // submits go over a second socket, pipelined.
+    let (mut writer, _) = tokio_tungstenite::connect_async(
+        s.ws_url(&format!("/api/rooms/r/ws?afterSeq=999999999&token={token}")),
+    )
+    .await
+    .unwrap();
+    let total = 3000;
+    let (mut sent, mut acks) = (0, 0);
+    while acks < total {
+        while sent < total && sent - acks < 200 {
+            let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("{sent} {}", "x".repeat(3000))}});
+            writer
+                .send(WsMessage::Text(f.to_string().into()))
+                .await
+                .unwrap();
+            sent += 1;
+        }
+        let Some(Ok(WsMessage::Text(t))) = writer.next().await else {
+            panic!()
+        };
+        if serde_json::from_str::<Value>(&t).unwrap()["type"] == "ack" {
+            acks += 1;
+        }
+    }
+    // now the slow socket reads: every event, in order, exactly once
+    let mut expected = 1u64;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while expected <= total as u64 + 1 {
+            let Some(Ok(WsMessage::Text(t))) = slow.next().await else {
+                panic!("socket ended")
+            };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            assert_eq!(v["event"]["seq"].as_u64(), Some(expected));
+            expected += 1;
+        }
+    })
+    .await
+    .expect("all events arrive");
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let resyncs: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("chat_ws_resyncs_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(resyncs > 0, "the slow socket fell behind and was resynced");
+    s.stop().await;
+}

@@ -137,7 +137,10 @@ async fn run(
                     send_event(&mut tx, &e).await
                 }
                 // A gap, or events dropped for a slow reader: resync from the store.
-                Ok(_) | Err(RecvError::Lagged(_)) => catch_up(state, room, &mut last, &mut tx).await,
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    state.metrics.ws_resyncs.inc();
+                    catch_up(state, room, &mut last, &mut tx).await
+                }
                 Err(RecvError::Closed) => Err(Closed),
             },
             msg = rx.next() => match msg {
