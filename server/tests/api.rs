@@ -222,8 +222,26 @@ async fn every_error_of_the_append_route() {
     let (_, page) = get(&c, &s, &alice, "/api/rooms/general/events?afterSeq=0").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 3);
     assert_eq!(page["lastSeq"], 3);
+    // limits clamp, even past u64; 0 gives an empty list
+    let (st, page) = get(
+        &c,
+        &s,
+        &alice,
+        "/api/rooms/general/events?limit=99999999999999999999999",
+    )
+    .await;
+    assert_eq!(
+        (st, page["events"].as_array().unwrap().len()),
+        (StatusCode::OK, 3)
+    );
+    let (_, page) = get(&c, &s, &alice, "/api/rooms/general/events?limit=0").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 0);
+    let (_, page) = get(&c, &s, &alice, "/api/rooms/general/messages?limit=0").await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 0);
     for (path, want) in [
         ("/api/rooms/general/events?afterSeq=-1", "bad_query"),
+        ("/api/rooms/general/events?limit=", "bad_query"),
+        ("/api/rooms/general/events?limit=1.5", "bad_query"),
         ("/api/rooms/general/messages?limit=x", "bad_query"),
         (
             "/api/rooms/general/messages?atSeq=1&at=2026-01-01T00:00:00Z",

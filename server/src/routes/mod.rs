@@ -108,10 +108,14 @@ pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
 pub fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     match q.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_query(format!("{name} must be a non-negative integer"))),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Ok(Some(n)),
+            // Digits beyond u64: still a non-negative integer, so it clamps.
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(u64::MAX)),
+            Err(_) => Err(ApiError::bad_query(format!(
+                "{name} must be a non-negative integer"
+            ))),
+        },
     }
 }
 
