@@ -267,11 +267,7 @@ async fn every_error_of_the_append_route() {
 
 #[tokio::test]
 async fn fifty_concurrent_writers_make_a_gap_free_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "busy").await;
+    let (_dir, s, c, token) = setup("busy").await;
     let mut tasks = Vec::new();
     for w in 0..50 {
         let (c, token, url) = (c.clone(), token.clone(), s.url("/api/rooms/busy/events"));
@@ -312,11 +308,7 @@ async fn fifty_concurrent_writers_make_a_gap_free_log() {
 
 #[tokio::test]
 async fn websocket_catches_up_while_events_are_appended() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "live").await;
+    let (_dir, s, c, token) = setup("live").await;
     for i in 0..30 {
         post(&c, &s, &token, "live", send(&format!("before {i}"))).await;
     }
@@ -673,11 +665,7 @@ async fn serves_the_web_app_with_an_index_fallback_but_never_for_the_api() {
 
 #[tokio::test]
 async fn a_socket_that_falls_behind_is_resynced_from_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "r").await;
+    let (_dir, s, c, token) = setup("r").await;
     let (mut slow, _) =
         tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/r/ws?token={token}")))
             .await
@@ -691,23 +679,10 @@ async fn a_socket_that_falls_behind_is_resynced_from_the_store() {
     .await
     .unwrap();
     let total = 3000;
-    let (mut sent, mut acks) = (0, 0);
-    while acks < total {
-        while sent < total && sent - acks < 200 {
-            let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("{sent} {}", "x".repeat(3000))}});
-            writer
-                .send(WsMessage::Text(f.to_string().into()))
-                .await
-                .unwrap();
-            sent += 1;
-        }
-        let Some(Ok(WsMessage::Text(t))) = writer.next().await else {
-            panic!()
-        };
-        if serde_json::from_str::<Value>(&t).unwrap()["type"] == "ack" {
-            acks += 1;
-        }
-    }
+    submit_pipelined(&mut writer, total, 200, |i| {
+        format!("{i} {}", "x".repeat(3000))
+    })
+    .await;
     // now the slow socket reads: every event, in order, exactly once
     let mut expected = 1u64;
     tokio::time::timeout(Duration::from_secs(60), async {

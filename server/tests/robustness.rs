@@ -94,11 +94,7 @@ impl Store for FlakyStore {
 
 #[tokio::test]
 async fn concurrent_duplicates_give_one_201_and_200s() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "r").await;
+    let (_dir, s, c, token) = setup("r").await;
     let body = send("only once");
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -241,11 +237,7 @@ async fn failed_sign_ins_are_limited_per_user_and_address() {
 
 #[tokio::test]
 async fn websocket_refusals_and_oversized_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "r").await;
+    let (_dir, s, _c, token) = setup("r").await;
     // before the upgrade: 401 and 404 in the contract's JSON
     let err = tokio_tungstenite::connect_async(s.ws_url("/api/rooms/r/ws?token=nope"))
         .await
@@ -318,11 +310,7 @@ async fn websocket_refusals_and_oversized_frames() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_appends_and_loses_no_acknowledged_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "r").await;
+    let (dir, s, c, token) = setup("r").await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let (c, token, url) = (c.clone(), token.clone(), s.url("/api/rooms/r/events"));
@@ -371,11 +359,7 @@ async fn shutdown_finishes_in_flight_appends_and_loses_no_acknowledged_event() {
 
 #[tokio::test]
 async fn shutdown_closes_open_websockets_with_1001() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), 0).await;
-    let c = Client::new();
-    let token = user(&c, &s, "alice").await;
-    room(&c, &s, &token, "r").await;
+    let (_dir, s, _c, token) = setup("r").await;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(s.ws_url(&format!("/api/rooms/r/ws?token={token}")))
             .await
@@ -468,23 +452,7 @@ async fn a_room_of_100000_messages_works() {
         ));
         tasks.push(tokio::spawn(async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-            let n = n_total / SOCKETS;
-            // Pipelined, a window ahead of the acknowledgements (a client
-            // that writes without reading would block itself).
-            let (mut sent, mut acks) = (0, 0);
-            while acks < n {
-                while sent < n && sent - acks < 200 {
-                    let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("{k}/{sent}")}});
-                    ws.send(WsMessage::Text(f.to_string().into())).await.unwrap();
-                    sent += 1;
-                }
-                let Some(Ok(WsMessage::Text(t))) = ws.next().await else { panic!("socket ended") };
-                let v: Value = serde_json::from_str(&t).unwrap();
-                match v["type"].as_str() {
-                    Some("ack") => acks += 1,
-                    _ => panic!("unexpected frame {v}"),
-                }
-            }
+            submit_pipelined(&mut ws, n_total / SOCKETS, 200, |i| format!("{k}/{i}")).await;
         }));
     }
     for t in tasks {

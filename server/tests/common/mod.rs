@@ -2,12 +2,16 @@
 //! small HTTP helpers.
 #![allow(dead_code)]
 
+use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::config::Config;
 use std::path::Path;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
 pub struct TestServer {
@@ -139,4 +143,46 @@ pub async fn post_public(
     let r = c.post(s.url(path)).json(&body).send().await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A fresh server (rate limit off) with user "alice" signed in and `room`
+/// created: the data directory (keep it alive), the server, a client and
+/// alice's token.
+pub async fn setup(room_id: &str) -> (tempfile::TempDir, TestServer, Client, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, room_id).await;
+    (dir, s, c, token)
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Submits `n` MESSAGE_SENT events over `ws`, keeping `window` waiting for
+/// their acks (a client that writes without reading blocks itself), and
+/// returns when all are acknowledged. Event frames are not expected: open
+/// the socket with a large `afterSeq`.
+pub async fn submit_pipelined(
+    ws: &mut Ws,
+    n: usize,
+    window: usize,
+    content: impl Fn(usize) -> String,
+) {
+    let (mut sent, mut acks) = (0, 0);
+    while acks < n {
+        while sent < n && sent - acks < window {
+            let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": content(sent)}});
+            ws.send(WsMessage::Text(f.to_string().into()))
+                .await
+                .unwrap();
+            sent += 1;
+        }
+        let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
+            panic!("socket ended")
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["type"], "ack", "{v}");
+        acks += 1;
+    }
 }
