@@ -394,18 +394,7 @@ async fn websocket_catches_up_while_events_are_appended() {
         .send()
         .await
         .unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(WsMessage::Close(Some(f)))) => return u16::from(f.code),
-                Some(Ok(_)) => continue,
-                _ => return 0,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(closed, 4001);
+    assert_eq!(close_code(&mut ws).await, Some(4001));
     s.stop().await;
 }
 

@@ -293,18 +293,7 @@ async fn websocket_refusals_and_oversized_frames() {
     ws.send(WsMessage::Text("x".repeat(70 * 1024).into()))
         .await
         .unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(WsMessage::Close(Some(f)))) => return Some(u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(closed, Some(1009));
+    assert_eq!(close_code(&mut ws).await, Some(1009));
     s.stop().await;
 }
 
@@ -369,18 +358,7 @@ async fn shutdown_closes_open_websockets_with_1001() {
     };
     // stop() fails the test if the server does not finish within 10 s
     let stopping = tokio::spawn(s.stop());
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(WsMessage::Close(Some(f)))) => return u16::from(f.code),
-                Some(Ok(_)) => continue,
-                _ => return 0,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 1001);
+    assert_eq!(close_code(&mut ws).await, Some(1001));
     stopping.await.unwrap();
 }
 

@@ -171,7 +171,7 @@ pub async fn get_messages(
     if at_seq.is_some() && at.is_some() {
         return Err(ApiError::bad_query("give atSeq or at, not both"));
     }
-    existing_room(&state, &room).await?;
+    let record = existing_room(&state, &room).await?;
     let point = match (at_seq, at) {
         (Some(k), _) => Some(Point::Seq(k)),
         (_, Some(t)) => Some(Point::Time(t)),
@@ -186,7 +186,8 @@ pub async fn get_messages(
             .collect();
         return Ok(Json(json!({ "messages": views, "lastSeq": page.last_seq })));
     };
-    let (views, as_of, last_seq) = time_travel(&state, &room, point, limit, before).await?;
+    let (views, as_of, last_seq) =
+        time_travel(&state, &room, record.last_seq, point, limit, before).await?;
     Ok(Json(
         json!({ "messages": views, "lastSeq": last_seq, "asOfSeq": as_of }),
     ))
@@ -198,11 +199,11 @@ pub async fn get_messages(
 async fn time_travel(
     state: &AppState,
     room: &str,
+    last_seq: u64,
     point: Point,
     limit: usize,
     before: Option<u64>,
 ) -> Result<(Vec<ChatMessageView>, u64, u64), ApiError> {
-    let (_, last_seq) = state.store.events(room, u64::MAX, 0).await?;
     let k = match point {
         Point::Seq(k) if k > last_seq => {
             return Err(ApiError::bad_query(format!(

@@ -186,3 +186,19 @@ pub async fn submit_pipelined(
         acks += 1;
     }
 }
+
+/// Reads frames until the server closes the socket; its close code, or
+/// `None` if the socket ended without a close frame. Fails after 10 s.
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(WsMessage::Close(Some(f)))) => return Some(u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket")
+}
