@@ -288,7 +288,7 @@ impl Writer {
         };
         let mut commit = Commit::default();
         let mut replies = Vec::with_capacity(batch.len());
-        let mut new_ids: HashMap<(String, Uuid), ChatEvent> = HashMap::new();
+        let mut new_ids: HashMap<(String, Uuid), Arc<ChatEvent>> = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         for req in batch {
             match req {
@@ -332,7 +332,7 @@ impl Writer {
                 }
             }
         }
-        let events = commit.events.clone();
+        let events: Vec<Arc<ChatEvent>> = commit.events.clone();
         let n_events = events.len();
         let result = if commit.events.is_empty() && commit.new_rooms.is_empty() {
             Ok(())
@@ -359,7 +359,7 @@ impl Writer {
                 }
                 // Durable first, then answered, then published.
                 for e in events {
-                    self.bus.publish(Arc::new(e));
+                    self.bus.publish(e);
                 }
                 for r in replies {
                     match r {
@@ -458,14 +458,14 @@ impl Writer {
             },
         );
         commit.new_rooms.push(record.clone());
-        commit.events.push(event);
+        commit.events.push(Arc::new(event));
         Ok(record)
     }
 
     async fn append(
         &mut self,
         commit: &mut Commit,
-        new_ids: &mut HashMap<(String, Uuid), ChatEvent>,
+        new_ids: &mut HashMap<(String, Uuid), Arc<ChatEvent>>,
         stored_ids: &HashSet<(String, Uuid)>,
         room: &str,
         sender: &str,
@@ -478,7 +478,7 @@ impl Writer {
         // A retry of a stored event gets that event, whatever came since.
         let key = (room.to_owned(), cmd.event_id);
         let stored = match new_ids.get(&key) {
-            Some(e) => Some(e.clone()),
+            Some(e) => Some(ChatEvent::clone(e)),
             None if stored_ids.contains(&key) => store.event_by_id(room, cmd.event_id).await?,
             None => None,
         };
@@ -550,9 +550,10 @@ impl Writer {
             }
             EventKind::RoomCreated { .. } => {}
         }
+        let event = Arc::new(event);
         new_ids.insert(key, event.clone());
         commit.events.push(event.clone());
-        Ok(Appended::New(Arc::new(event)))
+        Ok(Appended::New(event))
     }
 }
 

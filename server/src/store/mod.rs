@@ -47,7 +47,8 @@ pub enum ViewChange {
 #[derive(Debug, Default)]
 pub struct Commit {
     pub new_rooms: Vec<RoomRecord>,
-    pub events: Vec<ChatEvent>,
+    /// Shared with the replies and the bus, so they need no copies.
+    pub events: Vec<std::sync::Arc<ChatEvent>>,
     /// Changes to view rows, applied in order.
     pub views: Vec<(String, ViewChange)>,
     /// (room, user, seq): the user's read marker.
