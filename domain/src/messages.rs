@@ -5,8 +5,8 @@
 //! that is compacted away once holes outnumber live messages.
 
 use crate::state::Message;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 use uuid::Uuid;
 
 /// foldhash: several times faster than SipHash on 16-byte keys and seeded
@@ -14,14 +14,21 @@ use uuid::Uuid;
 /// only affects the table's internal order, which nothing observes.
 type Hasher = foldhash::fast::RandomState;
 
+/// The id index holds only slot numbers (4 bytes per message, plus one
+/// control byte) and compares ids through the slots. A table of `(Uuid,
+/// usize)` pairs is 6× larger: past a few hundred thousand messages it falls
+/// out of the caches and every send or lookup pays a miss. The table is
+/// grown by rebuilding it from the slots in order, never by rehashing in
+/// place, which would read the slots at random.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageLog {
     /// Seq of every slot, ascending.
     seqs: Vec<u64>,
     /// `None` where a message was deleted.
     slots: Vec<Option<Message>>,
-    /// Live message id → slot.
-    index: HashMap<Uuid, usize, Hasher>,
+    /// Slots of the live messages, by id.
+    index: HashTable<u32>,
+    hasher: Hasher,
 }
 
 impl MessageLog {
@@ -34,54 +41,81 @@ impl MessageLog {
         self.slots.reserve(additional);
     }
 
+    fn hash(&self, id: &Uuid) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn slot_of(&self, id: &Uuid) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hash(id), |&s| holds(slots, s, id))
+            .map(|&s| s as usize)
+    }
+
     pub fn contains(&self, id: &Uuid) -> bool {
-        self.index.contains_key(id)
+        self.slot_of(id).is_some()
     }
 
     pub fn get(&self, id: &Uuid) -> Option<&Message> {
-        let &slot = self.index.get(id)?;
-        self.slots[slot].as_ref()
+        self.slots[self.slot_of(id)?].as_ref()
     }
 
     pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        let &slot = self.index.get(id)?;
+        let slot = self.slot_of(id)?;
         self.slots[slot].as_mut()
     }
 
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
     /// already taken.
     pub fn insert(&mut self, m: Message) -> bool {
-        let in_order = self.seqs.last().is_none_or(|&last| last < m.seq);
-        let slot = self.slots.len();
-        match self.index.entry(m.id) {
-            Entry::Occupied(_) => return false,
-            Entry::Vacant(v) if in_order => {
-                v.insert(slot);
-                self.seqs.push(m.seq);
-                self.slots.push(Some(m));
-                return true;
-            }
-            Entry::Vacant(_) => {}
+        let hash = self.hash(&m.id);
+        if self
+            .index
+            .find(hash, |&s| holds(&self.slots, s, &m.id))
+            .is_some()
+        {
+            return false;
         }
-        // Out of order (only when loading unsorted input): insert in place.
+        if self.slots.len() >= u32::MAX as usize {
+            return false;
+        }
+        if self.seqs.last().is_some_and(|&last| last >= m.seq) {
+            // Out of order (only when loading unsorted input).
+            return self.insert_in_place(m);
+        }
+        let slot = self.slots.len() as u32;
+        if self.index.len() == self.index.capacity() {
+            self.rebuild_index(self.index.len() + 1);
+        }
+        let (hasher, slots) = (&self.hasher, &self.slots);
+        self.index
+            .insert_unique(hash, slot, |&s| hash_slot(hasher, slots, s));
+        self.seqs.push(m.seq);
+        self.slots.push(Some(m));
+        true
+    }
+
+    fn insert_in_place(&mut self, m: Message) -> bool {
         let pos = self.seqs.partition_point(|&s| s < m.seq);
         if self.seqs.get(pos) == Some(&m.seq) {
             if self.slots[pos].is_some() {
                 return false;
             }
-            self.index.insert(m.id, pos);
             self.slots[pos] = Some(m);
-            return true;
+        } else {
+            self.seqs.insert(pos, m.seq);
+            self.slots.insert(pos, Some(m));
         }
-        self.seqs.insert(pos, m.seq);
-        self.slots.insert(pos, Some(m));
-        self.reindex();
+        self.rebuild_index(self.index.len() + 1);
         true
     }
 
     pub fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        let slot = self.index.remove(id)?;
-        let m = self.slots[slot].take();
+        let hash = self.hash(id);
+        let slots = &self.slots;
+        let entry = self.index.find_entry(hash, |&s| holds(slots, s, id)).ok()?;
+        let (slot, _) = entry.remove();
+        let m = self.slots[slot as usize].take();
         let holes = self.slots.len() - self.index.len();
         if holes > 1024 && holes > self.index.len() {
             self.compact();
@@ -102,20 +136,37 @@ impl MessageLog {
     }
 
     fn compact(&mut self) {
-        let slots = std::mem::take(&mut self.slots);
-        self.slots = slots.into_iter().filter(Option::is_some).collect();
+        self.slots.retain(Option::is_some);
         self.seqs = self.slots.iter().flatten().map(|m| m.seq).collect();
-        self.reindex();
+        self.rebuild_index(self.index.len());
     }
 
-    fn reindex(&mut self) {
-        self.index.clear();
-        for (i, m) in self.slots.iter().enumerate() {
+    /// Rebuilds the index from the slots, with room for at least `wanted`
+    /// messages (the table rounds up to twice the buckets it had).
+    fn rebuild_index(&mut self, wanted: usize) {
+        let mut index = HashTable::with_capacity(wanted.max(8));
+        let (hasher, slots) = (&self.hasher, &self.slots);
+        for (i, m) in slots.iter().enumerate() {
             if let Some(m) = m {
-                self.index.insert(m.id, i);
+                // Slots fit in u32: `insert` refuses to grow past that.
+                let slot = i as u32;
+                index.insert_unique(hasher.hash_one(m.id), slot, |&s| {
+                    hash_slot(hasher, slots, s)
+                });
             }
         }
+        self.index = index;
     }
+}
+
+fn holds(slots: &[Option<Message>], slot: u32, id: &Uuid) -> bool {
+    slots[slot as usize].as_ref().is_some_and(|m| m.id == *id)
+}
+
+fn hash_slot(hasher: &Hasher, slots: &[Option<Message>], slot: u32) -> u64 {
+    slots[slot as usize]
+        .as_ref()
+        .map_or(0, |m| hasher.hash_one(m.id))
 }
 
 impl PartialEq for MessageLog {
@@ -128,7 +179,6 @@ impl PartialEq for MessageLog {
 mod tests {
     use super::*;
     use crate::Timestamp;
-    use std::collections::BTreeMap;
 
     fn msg(n: u64) -> Message {
         Message {
@@ -138,7 +188,7 @@ mod tests {
             content: "x".into(),
             sent_at: Timestamp::from_millis(0).unwrap(),
             edited_at: None,
-            reactions: BTreeMap::new(),
+            reactions: Default::default(),
         }
     }
 

@@ -163,7 +163,7 @@ impl RoomState {
             })
             .collect();
         let mut chunks = Vec::new();
-        for &index in &self.dirty {
+        for index in self.dirty.iter() {
             let (lo, hi) = chunk_bounds(index);
             let messages: Vec<Message> = self.messages.range(lo, hi + 1).cloned().collect();
             if messages.is_empty() {
@@ -243,7 +243,6 @@ impl RoomState {
             .collect();
         if head.seq == self.last_seq {
             self.dirty.clear();
-            self.last_dirty = None;
         }
     }
 

@@ -11,6 +11,7 @@
 
 use crate::event::{ChatEvent, EventKind};
 use crate::messages::MessageLog;
+use crate::reactions::Reactions;
 use crate::snapshot::chunk_of;
 use crate::time::Timestamp;
 use compact_str::CompactString;
@@ -39,7 +40,7 @@ pub struct Message {
     pub sent_at: Timestamp,
     pub edited_at: Option<Timestamp>,
     /// Emoji → users who reacted with it; an emoji with no users is removed.
-    pub reactions: BTreeMap<CompactString, BTreeSet<CompactString>>,
+    pub reactions: Reactions,
 }
 
 /// An event that cannot be applied in order.
@@ -98,8 +99,47 @@ pub struct RoomState {
     /// wrote it, its live messages then), and the chunks changed since then.
     /// Not part of the logical state.
     pub(crate) chunk_versions: BTreeMap<u64, (u64, u32)>,
-    pub(crate) dirty: BTreeSet<u64>,
-    pub(crate) last_dirty: Option<u64>,
+    pub(crate) dirty: DirtyChunks,
+}
+
+/// The snapshot chunks changed since the last saved snapshot. Changes
+/// cluster on the newest few chunks, so a handful of recently marked chunks
+/// is remembered to skip the set for most events.
+#[derive(Clone, Debug)]
+pub(crate) struct DirtyChunks {
+    set: BTreeSet<u64>,
+    /// Chunks known to be in `set`; `u64::MAX` is an unused place.
+    recent: [u64; 4],
+    next: usize,
+}
+
+impl Default for DirtyChunks {
+    fn default() -> Self {
+        DirtyChunks {
+            set: BTreeSet::new(),
+            recent: [u64::MAX; 4],
+            next: 0,
+        }
+    }
+}
+
+impl DirtyChunks {
+    fn insert(&mut self, chunk: u64) {
+        if self.recent.contains(&chunk) {
+            return;
+        }
+        self.set.insert(chunk);
+        self.recent[self.next] = chunk;
+        self.next = (self.next + 1) % self.recent.len();
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.set.iter().copied()
+    }
 }
 
 /// Equality of the logical state: what a reader can observe. Snapshot
@@ -236,7 +276,7 @@ impl RoomState {
                     content,
                     sent_at: timestamp,
                     edited_at: None,
-                    reactions: BTreeMap::new(),
+                    reactions: Reactions::new(),
                 });
                 if added {
                     self.touch(seq);
@@ -275,8 +315,7 @@ impl RoomState {
             }
             EventKind::ReactionAdded { message_id, emoji } => {
                 if let Some(m) = self.message_mut(message_id) {
-                    let users = m.reactions.entry(emoji).or_default();
-                    if users.insert(sender_id) {
+                    if m.reactions.add(emoji, sender_id) {
                         let s = m.seq;
                         self.touch(s);
                     }
@@ -284,14 +323,9 @@ impl RoomState {
             }
             EventKind::ReactionRemoved { message_id, emoji } => {
                 if let Some(m) = self.message_mut(message_id) {
-                    if let Some(users) = m.reactions.get_mut(&emoji) {
-                        if users.remove(&sender_id) {
-                            if users.is_empty() {
-                                m.reactions.remove(&emoji);
-                            }
-                            let s = m.seq;
-                            self.touch(s);
-                        }
+                    if m.reactions.remove(&emoji, &sender_id) {
+                        let s = m.seq;
+                        self.touch(s);
                     }
                 }
             }
@@ -332,11 +366,7 @@ impl RoomState {
 
     /// Records that the chunk holding message `seq` changed.
     fn touch(&mut self, seq: u64) {
-        let chunk = chunk_of(seq);
-        if self.last_dirty != Some(chunk) {
-            self.dirty.insert(chunk);
-            self.last_dirty = Some(chunk);
-        }
+        self.dirty.insert(chunk_of(seq));
     }
 }
 

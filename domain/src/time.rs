@@ -6,10 +6,15 @@
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::num::NonZeroI64;
 
 /// A point in time with millisecond precision, UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(i64);
+///
+/// Stored as milliseconds since year 0000 plus one: never zero, so an
+/// `Option<Timestamp>` (a message's `editedAt`) takes 8 bytes, not 16, and
+/// the order is that of the instants.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(NonZeroI64);
 
 impl Timestamp {
     /// Latest representable time that RFC 3339 can still write (year 9999).
@@ -19,13 +24,14 @@ impl Timestamp {
 
     /// From milliseconds since the Unix epoch; `None` outside years 0000–9999.
     pub fn from_millis(ms: i64) -> Option<Self> {
-        (Self::MIN_MILLIS..=Self::MAX_MILLIS)
-            .contains(&ms)
-            .then_some(Timestamp(ms))
+        if !(Self::MIN_MILLIS..=Self::MAX_MILLIS).contains(&ms) {
+            return None;
+        }
+        NonZeroI64::new(ms - Self::MIN_MILLIS + 1).map(Timestamp)
     }
 
     pub fn as_millis(self) -> i64 {
-        self.0
+        self.0.get() + Self::MIN_MILLIS - 1
     }
 
     /// Parses any RFC 3339 time (any offset, any precision). Sub-millisecond
@@ -42,7 +48,7 @@ impl Timestamp {
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0)
+        Utc.timestamp_millis_opt(self.as_millis())
             .single()
             .expect("range checked at construction")
     }
@@ -51,6 +57,12 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         self.to_datetime()
             .to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.to_rfc3339())
     }
 }
 
@@ -84,6 +96,31 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-11-25T08:00:00.123Z");
         let t = Timestamp::parse_rfc3339("2026-11-25T08:00:00Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-25T08:00:00.000Z");
+    }
+
+    #[test]
+    fn keeps_millis_and_order_across_the_whole_range_in_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Timestamp>>(), 8);
+        let edges = [
+            Timestamp::MIN_MILLIS,
+            -1,
+            0,
+            1,
+            1_795_000_000_000,
+            Timestamp::MAX_MILLIS,
+        ];
+        let ts: Vec<Timestamp> = edges
+            .iter()
+            .map(|&ms| Timestamp::from_millis(ms).unwrap())
+            .collect();
+        for (t, &ms) in ts.iter().zip(&edges) {
+            assert_eq!(t.as_millis(), ms);
+        }
+        assert!(ts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ts[0].to_rfc3339(), "0000-01-01T00:00:00.000Z");
+        assert_eq!(ts[2].to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert!(Timestamp::from_millis(Timestamp::MIN_MILLIS - 1).is_none());
+        assert!(Timestamp::from_millis(Timestamp::MAX_MILLIS + 1).is_none());
     }
 
     #[test]

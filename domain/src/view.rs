@@ -54,13 +54,7 @@ impl ChatMessageView {
             reactions: message
                 .reactions
                 .iter()
-                .filter(|(_, users)| !users.is_empty())
-                .map(|(emoji, users)| {
-                    (
-                        emoji.to_string(),
-                        users.iter().map(|u| u.to_string()).collect(),
-                    )
-                })
+                .map(|(emoji, users)| (emoji.to_owned(), users.map(str::to_owned).collect()))
                 .collect(),
             read_by,
         }

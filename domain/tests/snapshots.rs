@@ -254,7 +254,7 @@ fn time_travel_by_seq_and_by_time() {
     assert_eq!(at(Point::Time(ts(19))).last_seq(), 2);
     let s = at(Point::Time(ts(20)));
     assert_eq!(s.last_seq(), 4);
-    assert_eq!(s.message(a).unwrap().reactions["👍"].len(), 1);
+    assert_eq!(s.message(a).unwrap().reactions.users("👍").count(), 1);
     assert_eq!(at(Point::Time(ts(1_000))).last_seq(), 5);
 }
 
