@@ -14,21 +14,47 @@ use uuid::Uuid;
 /// only affects the table's internal order, which nothing observes.
 type Hasher = foldhash::fast::RandomState;
 
-/// The id index holds only slot numbers (4 bytes per message, plus one
-/// control byte) and compares ids through the slots. A table of `(Uuid,
-/// usize)` pairs is 6× larger: past a few hundred thousand messages it falls
-/// out of the caches and every send or lookup pays a miss. The table is
-/// grown by rebuilding it from the slots in order, never by rehashing in
-/// place, which would read the slots at random.
+/// The id index holds, per live message, its slot and 32 bits of its id's
+/// hash: 8 bytes plus one control byte. A table of `(Uuid, usize)` pairs is
+/// three times larger: past a few hundred thousand messages it falls out of
+/// the caches and every send or lookup pays a miss. The stored hash lets the
+/// table grow without reading the slots (in order of the old table, so the
+/// new one is written almost sequentially) and filters out nearly every
+/// false candidate before a slot is touched.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageLog {
     /// Seq of every slot, ascending.
     seqs: Vec<u64>,
     /// `None` where a message was deleted.
     slots: Vec<Option<Message>>,
-    /// Slots of the live messages, by id.
-    index: HashTable<u32>,
+    /// The live messages, by id.
+    index: HashTable<Entry>,
+    /// The newest messages by hash, direct-mapped: edits, reads and reactions
+    /// mostly target recent messages, and this answers them from the cache
+    /// instead of a miss in the large table. An entry is only a hint, checked
+    /// against the slot it names.
+    recent: Box<[Entry]>,
     hasher: Hasher,
+}
+
+/// Entries of the recent-message cache (128 KiB), kept once a log has
+/// this many slots.
+const RECENT: usize = 1 << 14;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hash: u32,
+    slot: u32,
+}
+
+/// The table's 64-bit hash from the stored 32 bits: the table places by the
+/// low bits and tags by the top seven, so both come from the stored part.
+fn widen(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
+fn entry_hash(e: &Entry) -> u64 {
+    widen(e.hash)
 }
 
 impl MessageLog {
@@ -41,15 +67,26 @@ impl MessageLog {
         self.slots.reserve(additional);
     }
 
-    fn hash(&self, id: &Uuid) -> u64 {
-        self.hasher.hash_one(id)
+    fn hash(&self, id: &Uuid) -> u32 {
+        // Folding keeps entropy from both halves of the 64-bit hash.
+        let h = self.hasher.hash_one(id);
+        (h ^ (h >> 32)) as u32
     }
 
     fn slot_of(&self, id: &Uuid) -> Option<usize> {
+        self.find(self.hash(id), id)
+    }
+
+    fn find(&self, hash: u32, id: &Uuid) -> Option<usize> {
         let slots = &self.slots;
+        if let Some(hint) = self.recent.get(hash as usize % RECENT) {
+            if hint.hash == hash && holds(slots, hint.slot, id) {
+                return Some(hint.slot as usize);
+            }
+        }
         self.index
-            .find(self.hash(id), |&s| holds(slots, s, id))
-            .map(|&s| s as usize)
+            .find(widen(hash), |e| e.hash == hash && holds(slots, e.slot, id))
+            .map(|e| e.slot as usize)
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
@@ -69,27 +106,25 @@ impl MessageLog {
     /// already taken.
     pub fn insert(&mut self, m: Message) -> bool {
         let hash = self.hash(&m.id);
-        if self
-            .index
-            .find(hash, |&s| holds(&self.slots, s, &m.id))
-            .is_some()
-        {
-            return false;
-        }
-        if self.slots.len() >= u32::MAX as usize {
+        if self.find(hash, &m.id).is_some() || self.slots.len() >= u32::MAX as usize {
             return false;
         }
         if self.seqs.last().is_some_and(|&last| last >= m.seq) {
             // Out of order (only when loading unsorted input).
             return self.insert_in_place(m);
         }
-        let slot = self.slots.len() as u32;
-        if self.index.len() == self.index.capacity() {
-            self.rebuild_index(self.index.len() + 1);
-        }
-        let (hasher, slots) = (&self.hasher, &self.slots);
+        let entry = Entry {
+            hash,
+            slot: self.slots.len() as u32,
+        };
         self.index
-            .insert_unique(hash, slot, |&s| hash_slot(hasher, slots, s));
+            .insert_unique(widen(entry.hash), entry, entry_hash);
+        if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
+            *hint = entry;
+        } else if self.slots.len() >= RECENT {
+            // Small logs do without: their table is in the caches anyway.
+            self.recent = vec![NO_ENTRY; RECENT].into_boxed_slice();
+        }
         self.seqs.push(m.seq);
         self.slots.push(Some(m));
         true
@@ -106,16 +141,19 @@ impl MessageLog {
             self.seqs.insert(pos, m.seq);
             self.slots.insert(pos, Some(m));
         }
-        self.rebuild_index(self.index.len() + 1);
+        self.reindex();
         true
     }
 
     pub fn remove(&mut self, id: &Uuid) -> Option<Message> {
         let hash = self.hash(id);
         let slots = &self.slots;
-        let entry = self.index.find_entry(hash, |&s| holds(slots, s, id)).ok()?;
-        let (slot, _) = entry.remove();
-        let m = self.slots[slot as usize].take();
+        let found = self
+            .index
+            .find_entry(widen(hash), |e| e.hash == hash && holds(slots, e.slot, id))
+            .ok()?;
+        let (entry, _) = found.remove();
+        let m = self.slots[entry.slot as usize].take();
         let holes = self.slots.len() - self.index.len();
         if holes > 1024 && holes > self.index.len() {
             self.compact();
@@ -138,35 +176,38 @@ impl MessageLog {
     fn compact(&mut self) {
         self.slots.retain(Option::is_some);
         self.seqs = self.slots.iter().flatten().map(|m| m.seq).collect();
-        self.rebuild_index(self.index.len());
+        self.reindex();
     }
 
-    /// Rebuilds the index from the slots, with room for at least `wanted`
-    /// messages (the table rounds up to twice the buckets it had).
-    fn rebuild_index(&mut self, wanted: usize) {
-        let mut index = HashTable::with_capacity(wanted.max(8));
-        let (hasher, slots) = (&self.hasher, &self.slots);
-        for (i, m) in slots.iter().enumerate() {
+    /// Rebuilds the index after slots moved.
+    fn reindex(&mut self) {
+        self.recent = Box::default();
+        let mut index = HashTable::with_capacity(self.index.len() + 1);
+        for (i, m) in self.slots.iter().enumerate() {
             if let Some(m) = m {
                 // Slots fit in u32: `insert` refuses to grow past that.
-                let slot = i as u32;
-                index.insert_unique(hasher.hash_one(m.id), slot, |&s| {
-                    hash_slot(hasher, slots, s)
-                });
+                let entry = Entry {
+                    hash: self.hash(&m.id),
+                    slot: i as u32,
+                };
+                index.insert_unique(widen(entry.hash), entry, entry_hash);
             }
         }
         self.index = index;
     }
 }
 
-fn holds(slots: &[Option<Message>], slot: u32, id: &Uuid) -> bool {
-    slots[slot as usize].as_ref().is_some_and(|m| m.id == *id)
-}
+/// Names no slot (`insert` refuses to fill slot `u32::MAX`).
+const NO_ENTRY: Entry = Entry {
+    hash: 0,
+    slot: u32::MAX,
+};
 
-fn hash_slot(hasher: &Hasher, slots: &[Option<Message>], slot: u32) -> u64 {
-    slots[slot as usize]
-        .as_ref()
-        .map_or(0, |m| hasher.hash_one(m.id))
+fn holds(slots: &[Option<Message>], slot: u32, id: &Uuid) -> bool {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|m| m.id == *id)
 }
 
 impl PartialEq for MessageLog {
@@ -209,6 +250,29 @@ mod tests {
         let r: Vec<u64> = log.range(10, 21).map(|m| m.seq).collect();
         assert_eq!(r, vec![12, 16, 20]);
         assert!(log.range(30, 10).next().is_none());
+    }
+
+    #[test]
+    fn finds_every_live_message_through_cache_and_compaction() {
+        let n = 3 * RECENT as u64;
+        let mut log = MessageLog::default();
+        for i in 1..=n {
+            assert!(log.insert(msg(i)));
+        }
+        assert!(!log.insert(msg(n - 1)), "a recent id is refused again");
+        assert!(!log.insert(msg(7)), "an old id is refused again");
+        // Deleting two thirds compacts; the cache must not name moved slots.
+        for i in (1..=n).filter(|i| i % 3 != 0) {
+            assert_eq!(log.remove(&Uuid::from_u128(i.into())).unwrap().seq, i);
+        }
+        for i in 1..=n {
+            let found = log.get(&Uuid::from_u128(i.into())).map(|m| m.seq);
+            assert_eq!(found, (i % 3 == 0).then_some(i), "message {i}");
+        }
+        let more = n + 1;
+        assert!(log.insert(msg(more)));
+        assert_eq!(log.get(&Uuid::from_u128(more.into())).unwrap().seq, more);
+        assert_eq!(log.len() as u64, n / 3 + 1);
     }
 
     #[test]
