@@ -59,7 +59,8 @@ fn by_type(events: &[ChatEvent], runs: usize) {
     for _ in 0..runs {
         let mut state = RoomState::new();
         let mut per: Vec<(EventType, u128, u64)> = Vec::new();
-        for e in events.to_vec() {
+        let input = events.to_vec();
+        for e in input {
             let kind = e.event_type();
             let t = Instant::now();
             state.apply(e).expect("valid log");
