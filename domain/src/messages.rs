@@ -2,7 +2,8 @@
 //!
 //! Messages arrive in ascending seq, so they are kept in a vector (appends
 //! are O(1), ranges by seq are a binary search). A deletion leaves a hole
-//! that is compacted away once holes outnumber live messages.
+//! (which keeps its seq, so the search still works) that is compacted away
+//! once holes outnumber live messages.
 
 use crate::state::Message;
 use hashbrown::HashTable;
@@ -23,10 +24,8 @@ type Hasher = foldhash::fast::RandomState;
 /// false candidate before a slot is touched.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageLog {
-    /// Seq of every slot, ascending.
-    seqs: Vec<u64>,
-    /// `None` where a message was deleted.
-    slots: Vec<Option<Message>>,
+    /// Ascending by seq.
+    slots: Vec<Slot>,
     /// The live messages, by id.
     index: HashTable<Entry>,
     /// The newest messages by hash, direct-mapped: edits, reads and reactions
@@ -40,6 +39,37 @@ pub(crate) struct MessageLog {
 /// Entries of the recent-message cache (128 KiB), kept once a log has
 /// this many slots.
 const RECENT: usize = 1 << 14;
+
+/// A message, or the hole a deleted one left. The same 96 bytes as the
+/// message alone: the hole's seq fits beside the message's niche.
+#[derive(Clone, Debug)]
+enum Slot {
+    Live(Message),
+    Deleted { seq: u64 },
+}
+
+impl Slot {
+    fn seq(&self) -> u64 {
+        match self {
+            Slot::Live(m) => m.seq,
+            Slot::Deleted { seq } => *seq,
+        }
+    }
+
+    fn live(&self) -> Option<&Message> {
+        match self {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        }
+    }
+
+    fn live_mut(&mut self) -> Option<&mut Message> {
+        match self {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -63,7 +93,6 @@ impl MessageLog {
     }
 
     pub fn reserve(&mut self, additional: usize) {
-        self.seqs.reserve(additional);
         self.slots.reserve(additional);
     }
 
@@ -94,12 +123,12 @@ impl MessageLog {
     }
 
     pub fn get(&self, id: &Uuid) -> Option<&Message> {
-        self.slots[self.slot_of(id)?].as_ref()
+        self.slots[self.slot_of(id)?].live()
     }
 
     pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
         let slot = self.slot_of(id)?;
-        self.slots[slot].as_mut()
+        self.slots[slot].live_mut()
     }
 
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
@@ -109,7 +138,7 @@ impl MessageLog {
         if self.find(hash, &m.id).is_some() || self.slots.len() >= u32::MAX as usize {
             return false;
         }
-        if self.seqs.last().is_some_and(|&last| last >= m.seq) {
+        if self.slots.last().is_some_and(|last| last.seq() >= m.seq) {
             // Out of order (only when loading unsorted input).
             return self.insert_in_place(m);
         }
@@ -125,21 +154,16 @@ impl MessageLog {
             // Small logs do without: their table is in the caches anyway.
             self.recent = vec![NO_ENTRY; RECENT].into_boxed_slice();
         }
-        self.seqs.push(m.seq);
-        self.slots.push(Some(m));
+        self.slots.push(Slot::Live(m));
         true
     }
 
     fn insert_in_place(&mut self, m: Message) -> bool {
-        let pos = self.seqs.partition_point(|&s| s < m.seq);
-        if self.seqs.get(pos) == Some(&m.seq) {
-            if self.slots[pos].is_some() {
-                return false;
-            }
-            self.slots[pos] = Some(m);
-        } else {
-            self.seqs.insert(pos, m.seq);
-            self.slots.insert(pos, Some(m));
+        let pos = self.slots.partition_point(|s| s.seq() < m.seq);
+        match self.slots.get(pos) {
+            Some(Slot::Live(taken)) if taken.seq == m.seq => return false,
+            Some(Slot::Deleted { seq }) if *seq == m.seq => self.slots[pos] = Slot::Live(m),
+            _ => self.slots.insert(pos, Slot::Live(m)),
         }
         self.reindex();
         true
@@ -153,7 +177,12 @@ impl MessageLog {
             .find_entry(widen(hash), |e| e.hash == hash && holds(slots, e.slot, id))
             .ok()?;
         let (entry, _) = found.remove();
-        let m = self.slots[entry.slot as usize].take();
+        let slot = &mut self.slots[entry.slot as usize];
+        let seq = slot.seq();
+        let m = match std::mem::replace(slot, Slot::Deleted { seq }) {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        };
         let holes = self.slots.len() - self.index.len();
         if holes > 1024 && holes > self.index.len() {
             self.compact();
@@ -163,19 +192,18 @@ impl MessageLog {
 
     /// Live messages in seq order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Message> + '_ {
-        self.slots.iter().flatten()
+        self.slots.iter().filter_map(Slot::live)
     }
 
     /// Live messages with `lo <= seq < hi`, in seq order.
     pub fn range(&self, lo: u64, hi: u64) -> impl DoubleEndedIterator<Item = &Message> + '_ {
-        let a = self.seqs.partition_point(|&s| s < lo);
-        let b = self.seqs.partition_point(|&s| s < hi).max(a);
-        self.slots[a..b].iter().flatten()
+        let a = self.slots.partition_point(|s| s.seq() < lo);
+        let b = self.slots.partition_point(|s| s.seq() < hi).max(a);
+        self.slots[a..b].iter().filter_map(Slot::live)
     }
 
     fn compact(&mut self) {
-        self.slots.retain(Option::is_some);
-        self.seqs = self.slots.iter().flatten().map(|m| m.seq).collect();
+        self.slots.retain(|s| s.live().is_some());
         self.reindex();
     }
 
@@ -183,8 +211,8 @@ impl MessageLog {
     fn reindex(&mut self) {
         self.recent = Box::default();
         let mut index = HashTable::with_capacity(self.index.len() + 1);
-        for (i, m) in self.slots.iter().enumerate() {
-            if let Some(m) = m {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Slot::Live(m) = slot {
                 // Slots fit in u32: `insert` refuses to grow past that.
                 let entry = Entry {
                     hash: self.hash(&m.id),
@@ -203,10 +231,10 @@ const NO_ENTRY: Entry = Entry {
     slot: u32::MAX,
 };
 
-fn holds(slots: &[Option<Message>], slot: u32, id: &Uuid) -> bool {
+fn holds(slots: &[Slot], slot: u32, id: &Uuid) -> bool {
     slots
         .get(slot as usize)
-        .and_then(Option::as_ref)
+        .and_then(Slot::live)
         .is_some_and(|m| m.id == *id)
 }
 
@@ -273,6 +301,11 @@ mod tests {
         assert!(log.insert(msg(more)));
         assert_eq!(log.get(&Uuid::from_u128(more.into())).unwrap().seq, more);
         assert_eq!(log.len() as u64, n / 3 + 1);
+    }
+
+    #[test]
+    fn a_hole_costs_no_more_than_a_message() {
+        assert_eq!(std::mem::size_of::<Slot>(), std::mem::size_of::<Message>());
     }
 
     #[test]
