@@ -8,6 +8,7 @@ use crate::error::{DecodeError, ErrorCode, Refusal};
 use crate::event::{decode_object, parse_uuid, ChatEvent, EventKind, EventType};
 use crate::state::RoomState;
 use crate::validation::validate_text;
+use compact_str::CompactString;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -120,7 +121,7 @@ impl RoomState {
     /// Decides a command of `sender` against this state: the event kind to
     /// append, or the refusal (`message_not_found`, `forbidden`).
     pub fn decide(&self, cmd: &Command, sender: &str) -> Result<EventKind, Refusal> {
-        let content = || cmd.content.clone().unwrap_or_default();
+        let content = || CompactString::from(cmd.content.as_deref().unwrap_or_default());
         let target = || -> Result<&crate::state::Message, Refusal> {
             cmd.target
                 .as_deref()
@@ -163,11 +164,11 @@ impl RoomState {
             },
             EventType::ReactionAdded => EventKind::ReactionAdded {
                 message_id: target()?.id,
-                emoji: content().into(),
+                emoji: content(),
             },
             EventType::ReactionRemoved => EventKind::ReactionRemoved {
                 message_id: target()?.id,
-                emoji: content().into(),
+                emoji: content(),
             },
         })
     }

@@ -100,11 +100,11 @@ pub enum EventKind {
         name: String,
     },
     MessageSent {
-        content: String,
+        content: CompactString,
     },
     MessageEdited {
         message_id: Uuid,
-        content: String,
+        content: CompactString,
     },
     MessageDeleted {
         message_id: Uuid,
@@ -165,16 +165,16 @@ impl EventKind {
     /// are ignored; a missing field the type needs is an error message.
     pub fn from_parts(
         event_type: EventType,
-        content: Option<String>,
+        content: Option<CompactString>,
         target: Option<Uuid>,
     ) -> Result<Self, String> {
         let need_content =
-            |c: Option<String>| c.ok_or_else(|| format!("{event_type} needs content"));
+            |c: Option<CompactString>| c.ok_or_else(|| format!("{event_type} needs content"));
         let need_target =
             |t: Option<Uuid>| t.ok_or_else(|| format!("{event_type} needs targetMessageId"));
         Ok(match event_type {
             EventType::RoomCreated => EventKind::RoomCreated {
-                name: need_content(content)?,
+                name: need_content(content)?.into(),
             },
             EventType::MessageSent => EventKind::MessageSent {
                 content: need_content(content)?,
@@ -191,11 +191,11 @@ impl EventKind {
             },
             EventType::ReactionAdded => EventKind::ReactionAdded {
                 message_id: need_target(target)?,
-                emoji: need_content(content)?.into(),
+                emoji: need_content(content)?,
             },
             EventType::ReactionRemoved => EventKind::ReactionRemoved {
                 message_id: need_target(target)?,
-                emoji: need_content(content)?.into(),
+                emoji: need_content(content)?,
             },
         })
     }
@@ -263,7 +263,7 @@ pub struct WireEvent {
     pub event_type: String,
     pub sender_id: CompactString,
     #[serde(default)]
-    pub content: Option<String>,
+    pub content: Option<CompactString>,
     #[serde(default)]
     pub target_message_id: Option<String>,
     pub timestamp: String,
@@ -351,6 +351,27 @@ mod tests {
             }
         );
         assert_eq!(e.to_json(), SAMPLE);
+    }
+
+    #[test]
+    fn content_of_any_length_and_escapes_survives_decoding() {
+        let contents = [
+            "",
+            "ok",
+            "exactly twenty-four byte",
+            "well past the inline size of a string",
+        ];
+        for content in contents {
+            let escaped = format!(r#"{content} \"quoted\" \u00e9 \\ 🎉"#);
+            for text in [content.to_owned(), escaped] {
+                let field = format!("\"content\":\"{text}\"");
+                let json = SAMPLE.replace("\"content\":\"hello\"", &field);
+                let e = ChatEvent::from_json(json.as_bytes()).unwrap();
+                let want: String = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+                assert_eq!(e.kind.content(), Some(want.as_str()));
+                assert_eq!(ChatEvent::from_json(e.to_json().as_bytes()).unwrap(), e);
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub struct Message {
     pub id: Uuid,
     pub seq: u64,
     pub sender_id: CompactString,
-    pub content: String,
+    /// Short messages (up to 24 bytes) are kept inline, with no allocation.
+    pub content: CompactString,
     pub sent_at: Timestamp,
     pub edited_at: Option<Timestamp>,
     /// Emoji → users who reacted with it; an emoji with no users is removed.

@@ -48,7 +48,7 @@ impl ChatMessageView {
             room_id: room_id.to_owned(),
             seq: message.seq,
             sender_id: message.sender_id.to_string(),
-            content: message.content.clone(),
+            content: message.content.to_string(),
             sent_at: message.sent_at,
             edited_at: message.edited_at,
             reactions: message

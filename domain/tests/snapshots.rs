@@ -305,6 +305,6 @@ fn a_state_round_trips_through_json() {
     let bad = json.replace("\"seq\":3", "\"seq\":2");
     assert!(serde_json::from_str::<RoomState>(&bad).is_err());
     let _ = EventKind::MessageSent {
-        content: String::new(),
+        content: Default::default(),
     };
 }

@@ -580,7 +580,7 @@ mod tests {
                 let target = Uuid::from_u128(u128::from((seq * 7919) % (seq - 1) + 1));
                 EventKind::MessageEdited {
                     message_id: target,
-                    content: format!("edit {seq}"),
+                    content: format!("edit {seq}").into(),
                 }
             } else {
                 EventKind::MessageSent {

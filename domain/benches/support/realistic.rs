@@ -65,7 +65,7 @@ pub fn realistic_log(n: usize) -> Vec<ChatEvent> {
                 owner,
                 EventKind::MessageEdited {
                     message_id: id,
-                    content: format!("edited {seq}"),
+                    content: format!("edited {seq}").into(),
                 },
             )
         } else if pick < 75 {
