@@ -4,7 +4,12 @@
 //! are O(1), ranges by seq are a binary search). A deletion leaves a hole
 //! (which keeps its seq, so the search still works) that is compacted away
 //! once holes outnumber live messages.
+//!
+//! A replay from nothing uses [`InPlace`] instead: the messages are built in
+//! the memory of the events they come from, and become a [`MessageLog`] at
+//! the end.
 
+use crate::event::ChatEvent;
 use crate::state::Message;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -15,23 +20,33 @@ use uuid::Uuid;
 /// only affects the table's internal order, which nothing observes.
 type Hasher = foldhash::fast::RandomState;
 
-/// The id index holds, per live message, its slot and 32 bits of its id's
+/// What the reducer needs of the messages: the same answers from a
+/// [`MessageLog`] and from an [`InPlace`] replay.
+pub(crate) trait MessageStore {
+    fn get(&self, id: &Uuid) -> Option<&Message>;
+    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message>;
+    /// Adds a message; `false` (and nothing changes) if its id or its seq is
+    /// already taken.
+    fn insert(&mut self, m: Message) -> bool;
+    fn remove(&mut self, id: &Uuid) -> Option<Message>;
+}
+
+/// Slot numbers of the live messages by id.
+///
+/// The table holds, per live message, its slot and 32 bits of its id's
 /// hash: 8 bytes plus one control byte. A table of `(Uuid, usize)` pairs is
 /// three times larger: past a few hundred thousand messages it falls out of
 /// the caches and every send or lookup pays a miss. The stored hash lets the
-/// table grow without reading the slots (in order of the old table, so the
-/// new one is written almost sequentially) and filters out nearly every
-/// false candidate before a slot is touched.
+/// table grow without reading the messages (in order of the old table, so
+/// the new one is written almost sequentially) and filters out nearly every
+/// false candidate before a message is touched.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct MessageLog {
-    /// Ascending by seq.
-    slots: Vec<Slot>,
-    /// The live messages, by id.
-    index: HashTable<Entry>,
+struct IdIndex {
+    table: HashTable<Entry>,
     /// The newest messages by hash, direct-mapped: edits, reads and reactions
     /// mostly target recent messages, and this answers them from the cache
     /// instead of a miss in the large table. An entry is only a hint, checked
-    /// against the slot it names.
+    /// against the message it names.
     recent: Box<[Entry]>,
     hasher: Hasher,
 }
@@ -39,6 +54,94 @@ pub(crate) struct MessageLog {
 /// Entries of the recent-message cache (128 KiB), kept once a log has
 /// this many slots.
 const RECENT: usize = 1 << 14;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hash: u32,
+    slot: u32,
+}
+
+/// Names no slot (slot numbers stay below `u32::MAX`).
+const NO_ENTRY: Entry = Entry {
+    hash: 0,
+    slot: u32::MAX,
+};
+
+/// The table's 64-bit hash from the stored 32 bits: the table places by the
+/// low bits and tags by the top seven, so both come from the stored part.
+fn widen(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
+fn entry_hash(e: &Entry) -> u64 {
+    widen(e.hash)
+}
+
+impl IdIndex {
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn hash(&self, id: &Uuid) -> u32 {
+        // Folding keeps entropy from both halves of the 64-bit hash.
+        let h = self.hasher.hash_one(id);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The slot of `id`; `message` gives the live message of a slot.
+    fn find<'a>(
+        &self,
+        hash: u32,
+        id: &Uuid,
+        message: impl Fn(u32) -> Option<&'a Message>,
+    ) -> Option<u32> {
+        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
+        if let Some(hint) = self.recent.get(hash as usize % RECENT) {
+            if hint.hash == hash && holds(hint.slot) {
+                return Some(hint.slot);
+            }
+        }
+        self.table
+            .find(widen(hash), |e| e.hash == hash && holds(e.slot))
+            .map(|e| e.slot)
+    }
+
+    /// Records a new message in `slot`, the newest of `slots`.
+    fn insert(&mut self, hash: u32, slot: u32, slots: usize) {
+        let entry = Entry { hash, slot };
+        self.table.insert_unique(widen(hash), entry, entry_hash);
+        if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
+            *hint = entry;
+        } else if slots >= RECENT {
+            // Small logs do without: their table is in the caches anyway.
+            self.recent = vec![NO_ENTRY; RECENT].into_boxed_slice();
+        }
+    }
+
+    fn remove(&mut self, hash: u32, slot: u32) {
+        if let Ok(found) = self.table.find_entry(widen(hash), |e| e.slot == slot) {
+            found.remove();
+        }
+    }
+
+    /// Rebuilds the index for messages that moved.
+    fn rebuild<'a>(&mut self, live: impl Iterator<Item = (u32, &'a Message)>) {
+        self.recent = Box::default();
+        let mut table = HashTable::with_capacity(self.table.len() + 1);
+        for (slot, m) in live {
+            let hash = self.hash(&m.id);
+            table.insert_unique(widen(hash), Entry { hash, slot }, entry_hash);
+        }
+        self.table = table;
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MessageLog {
+    /// Ascending by seq.
+    slots: Vec<Slot>,
+    ids: IdIndex,
+}
 
 /// A message, or the hole a deleted one left. The same 96 bytes as the
 /// message alone: the hole's seq fits beside the message's niche.
@@ -71,51 +174,25 @@ impl Slot {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    hash: u32,
-    slot: u32,
-}
-
-/// The table's 64-bit hash from the stored 32 bits: the table places by the
-/// low bits and tags by the top seven, so both come from the stored part.
-fn widen(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
-}
-
-fn entry_hash(e: &Entry) -> u64 {
-    widen(e.hash)
+fn slot_message(slots: &[Slot], slot: u32) -> Option<&Message> {
+    slots.get(slot as usize).and_then(Slot::live)
 }
 
 impl MessageLog {
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.ids.len()
     }
 
     pub fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
     }
 
-    fn hash(&self, id: &Uuid) -> u32 {
-        // Folding keeps entropy from both halves of the 64-bit hash.
-        let h = self.hasher.hash_one(id);
-        (h ^ (h >> 32)) as u32
-    }
-
     fn slot_of(&self, id: &Uuid) -> Option<usize> {
-        self.find(self.hash(id), id)
-    }
-
-    fn find(&self, hash: u32, id: &Uuid) -> Option<usize> {
         let slots = &self.slots;
-        if let Some(hint) = self.recent.get(hash as usize % RECENT) {
-            if hint.hash == hash && holds(slots, hint.slot, id) {
-                return Some(hint.slot as usize);
-            }
-        }
-        self.index
-            .find(widen(hash), |e| e.hash == hash && holds(slots, e.slot, id))
-            .map(|e| e.slot as usize)
+        let found = self
+            .ids
+            .find(self.ids.hash(id), id, |s| slot_message(slots, s));
+        found.map(|s| s as usize)
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
@@ -134,27 +211,17 @@ impl MessageLog {
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
     /// already taken.
     pub fn insert(&mut self, m: Message) -> bool {
-        let hash = self.hash(&m.id);
-        if self.find(hash, &m.id).is_some() || self.slots.len() >= u32::MAX as usize {
+        if self.contains(&m.id) || self.slots.len() >= u32::MAX as usize {
             return false;
         }
         if self.slots.last().is_some_and(|last| last.seq() >= m.seq) {
             // Out of order (only when loading unsorted input).
             return self.insert_in_place(m);
         }
-        let entry = Entry {
-            hash,
-            slot: self.slots.len() as u32,
-        };
-        self.index
-            .insert_unique(widen(entry.hash), entry, entry_hash);
-        if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
-            *hint = entry;
-        } else if self.slots.len() >= RECENT {
-            // Small logs do without: their table is in the caches anyway.
-            self.recent = vec![NO_ENTRY; RECENT].into_boxed_slice();
-        }
+        let hash = self.ids.hash(&m.id);
+        let slot = self.slots.len() as u32;
         self.slots.push(Slot::Live(m));
+        self.ids.insert(hash, slot, self.slots.len());
         true
     }
 
@@ -170,23 +237,16 @@ impl MessageLog {
     }
 
     pub fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        let hash = self.hash(id);
-        let slots = &self.slots;
-        let found = self
-            .index
-            .find_entry(widen(hash), |e| e.hash == hash && holds(slots, e.slot, id))
-            .ok()?;
-        let (entry, _) = found.remove();
-        let slot = &mut self.slots[entry.slot as usize];
-        let seq = slot.seq();
-        let m = match std::mem::replace(slot, Slot::Deleted { seq }) {
+        let slot = self.slot_of(id)?;
+        let hash = self.ids.hash(id);
+        self.ids.remove(hash, slot as u32);
+        let place = &mut self.slots[slot];
+        let seq = place.seq();
+        let m = match std::mem::replace(place, Slot::Deleted { seq }) {
             Slot::Live(m) => Some(m),
             Slot::Deleted { .. } => None,
         };
-        let holes = self.slots.len() - self.index.len();
-        if holes > 1024 && holes > self.index.len() {
-            self.compact();
-        }
+        self.compact_if_sparse();
         m
     }
 
@@ -202,40 +262,185 @@ impl MessageLog {
         self.slots[a..b].iter().filter_map(Slot::live)
     }
 
-    fn compact(&mut self) {
-        self.slots.retain(|s| s.live().is_some());
-        self.reindex();
+    fn compact_if_sparse(&mut self) {
+        let holes = self.slots.len() - self.ids.len();
+        if holes > 1024 && holes > self.ids.len() {
+            self.slots.retain(|s| s.live().is_some());
+            self.reindex();
+        }
     }
 
     /// Rebuilds the index after slots moved.
     fn reindex(&mut self) {
-        self.recent = Box::default();
-        let mut index = HashTable::with_capacity(self.index.len() + 1);
-        for (i, slot) in self.slots.iter().enumerate() {
-            if let Slot::Live(m) = slot {
-                // Slots fit in u32: `insert` refuses to grow past that.
-                let entry = Entry {
-                    hash: self.hash(&m.id),
-                    slot: i as u32,
-                };
-                index.insert_unique(widen(entry.hash), entry, entry_hash);
-            }
-        }
-        self.index = index;
+        let live = self.slots.iter().enumerate();
+        // Slots fit in u32: `insert` refuses to grow past that.
+        let live = live.filter_map(|(i, s)| Some((i as u32, s.live()?)));
+        self.ids.rebuild(live);
     }
 }
 
-/// Names no slot (`insert` refuses to fill slot `u32::MAX`).
-const NO_ENTRY: Entry = Entry {
-    hash: 0,
-    slot: u32::MAX,
-};
+impl MessageStore for MessageLog {
+    fn get(&self, id: &Uuid) -> Option<&Message> {
+        MessageLog::get(self, id)
+    }
+    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
+        MessageLog::get_mut(self, id)
+    }
+    fn insert(&mut self, m: Message) -> bool {
+        MessageLog::insert(self, m)
+    }
+    fn remove(&mut self, id: &Uuid) -> Option<Message> {
+        MessageLog::remove(self, id)
+    }
+}
 
-fn holds(slots: &[Slot], slot: u32, id: &Uuid) -> bool {
-    slots
-        .get(slot as usize)
-        .and_then(Slot::live)
-        .is_some_and(|m| m.id == *id)
+/// One event of an in-place replay: the event until it is applied, then
+/// the message it became (or the hole that message left), or nothing.
+enum Item {
+    Pending(ChatEvent),
+    Live(Message),
+    Deleted { seq: u64 },
+    Applied,
+}
+
+impl Item {
+    fn message(&self) -> Option<&Message> {
+        match self {
+            Item::Live(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// The messages of a replay from nothing, built where the events were.
+///
+/// Writing 570k new messages to fresh memory is most of what a long replay
+/// costs (page faults and cache-missing writes). Here the events are first
+/// turned into [`Item`]s in their own vector (`collect` reuses the buffer of
+/// an owned `Vec<ChatEvent>`, as the sizes match), each `MESSAGE_SENT`
+/// becomes its message in the place it was read from, and [`finish`] packs
+/// the messages to the front of that same buffer.
+///
+/// [`finish`]: InPlace::finish
+pub(crate) struct InPlace {
+    items: Vec<Item>,
+    /// Where each slot's message is in `items`, by slot number.
+    positions: Vec<u32>,
+    /// The item of the event being applied.
+    current: usize,
+    /// Seq of the newest message.
+    last_seq: u64,
+    ids: IdIndex,
+}
+
+impl InPlace {
+    /// `None` for logs too long for 32-bit positions.
+    pub fn new(events: impl IntoIterator<Item = ChatEvent>) -> Option<Self> {
+        let items: Vec<Item> = events.into_iter().map(Item::Pending).collect();
+        (items.len() < u32::MAX as usize).then(|| InPlace {
+            items,
+            positions: Vec::new(),
+            current: 0,
+            last_seq: 0,
+            ids: IdIndex::default(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The event at `at`, to be applied now. `None` if it was taken before.
+    pub fn take(&mut self, at: usize) -> Option<ChatEvent> {
+        self.current = at;
+        match std::mem::replace(self.items.get_mut(at)?, Item::Applied) {
+            Item::Pending(e) => Some(e),
+            other => {
+                self.items[at] = other;
+                None
+            }
+        }
+    }
+
+    /// The slot of `id` and where its message is in `items`.
+    fn locate(&self, hash: u32, id: &Uuid) -> Option<(u32, usize)> {
+        let (items, positions) = (&self.items, &self.positions);
+        let message = |slot: u32| {
+            let at = *positions.get(slot as usize)?;
+            items.get(at as usize).and_then(Item::message)
+        };
+        let slot = self.ids.find(hash, id, message)?;
+        Some((slot, self.positions[slot as usize] as usize))
+    }
+
+    fn position_of(&self, id: &Uuid) -> Option<usize> {
+        Some(self.locate(self.ids.hash(id), id)?.1)
+    }
+
+    /// The messages, in the buffer the events came in. Events not applied
+    /// (after an error) are dropped.
+    pub fn finish(self) -> MessageLog {
+        let mut slots: Vec<Slot> = self
+            .items
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Live(m) => Some(Slot::Live(m)),
+                Item::Deleted { seq } => Some(Slot::Deleted { seq }),
+                Item::Pending(_) | Item::Applied => None,
+            })
+            .collect();
+        // The buffer held every event; give back what the messages do not
+        // use (for a large buffer this unmaps pages rather than copying).
+        if slots.capacity() > slots.len() + slots.len() / 4 {
+            slots.shrink_to_fit();
+        }
+        let mut log = MessageLog {
+            slots,
+            ids: self.ids,
+        };
+        log.compact_if_sparse();
+        log
+    }
+}
+
+impl MessageStore for InPlace {
+    fn get(&self, id: &Uuid) -> Option<&Message> {
+        self.items[self.position_of(id)?].message()
+    }
+
+    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
+        let at = self.position_of(id)?;
+        match &mut self.items[at] {
+            Item::Live(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, m: Message) -> bool {
+        let hash = self.ids.hash(&m.id);
+        // The reducer applies events in seq order, so a message never comes
+        // out of order here; refusing one keeps the slots sorted.
+        if self.locate(hash, &m.id).is_some() || m.seq <= self.last_seq {
+            return false;
+        }
+        let slot = self.positions.len() as u32;
+        self.last_seq = m.seq;
+        self.positions.push(self.current as u32);
+        self.items[self.current] = Item::Live(m);
+        self.ids.insert(hash, slot, self.positions.len());
+        true
+    }
+
+    fn remove(&mut self, id: &Uuid) -> Option<Message> {
+        let hash = self.ids.hash(id);
+        let (slot, at) = self.locate(hash, id)?;
+        let seq = self.items[at].message()?.seq;
+        self.ids.remove(hash, slot);
+        match std::mem::replace(&mut self.items[at], Item::Deleted { seq }) {
+            Item::Live(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 impl PartialEq for MessageLog {
@@ -301,6 +506,17 @@ mod tests {
         assert!(log.insert(msg(more)));
         assert_eq!(log.get(&Uuid::from_u128(more.into())).unwrap().seq, more);
         assert_eq!(log.len() as u64, n / 3 + 1);
+    }
+
+    #[test]
+    fn an_in_place_replay_fits_in_the_memory_of_its_events() {
+        // `collect` reuses a vector's buffer only for same-aligned items no
+        // larger than the ones they replace.
+        use std::mem::{align_of, size_of};
+        assert_eq!(size_of::<Item>(), size_of::<ChatEvent>());
+        assert_eq!(align_of::<Item>(), align_of::<ChatEvent>());
+        assert!(size_of::<Slot>() <= size_of::<Item>());
+        assert_eq!(align_of::<Slot>(), align_of::<Item>());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! state.
 
 use crate::event::{ChatEvent, EventKind};
-use crate::messages::MessageLog;
+use crate::messages::{InPlace, MessageLog, MessageStore};
 use crate::reactions::Reactions;
 use crate::snapshot::chunk_of;
 use crate::time::Timestamp;
@@ -53,6 +53,8 @@ pub enum ApplyError {
     Duplicate { expected: u64, got: u64 },
     #[error("event of room {got:?} applied to room {expected:?}")]
     WrongRoom { expected: String, got: String },
+    #[error("more than 4,294,967,294 events replayed at once")]
+    TooLong,
 }
 
 /// Which part of the message log a state holds when it was built from only
@@ -166,12 +168,24 @@ impl RoomState {
     }
 
     /// Replays a whole log from the empty state.
+    ///
+    /// Equal to applying each event to [`RoomState::new`], but an owned
+    /// `Vec` of events is turned into the state's messages in its own memory
+    /// (see `messages::InPlace`) instead of copying them to fresh memory.
     pub fn replay<I>(events: I) -> Result<Self, ApplyError>
     where
         I: IntoIterator<Item = ChatEvent>,
     {
         let mut state = Self::new();
-        state.apply_all(events)?;
+        let Some(mut messages) = InPlace::new(events) else {
+            return Err(ApplyError::TooLong);
+        };
+        for at in 0..messages.len() {
+            if let Some(event) = messages.take(at) {
+                state.apply_to(&mut messages, event)?;
+            }
+        }
+        state.messages = messages.finish();
         Ok(state)
     }
 
@@ -181,13 +195,19 @@ impl RoomState {
         I: IntoIterator<Item = ChatEvent>,
     {
         let events = events.into_iter();
+        let mut messages = std::mem::take(&mut self.messages);
         // At most one message per event: reserving once avoids regrowing
-        // (and re-faulting) large tables while replaying long logs.
-        self.messages.reserve(events.size_hint().0);
+        // (and re-faulting) large vectors while applying long logs.
+        messages.reserve(events.size_hint().0);
+        let mut result = Ok(());
         for e in events {
-            self.apply(e)?;
+            result = self.apply_to(&mut messages, e);
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        self.messages = messages;
+        result
     }
 
     pub fn room_id(&self) -> Option<&str> {
@@ -246,6 +266,19 @@ impl RoomState {
     /// Applies one event. Its seq must be exactly `last_seq + 1` and its room
     /// the room of the events before it.
     pub fn apply(&mut self, event: ChatEvent) -> Result<(), ApplyError> {
+        let mut messages = std::mem::take(&mut self.messages);
+        let result = self.apply_to(&mut messages, event);
+        self.messages = messages;
+        result
+    }
+
+    /// What `event` does, with the messages kept in `messages` (the state's
+    /// own are moved out meanwhile).
+    fn apply_to<M: MessageStore>(
+        &mut self,
+        messages: &mut M,
+        event: ChatEvent,
+    ) -> Result<(), ApplyError> {
         self.check_order(&event)?;
         let ChatEvent {
             event_id,
@@ -270,7 +303,7 @@ impl RoomState {
                 });
             }
             EventKind::MessageSent { content } => {
-                let added = self.messages.insert(Message {
+                let added = messages.insert(Message {
                     id: event_id,
                     seq,
                     sender_id,
@@ -287,7 +320,7 @@ impl RoomState {
                 message_id,
                 content,
             } => {
-                if let Some(m) = self.own_message_mut(message_id, &sender_id) {
+                if let Some(m) = own_message_mut(messages, message_id, &sender_id) {
                     if m.content != content {
                         m.content = content;
                         m.edited_at = Some(timestamp);
@@ -297,14 +330,14 @@ impl RoomState {
                 }
             }
             EventKind::MessageDeleted { message_id } => {
-                if self.own_message_mut(message_id, &sender_id).is_some() {
-                    if let Some(m) = self.messages.remove(&message_id) {
+                if own_message_mut(messages, message_id, &sender_id).is_some() {
+                    if let Some(m) = messages.remove(&message_id) {
                         self.touch(m.seq);
                     }
                 }
             }
             EventKind::MessageRead { message_id } => {
-                let target = self.messages.get(&message_id).map(|m| m.seq).or_else(|| {
+                let target = messages.get(&message_id).map(|m| m.seq).or_else(|| {
                     self.coverage
                         .as_ref()
                         .and_then(|c| c.outside_seqs.get(&message_id).copied())
@@ -315,7 +348,7 @@ impl RoomState {
                 }
             }
             EventKind::ReactionAdded { message_id, emoji } => {
-                if let Some(m) = self.message_mut(message_id) {
+                if let Some(m) = messages.get_mut(&message_id) {
                     if m.reactions.add(emoji, sender_id) {
                         let s = m.seq;
                         self.touch(s);
@@ -323,7 +356,7 @@ impl RoomState {
                 }
             }
             EventKind::ReactionRemoved { message_id, emoji } => {
-                if let Some(m) = self.message_mut(message_id) {
+                if let Some(m) = messages.get_mut(&message_id) {
                     if m.reactions.remove(&emoji, &sender_id) {
                         let s = m.seq;
                         self.touch(s);
@@ -357,18 +390,18 @@ impl RoomState {
         }
     }
 
-    fn message_mut(&mut self, id: Uuid) -> Option<&mut Message> {
-        self.messages.get_mut(&id)
-    }
-
-    fn own_message_mut(&mut self, id: Uuid, sender: &str) -> Option<&mut Message> {
-        self.message_mut(id).filter(|m| m.sender_id == sender)
-    }
-
     /// Records that the chunk holding message `seq` changed.
     fn touch(&mut self, seq: u64) {
         self.dirty.insert(chunk_of(seq));
     }
+}
+
+fn own_message_mut<'a, M: MessageStore>(
+    messages: &'a mut M,
+    id: Uuid,
+    sender: &str,
+) -> Option<&'a mut Message> {
+    messages.get_mut(&id).filter(|m| m.sender_id == sender)
 }
 
 /// The serialized form of a state: what the `/snapshot` route returns and
