@@ -266,14 +266,11 @@ impl RoomState {
     /// Applies one event. Its seq must be exactly `last_seq + 1` and its room
     /// the room of the events before it.
     pub fn apply(&mut self, event: ChatEvent) -> Result<(), ApplyError> {
-        let mut messages = std::mem::take(&mut self.messages);
-        let result = self.apply_to(&mut messages, event);
-        self.messages = messages;
-        result
+        self.apply_all(std::iter::once(event))
     }
 
     /// What `event` does, with the messages kept in `messages` (the state's
-    /// own are moved out meanwhile).
+    /// own are moved out meanwhile, by `apply_all`).
     fn apply_to<M: MessageStore>(
         &mut self,
         messages: &mut M,
