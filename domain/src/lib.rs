@@ -10,6 +10,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+mod id_table;
 mod messages;
 pub mod optimistic;
 pub mod reactions;

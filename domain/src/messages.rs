@@ -9,9 +9,9 @@
 //! the memory of the events they come from, and become a [`MessageLog`] at
 //! the end.
 
-use crate::event::ChatEvent;
+use crate::event::{ChatEvent, EventKind};
+use crate::id_table::{Entry, IdTable, EMPTY};
 use crate::state::Message;
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 use uuid::Uuid;
 
@@ -33,16 +33,15 @@ pub(crate) trait MessageStore {
 
 /// Slot numbers of the live messages by id.
 ///
-/// The table holds, per live message, its slot and 32 bits of its id's
-/// hash: 8 bytes plus one control byte. A table of `(Uuid, usize)` pairs is
-/// three times larger: past a few hundred thousand messages it falls out of
-/// the caches and every send or lookup pays a miss. The stored hash lets the
-/// table grow without reading the messages (in order of the old table, so
-/// the new one is written almost sequentially) and filters out nearly every
-/// false candidate before a message is touched.
+/// The table ([`IdTable`]) holds, per live message, its slot and 32 bits of
+/// its id's hash: 8 bytes. A table of `(Uuid, usize)` pairs is three times
+/// larger: past a few hundred thousand messages it falls out of the caches
+/// and every send or lookup pays a miss. The stored hash lets the table grow
+/// without reading the messages and filters out nearly every false
+/// candidate before a message is touched.
 #[derive(Clone, Debug, Default)]
 struct IdIndex {
-    table: HashTable<Entry>,
+    table: IdTable,
     /// The newest messages by hash, direct-mapped: edits, reads and reactions
     /// mostly target recent messages, and this answers them from the cache
     /// instead of a miss in the large table. An entry is only a hint, checked
@@ -54,28 +53,6 @@ struct IdIndex {
 /// Entries of the recent-message cache (128 KiB), kept once a log has
 /// this many slots.
 const RECENT: usize = 1 << 14;
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    hash: u32,
-    slot: u32,
-}
-
-/// Names no slot (slot numbers stay below `u32::MAX`).
-const NO_ENTRY: Entry = Entry {
-    hash: 0,
-    slot: u32::MAX,
-};
-
-/// The table's 64-bit hash from the stored 32 bits: the table places by the
-/// low bits and tags by the top seven, so both come from the stored part.
-fn widen(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
-}
-
-fn entry_hash(e: &Entry) -> u64 {
-    widen(e.hash)
-}
 
 impl IdIndex {
     fn len(&self) -> usize {
@@ -101,36 +78,44 @@ impl IdIndex {
                 return Some(hint.slot);
             }
         }
-        self.table
-            .find(widen(hash), |e| e.hash == hash && holds(e.slot))
-            .map(|e| e.slot)
+        self.table.find(hash, holds)
     }
 
-    /// Records a new message in `slot`, the newest of `slots`.
-    fn insert(&mut self, hash: u32, slot: u32, slots: usize) {
+    /// Records a new message for `id` in `slot`, the newest of `slots`,
+    /// unless `id` is taken (then `false`).
+    fn insert<'a>(
+        &mut self,
+        hash: u32,
+        id: &Uuid,
+        slot: u32,
+        slots: usize,
+        message: impl Fn(u32) -> Option<&'a Message>,
+    ) -> bool {
+        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
+        if !self.table.insert_unless(hash, slot, holds) {
+            return false;
+        }
         let entry = Entry { hash, slot };
-        self.table.insert_unique(widen(hash), entry, entry_hash);
         if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
             *hint = entry;
         } else if slots >= RECENT {
             // Small logs do without: their table is in the caches anyway.
-            self.recent = vec![NO_ENTRY; RECENT].into_boxed_slice();
+            self.recent = vec![EMPTY; RECENT].into_boxed_slice();
         }
+        true
     }
 
     fn remove(&mut self, hash: u32, slot: u32) {
-        if let Ok(found) = self.table.find_entry(widen(hash), |e| e.slot == slot) {
-            found.remove();
-        }
+        self.table.remove(hash, slot);
     }
 
     /// Rebuilds the index for messages that moved.
     fn rebuild<'a>(&mut self, live: impl Iterator<Item = (u32, &'a Message)>) {
         self.recent = Box::default();
-        let mut table = HashTable::with_capacity(self.table.len() + 1);
+        let mut table = IdTable::with_capacity(self.table.len() + 1);
         for (slot, m) in live {
             let hash = self.hash(&m.id);
-            table.insert_unique(widen(hash), Entry { hash, slot }, entry_hash);
+            table.insert_unless(hash, slot, |_| false);
         }
         self.table = table;
     }
@@ -211,17 +196,21 @@ impl MessageLog {
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
     /// already taken.
     pub fn insert(&mut self, m: Message) -> bool {
-        if self.contains(&m.id) || self.slots.len() >= u32::MAX as usize {
+        if self.slots.len() >= u32::MAX as usize {
             return false;
         }
         if self.slots.last().is_some_and(|last| last.seq() >= m.seq) {
             // Out of order (only when loading unsorted input).
-            return self.insert_in_place(m);
+            return !self.contains(&m.id) && self.insert_in_place(m);
         }
         let hash = self.ids.hash(&m.id);
         let slot = self.slots.len() as u32;
+        let slots = &self.slots;
+        let message = |s| slot_message(slots, s);
+        if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
+            return false;
+        }
         self.slots.push(Slot::Live(m));
-        self.ids.insert(hash, slot, self.slots.len());
         true
     }
 
@@ -362,13 +351,31 @@ impl InPlace {
         }
     }
 
+    /// The live message of `slot`.
+    fn message_of<'a>(items: &'a [Item], positions: &[u32], slot: u32) -> Option<&'a Message> {
+        let at = *positions.get(slot as usize)?;
+        items.get(at as usize).and_then(Item::message)
+    }
+
+    /// Asks for the index line that the event at `at` will probe, so that
+    /// it is in the cache by the time that event is applied.
+    pub fn prefetch(&self, at: usize) {
+        if let Some(Item::Pending(e)) = self.items.get(at) {
+            let id = match e.kind {
+                EventKind::MessageSent { .. } => e.event_id,
+                ref other => match other.target() {
+                    Some(id) => id,
+                    None => return,
+                },
+            };
+            self.ids.table.prefetch(self.ids.hash(&id));
+        }
+    }
+
     /// The slot of `id` and where its message is in `items`.
     fn locate(&self, hash: u32, id: &Uuid) -> Option<(u32, usize)> {
         let (items, positions) = (&self.items, &self.positions);
-        let message = |slot: u32| {
-            let at = *positions.get(slot as usize)?;
-            items.get(at as usize).and_then(Item::message)
-        };
+        let message = |slot| Self::message_of(items, positions, slot);
         let slot = self.ids.find(hash, id, message)?;
         Some((slot, self.positions[slot as usize] as usize))
     }
@@ -417,17 +424,24 @@ impl MessageStore for InPlace {
     }
 
     fn insert(&mut self, m: Message) -> bool {
-        let hash = self.ids.hash(&m.id);
         // The reducer applies events in seq order, so a message never comes
         // out of order here; refusing one keeps the slots sorted.
-        if self.locate(hash, &m.id).is_some() || m.seq <= self.last_seq {
+        if m.seq <= self.last_seq {
             return false;
         }
+        let hash = self.ids.hash(&m.id);
         let slot = self.positions.len() as u32;
+        let (items, positions) = (&self.items, &self.positions);
+        let message = |slot| Self::message_of(items, positions, slot);
+        if !self
+            .ids
+            .insert(hash, &m.id, slot, positions.len() + 1, message)
+        {
+            return false;
+        }
         self.last_seq = m.seq;
         self.positions.push(self.current as u32);
         self.items[self.current] = Item::Live(m);
-        self.ids.insert(hash, slot, self.positions.len());
         true
     }
 

@@ -85,6 +85,10 @@ impl Coverage {
     }
 }
 
+/// How many events ahead of the one it applies a replay asks for the index
+/// lines it will need (see `messages::InPlace::prefetch`).
+const PREFETCH_AHEAD: usize = 8;
+
 /// The state of one room after a prefix of its log.
 #[derive(Clone, Debug, Default)]
 pub struct RoomState {
@@ -181,6 +185,7 @@ impl RoomState {
             return Err(ApplyError::TooLong);
         };
         for at in 0..messages.len() {
+            messages.prefetch(at + PREFETCH_AHEAD);
             if let Some(event) = messages.take(at) {
                 state.apply_to(&mut messages, event)?;
             }
