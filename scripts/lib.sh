@@ -20,3 +20,18 @@ ensure_wasm_target() {
     rustup target add wasm32-unknown-unknown
   fi
 }
+
+# Runs a command as root (directly, or through sudo when not root).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_apt PACKAGE COMMAND: installs the Debian package when COMMAND is
+# missing.
+ensure_apt() {
+  if ! command -v "$2" >/dev/null 2>&1; then
+    step "installing $1"
+    as_root apt-get install -y "$1" ||
+      { as_root apt-get update && as_root apt-get install -y "$1"; }
+  fi
+}

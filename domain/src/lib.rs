@@ -14,6 +14,7 @@ mod id_table;
 mod messages;
 pub mod optimistic;
 pub mod reactions;
+mod recycle;
 pub mod snapshot;
 pub mod state;
 pub mod time;

@@ -11,6 +11,7 @@
 
 use crate::event::{ChatEvent, EventKind};
 use crate::id_table::{Entry, IdTable, EMPTY};
+use crate::recycle::Recycle;
 use crate::state::Message;
 use std::hash::BuildHasher;
 use uuid::Uuid;
@@ -283,84 +284,41 @@ impl MessageStore for MessageLog {
     }
 }
 
-/// One event of an in-place replay: the event until it is applied, then
-/// the message it became (or the hole that message left), or nothing.
-enum Item {
-    Pending(ChatEvent),
-    Live(Message),
-    Deleted { seq: u64 },
-    Applied,
-}
-
-impl Item {
-    fn message(&self) -> Option<&Message> {
-        match self {
-            Item::Live(m) => Some(m),
-            _ => None,
-        }
-    }
-}
-
 /// The messages of a replay from nothing, built where the events were.
 ///
 /// Writing 570k new messages to fresh memory is most of what a long replay
-/// costs (page faults and cache-missing writes). Here the events are first
-/// turned into [`Item`]s in their own vector (`collect` reuses the buffer of
-/// an owned `Vec<ChatEvent>`, as the sizes match), each `MESSAGE_SENT`
-/// becomes its message in the place it was read from, and [`finish`] packs
-/// the messages to the front of that same buffer.
-///
-/// [`finish`]: InPlace::finish
+/// costs (page faults and cache-missing writes). Here each message is written
+/// over the events already applied, in the buffer of the owned
+/// `Vec<ChatEvent>` the events came in (see [`Recycle`]), and that buffer
+/// becomes the slots of the resulting [`MessageLog`].
 pub(crate) struct InPlace {
-    items: Vec<Item>,
-    /// Where each slot's message is in `items`, by slot number.
-    positions: Vec<u32>,
-    /// The item of the event being applied.
-    current: usize,
+    buf: Recycle<ChatEvent, Slot>,
     /// Seq of the newest message.
     last_seq: u64,
     ids: IdIndex,
 }
 
 impl InPlace {
-    /// `None` for logs too long for 32-bit positions.
+    /// `None` for logs too long for 32-bit slot numbers.
     pub fn new(events: impl IntoIterator<Item = ChatEvent>) -> Option<Self> {
-        let items: Vec<Item> = events.into_iter().map(Item::Pending).collect();
-        (items.len() < u32::MAX as usize).then(|| InPlace {
-            items,
-            positions: Vec::new(),
-            current: 0,
+        // A `vec::IntoIter` collects back into its own buffer, untouched.
+        let events: Vec<ChatEvent> = events.into_iter().collect();
+        (events.len() < u32::MAX as usize).then(|| InPlace {
+            buf: Recycle::new(events),
             last_seq: 0,
             ids: IdIndex::default(),
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
+    /// The next event, to be applied now.
+    pub fn take(&mut self) -> Option<ChatEvent> {
+        self.buf.take()
     }
 
-    /// The event at `at`, to be applied now. `None` if it was taken before.
-    pub fn take(&mut self, at: usize) -> Option<ChatEvent> {
-        self.current = at;
-        match std::mem::replace(self.items.get_mut(at)?, Item::Applied) {
-            Item::Pending(e) => Some(e),
-            other => {
-                self.items[at] = other;
-                None
-            }
-        }
-    }
-
-    /// The live message of `slot`.
-    fn message_of<'a>(items: &'a [Item], positions: &[u32], slot: u32) -> Option<&'a Message> {
-        let at = *positions.get(slot as usize)?;
-        items.get(at as usize).and_then(Item::message)
-    }
-
-    /// Asks for the index line that the event at `at` will probe, so that
-    /// it is in the cache by the time that event is applied.
-    pub fn prefetch(&self, at: usize) {
-        if let Some(Item::Pending(e)) = self.items.get(at) {
+    /// Asks for the index line that the event `ahead` places after the next
+    /// one will probe, so that it is in the cache by the time it is applied.
+    pub fn prefetch(&self, ahead: usize) {
+        if let Some(e) = self.buf.peek(ahead) {
             let id = match e.kind {
                 EventKind::MessageSent { .. } => e.event_id,
                 ref other => match other.target() {
@@ -372,37 +330,15 @@ impl InPlace {
         }
     }
 
-    /// The slot of `id` and where its message is in `items`.
-    fn locate(&self, hash: u32, id: &Uuid) -> Option<(u32, usize)> {
-        let (items, positions) = (&self.items, &self.positions);
-        let message = |slot| Self::message_of(items, positions, slot);
-        let slot = self.ids.find(hash, id, message)?;
-        Some((slot, self.positions[slot as usize] as usize))
+    fn slot_of(&self, hash: u32, id: &Uuid) -> Option<u32> {
+        let slots = self.buf.written();
+        self.ids.find(hash, id, |s| slot_message(slots, s))
     }
 
-    fn position_of(&self, id: &Uuid) -> Option<usize> {
-        Some(self.locate(self.ids.hash(id), id)?.1)
-    }
-
-    /// The messages, in the buffer the events came in. Events not applied
-    /// (after an error) are dropped.
+    /// The messages. Events not applied (after an error) are dropped.
     pub fn finish(self) -> MessageLog {
-        let mut slots: Vec<Slot> = self
-            .items
-            .into_iter()
-            .filter_map(|item| match item {
-                Item::Live(m) => Some(Slot::Live(m)),
-                Item::Deleted { seq } => Some(Slot::Deleted { seq }),
-                Item::Pending(_) | Item::Applied => None,
-            })
-            .collect();
-        // The buffer held every event; give back what the messages do not
-        // use (for a large buffer this unmaps pages rather than copying).
-        if slots.capacity() > slots.len() + slots.len() / 4 {
-            slots.shrink_to_fit();
-        }
         let mut log = MessageLog {
-            slots,
+            slots: self.buf.finish(),
             ids: self.ids,
         };
         log.compact_if_sparse();
@@ -412,15 +348,13 @@ impl InPlace {
 
 impl MessageStore for InPlace {
     fn get(&self, id: &Uuid) -> Option<&Message> {
-        self.items[self.position_of(id)?].message()
+        let slot = self.slot_of(self.ids.hash(id), id)?;
+        slot_message(self.buf.written(), slot)
     }
 
     fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        let at = self.position_of(id)?;
-        match &mut self.items[at] {
-            Item::Live(m) => Some(m),
-            _ => None,
-        }
+        let slot = self.slot_of(self.ids.hash(id), id)?;
+        self.buf.written_mut()[slot as usize].live_mut()
     }
 
     fn insert(&mut self, m: Message) -> bool {
@@ -430,29 +364,31 @@ impl MessageStore for InPlace {
             return false;
         }
         let hash = self.ids.hash(&m.id);
-        let slot = self.positions.len() as u32;
-        let (items, positions) = (&self.items, &self.positions);
-        let message = |slot| Self::message_of(items, positions, slot);
-        if !self
-            .ids
-            .insert(hash, &m.id, slot, positions.len() + 1, message)
-        {
+        let slots = self.buf.written();
+        let slot = slots.len() as u32;
+        let message = |s| slot_message(slots, s);
+        if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
             return false;
         }
         self.last_seq = m.seq;
-        self.positions.push(self.current as u32);
-        self.items[self.current] = Item::Live(m);
+        if let Err(m) = self.buf.push(Slot::Live(m)) {
+            // Only if called more than once per event taken; undo.
+            self.ids.remove(hash, slot);
+            drop(m);
+            return false;
+        }
         true
     }
 
     fn remove(&mut self, id: &Uuid) -> Option<Message> {
         let hash = self.ids.hash(id);
-        let (slot, at) = self.locate(hash, id)?;
-        let seq = self.items[at].message()?.seq;
+        let slot = self.slot_of(hash, id)?;
         self.ids.remove(hash, slot);
-        match std::mem::replace(&mut self.items[at], Item::Deleted { seq }) {
-            Item::Live(m) => Some(m),
-            _ => None,
+        let place = &mut self.buf.written_mut()[slot as usize];
+        let seq = place.seq();
+        match std::mem::replace(place, Slot::Deleted { seq }) {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
         }
     }
 }
@@ -523,14 +459,11 @@ mod tests {
     }
 
     #[test]
-    fn an_in_place_replay_fits_in_the_memory_of_its_events() {
-        // `collect` reuses a vector's buffer only for same-aligned items no
-        // larger than the ones they replace.
+    fn a_message_fits_in_the_memory_of_the_event_it_comes_from() {
+        // What `Recycle` checks at compile time, stated for the reader.
         use std::mem::{align_of, size_of};
-        assert_eq!(size_of::<Item>(), size_of::<ChatEvent>());
-        assert_eq!(align_of::<Item>(), align_of::<ChatEvent>());
-        assert!(size_of::<Slot>() <= size_of::<Item>());
-        assert_eq!(align_of::<Slot>(), align_of::<Item>());
+        assert!(size_of::<Slot>() <= size_of::<ChatEvent>());
+        assert_eq!(align_of::<Slot>(), align_of::<ChatEvent>());
     }
 
     #[test]

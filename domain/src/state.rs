@@ -184,11 +184,10 @@ impl RoomState {
         let Some(mut messages) = InPlace::new(events) else {
             return Err(ApplyError::TooLong);
         };
-        for at in 0..messages.len() {
-            messages.prefetch(at + PREFETCH_AHEAD);
-            if let Some(event) = messages.take(at) {
-                state.apply_to(&mut messages, event)?;
-            }
+        loop {
+            messages.prefetch(PREFETCH_AHEAD);
+            let Some(event) = messages.take() else { break };
+            state.apply_to(&mut messages, event)?;
         }
         state.messages = messages.finish();
         Ok(state)

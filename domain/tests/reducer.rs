@@ -471,6 +471,37 @@ fn a_gap_or_a_duplicate_seq_is_an_error_and_changes_nothing() {
 }
 
 #[test]
+fn a_replay_stops_at_a_gap_and_reports_it() {
+    // Long contents live on the heap: a replay that stops halfway must
+    // still free each of them once (scripts/test.sh also runs this test
+    // under valgrind).
+    let mut log = Log::new();
+    let text = "a message long enough to be stored on the heap";
+    for n in 0..50 {
+        log.send(100 + n, "alice", text);
+    }
+    let mut events = log.events.clone();
+    events.remove(20);
+    assert_eq!(
+        RoomState::replay(events),
+        Err(ApplyError::Gap {
+            expected: 21,
+            got: 22
+        })
+    );
+    // Any iterator replays, not only an owned vector, and so does a vector
+    // with room to spare.
+    assert_eq!(
+        RoomState::replay(log.events.iter().cloned()),
+        Ok(log.state.clone())
+    );
+    let mut spare = Vec::with_capacity(1000);
+    spare.extend(log.events.iter().cloned());
+    assert_eq!(RoomState::replay(spare), Ok(log.state.clone()));
+    assert_eq!(RoomState::replay(Vec::new()), Ok(RoomState::new()));
+}
+
+#[test]
 fn an_event_of_another_room_is_an_error() {
     let mut log = Log::new();
     let mut e = log.events[0].clone();
