@@ -35,7 +35,8 @@ impl Entry {
 
 #[derive(Clone, Debug)]
 pub(crate) struct IdTable {
-    /// A power-of-two number of buckets (at least [`MIN_BUCKETS`]).
+    /// A power-of-two number of buckets (at least [`MIN_BUCKETS`]), or none
+    /// before the first insert.
     buckets: Box<[Entry]>,
     /// `32 - log2(buckets)`: the bucket of a hash is `hash >> shift`.
     shift: u32,
@@ -48,9 +49,15 @@ const MIN_BUCKETS: usize = 8;
 /// can address. Far above what fits in memory in messages.
 const MAX_LEN: usize = 3 << 30;
 
+/// Empty, without allocating: most states of small rooms (and the copies
+/// the browser makes) never need more than a few buckets, many none.
 impl Default for IdTable {
     fn default() -> Self {
-        Self::with_buckets(MIN_BUCKETS)
+        IdTable {
+            buckets: Box::default(),
+            shift: 32,
+            len: 0,
+        }
     }
 }
 
@@ -66,6 +73,9 @@ impl IdTable {
 
     /// A table that holds `n` entries without growing.
     pub fn with_capacity(n: usize) -> Self {
+        if n == 0 {
+            return Self::default();
+        }
         let buckets = (n + n / 3 + 1).next_power_of_two().max(MIN_BUCKETS);
         Self::with_buckets(buckets)
     }
@@ -74,8 +84,9 @@ impl IdTable {
         self.len
     }
 
+    /// The bucket where a probe for `hash` starts. Only for a table with
+    /// buckets (`shift` is then at most 29).
     fn home(&self, hash: u32) -> usize {
-        // `shift` is at most 29, so this never shifts out of range.
         (hash >> self.shift) as usize
     }
 
@@ -85,6 +96,9 @@ impl IdTable {
 
     /// The slot of the entry with `hash` for which `is` holds.
     pub fn find(&self, hash: u32, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.buckets.is_empty() {
+            return None;
+        }
         let mut i = self.home(hash);
         loop {
             let e = self.buckets[i];
@@ -127,6 +141,9 @@ impl IdTable {
 
     /// Removes the entry of `slot` (stored under `hash`), if any.
     pub fn remove(&mut self, hash: u32, slot: u32) {
+        if self.buckets.is_empty() {
+            return;
+        }
         let mut i = self.home(hash);
         loop {
             let e = self.buckets[i];
@@ -169,11 +186,17 @@ impl IdTable {
     /// [`find`]: IdTable::find
     #[inline]
     pub fn prefetch(&self, hash: u32) {
-        let at: *const Entry = &self.buckets[self.home(hash)];
-        prefetch(at.cast());
+        if !self.buckets.is_empty() {
+            let at: *const Entry = &self.buckets[self.home(hash)];
+            prefetch(at.cast());
+        }
     }
 
     fn grow(&mut self) {
+        if self.buckets.is_empty() {
+            *self = Self::with_buckets(MIN_BUCKETS);
+            return;
+        }
         let mut bigger = Self::with_buckets(self.buckets.len() * 2);
         // The buckets are in hash order except for the run that wraps around
         // the end; starting after an empty bucket keeps that run in order,
@@ -282,6 +305,9 @@ mod tests {
     #[test]
     fn removing_an_absent_entry_changes_nothing() {
         let mut table = IdTable::default();
+        assert_eq!(table.find(9, |_| true), None);
+        table.remove(9, 1);
+        table.prefetch(9);
         assert!(table.insert_unless(9, 1, |_| false));
         table.remove(9, 2);
         table.remove(10, 1);
