@@ -173,9 +173,11 @@ impl RoomState {
 
     /// Replays a whole log from the empty state.
     ///
-    /// Equal to applying each event to [`RoomState::new`], but an owned
-    /// `Vec` of events is turned into the state's messages in its own memory
-    /// (see `messages::InPlace`) instead of copying them to fresh memory.
+    /// Equal to applying each event to [`RoomState::new`], but faster on
+    /// long logs: each message is written over events already applied, in
+    /// the buffer of an owned `Vec` of events (other iterators are collected
+    /// first), instead of in fresh memory; and the index lines each event
+    /// will probe are fetched a few events ahead (see `messages::InPlace`).
     pub fn replay<I>(events: I) -> Result<Self, ApplyError>
     where
         I: IntoIterator<Item = ChatEvent>,
