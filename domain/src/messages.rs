@@ -55,7 +55,18 @@ struct IdIndex {
 /// this many slots.
 const RECENT: usize = 1 << 14;
 
+/// How many messages or events ahead of the one being indexed the index
+/// line of a later one is asked for, where they are known in advance.
+pub(crate) const PREFETCH_AHEAD: usize = 8;
+
 impl IdIndex {
+    fn with_capacity(n: usize) -> Self {
+        IdIndex {
+            table: IdTable::with_capacity(n),
+            ..IdIndex::default()
+        }
+    }
+
     fn len(&self) -> usize {
         self.table.len()
     }
@@ -167,6 +178,29 @@ fn slot_message(slots: &[Slot], slot: u32) -> Option<&Message> {
 impl MessageLog {
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// A log of `messages`, which must be in strictly ascending seq with
+    /// distinct ids (`None` otherwise). The index is built in one go, with
+    /// the line of each entry fetched a few messages ahead.
+    pub fn from_ascending(messages: Vec<Message>) -> Option<MessageLog> {
+        if messages.len() >= u32::MAX as usize || !messages.is_sorted_by(|a, b| a.seq < b.seq) {
+            return None;
+        }
+        // Same size and alignment: collected in the same buffer.
+        let slots: Vec<Slot> = messages.into_iter().map(Slot::Live).collect();
+        let mut ids = IdIndex::with_capacity(slots.len());
+        let message = |s| slot_message(&slots, s);
+        for (i, m) in slots.iter().filter_map(Slot::live).enumerate() {
+            if let Some(ahead) = slot_message(&slots, (i + PREFETCH_AHEAD) as u32) {
+                ids.table.prefetch(ids.hash(&ahead.id));
+            }
+            let hash = ids.hash(&m.id);
+            if !ids.insert(hash, &m.id, i as u32, i + 1, message) {
+                return None;
+            }
+        }
+        Some(MessageLog { slots, ids })
     }
 
     pub fn reserve(&mut self, additional: usize) {

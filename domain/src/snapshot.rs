@@ -14,6 +14,7 @@
 
 use crate::event::ChatEvent;
 use crate::event::EventKind;
+use crate::messages::MessageLog;
 use crate::state::{Coverage, Message, RoomInfo, RoomState};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -289,16 +290,28 @@ impl RoomState {
                 .collect(),
             ..RoomState::default()
         };
-        for c in chunks {
+        // In seq order whatever order the chunks came in: the messages are
+        // then appended and indexed in one go.
+        let mut chunks = chunks;
+        chunks.sort_unstable_by_key(|c| c.index);
+        let mut messages = Vec::with_capacity(chunks.iter().map(|c| c.messages.len()).sum());
+        for mut c in chunks {
             let (lo, hi) = chunk_bounds(c.index);
-            for m in c.messages {
-                if m.seq < lo || m.seq > hi || m.seq > head.seq {
-                    return err(format!("message seq {} outside chunk {}", m.seq, c.index));
-                }
-                if !state.messages.insert(m) {
-                    return err("duplicate message".into());
-                }
+            if let Some(m) = c
+                .messages
+                .iter()
+                .find(|m| m.seq < lo || m.seq > hi || m.seq > head.seq)
+            {
+                return err(format!("message seq {} outside chunk {}", m.seq, c.index));
             }
+            if !c.messages.is_sorted_by_key(|m| m.seq) {
+                c.messages.sort_unstable_by_key(|m| m.seq);
+            }
+            messages.append(&mut c.messages);
+        }
+        match MessageLog::from_ascending(messages) {
+            Some(log) => state.messages = log,
+            None => return err("duplicate message".into()),
         }
         let complete = positions.len() == head.chunks.len();
         if !complete {

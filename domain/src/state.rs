@@ -10,7 +10,7 @@
 //! state.
 
 use crate::event::{ChatEvent, EventKind};
-use crate::messages::{InPlace, MessageLog, MessageStore};
+use crate::messages::{InPlace, MessageLog, MessageStore, PREFETCH_AHEAD};
 use crate::reactions::Reactions;
 use crate::snapshot::chunk_of;
 use crate::time::Timestamp;
@@ -84,10 +84,6 @@ impl Coverage {
         lo > hi_old || (lo >= self.from && hi_old <= self.to)
     }
 }
-
-/// How many events ahead of the one it applies a replay asks for the index
-/// lines it will need (see `messages::InPlace::prefetch`).
-const PREFETCH_AHEAD: usize = 8;
 
 /// The state of one room after a prefix of its log.
 #[derive(Clone, Debug, Default)]
@@ -451,11 +447,17 @@ impl<'de> Deserialize<'de> for RoomState {
             coverage: r.coverage,
             ..RoomState::default()
         };
-        for m in r.messages {
-            if m.seq == 0 || m.seq > state.last_seq || !state.messages.insert(m) {
-                return Err(serde::de::Error::custom("inconsistent message list"));
-            }
+        let mut messages = r.messages;
+        if !messages.is_sorted_by_key(|m| m.seq) {
+            messages.sort_unstable_by_key(|m| m.seq);
         }
+        let inconsistent = || serde::de::Error::custom("inconsistent message list");
+        if messages.first().is_some_and(|m| m.seq == 0)
+            || messages.last().is_some_and(|m| m.seq > state.last_seq)
+        {
+            return Err(inconsistent());
+        }
+        state.messages = MessageLog::from_ascending(messages).ok_or_else(inconsistent)?;
         Ok(state)
     }
 }

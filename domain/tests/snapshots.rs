@@ -140,6 +140,33 @@ fn mismatched_chunks_are_refused() {
     let m = moved[0].messages.pop().unwrap();
     moved[1].messages.insert(0, m);
     assert!(RoomState::from_snapshot(&snap.head, moved).is_err());
+    // the same id twice (in two chunks)
+    let mut twice = snap.chunks.clone();
+    twice[2].messages[0].id = twice[0].messages[0].id;
+    assert!(RoomState::from_snapshot(&snap.head, twice).is_err());
+    // the same seq twice (within a chunk)
+    let mut same_seq = snap.chunks.clone();
+    same_seq[1].messages[1].seq = same_seq[1].messages[0].seq;
+    assert!(RoomState::from_snapshot(&snap.head, same_seq).is_err());
+}
+
+#[test]
+fn chunks_and_their_messages_load_in_any_order() {
+    // Given a snapshot of 30,000 messages (past the index's recent cache)
+    let log = log_with_messages(30_000);
+    let snap = log.state.full_snapshot().unwrap();
+    // When its chunks come in reverse order, with their messages reversed
+    let mut shuffled = snap.chunks.clone();
+    shuffled.reverse();
+    for c in &mut shuffled {
+        c.messages.reverse();
+    }
+    // Then the state is the same, and every message is found by id
+    let restored = RoomState::from_snapshot(&snap.head, shuffled).unwrap();
+    assert_eq!(restored, log.state);
+    for m in log.state.messages() {
+        assert_eq!(restored.message(m.id).map(|r| r.seq), Some(m.seq));
+    }
 }
 
 #[test]
@@ -304,6 +331,13 @@ fn a_state_round_trips_through_json() {
     // and a corrupted one is refused, not loaded half-way
     let bad = json.replace("\"seq\":3", "\"seq\":2");
     assert!(serde_json::from_str::<RoomState>(&bad).is_err());
+    let twice = json.replace(&id(102).to_string(), &id(101).to_string());
+    assert!(serde_json::from_str::<RoomState>(&twice).is_err());
+    // messages listed out of order load in seq order
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["messages"].as_array_mut().unwrap().reverse();
+    let reordered: RoomState = serde_json::from_value(value).unwrap();
+    assert_eq!(reordered, log.state);
     let _ = EventKind::MessageSent {
         content: Default::default(),
     };
