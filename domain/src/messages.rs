@@ -163,6 +163,15 @@ impl Slot {
         }
     }
 
+    /// Leaves a hole with the same seq; the message that was there, if any.
+    fn delete(&mut self) -> Option<Message> {
+        let seq = self.seq();
+        match std::mem::replace(self, Slot::Deleted { seq }) {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        }
+    }
+
     fn live_mut(&mut self) -> Option<&mut Message> {
         match self {
             Slot::Live(m) => Some(m),
@@ -264,12 +273,7 @@ impl MessageLog {
         let slot = self.slot_of(id)?;
         let hash = self.ids.hash(id);
         self.ids.remove(hash, slot as u32);
-        let place = &mut self.slots[slot];
-        let seq = place.seq();
-        let m = match std::mem::replace(place, Slot::Deleted { seq }) {
-            Slot::Live(m) => Some(m),
-            Slot::Deleted { .. } => None,
-        };
+        let m = self.slots[slot].delete();
         self.compact_if_sparse();
         m
     }
@@ -404,13 +408,13 @@ impl MessageStore for InPlace {
         if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
             return false;
         }
-        self.last_seq = m.seq;
-        if let Err(m) = self.buf.push(Slot::Live(m)) {
+        let seq = m.seq;
+        if self.buf.push(Slot::Live(m)).is_err() {
             // Only if called more than once per event taken; undo.
             self.ids.remove(hash, slot);
-            drop(m);
             return false;
         }
+        self.last_seq = seq;
         true
     }
 
@@ -418,12 +422,7 @@ impl MessageStore for InPlace {
         let hash = self.ids.hash(id);
         let slot = self.slot_of(hash, id)?;
         self.ids.remove(hash, slot);
-        let place = &mut self.buf.written_mut()[slot as usize];
-        let seq = place.seq();
-        match std::mem::replace(place, Slot::Deleted { seq }) {
-            Slot::Live(m) => Some(m),
-            Slot::Deleted { .. } => None,
-        }
+        self.buf.written_mut()[slot as usize].delete()
     }
 }
 
