@@ -163,8 +163,26 @@ impl RoomState {
                 )
             })
             .collect();
+        let changed: Vec<u64> = match self.dirty.chunks() {
+            Some(dirty) => dirty.collect(),
+            None => {
+                // Every chunk: those with messages, and those of the last
+                // saved head (to drop the ones emptied since).
+                let mut all: Vec<u64> = Vec::new();
+                for m in self.messages() {
+                    let c = chunk_of(m.seq);
+                    if all.last() != Some(&c) {
+                        all.push(c);
+                    }
+                }
+                all.extend(self.chunk_versions.keys());
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+        };
         let mut chunks = Vec::new();
-        for index in self.dirty.iter() {
+        for index in changed {
             let (lo, hi) = chunk_bounds(index);
             let messages: Vec<Message> = self.messages.range(lo, hi + 1).cloned().collect();
             if messages.is_empty() {

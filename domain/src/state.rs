@@ -110,6 +110,9 @@ pub struct RoomState {
 /// is remembered to skip the set for most events.
 #[derive(Clone, Debug)]
 pub(crate) struct DirtyChunks {
+    /// Every chunk counts as changed: a state replayed from nothing, never
+    /// saved. Spares a long replay the bookkeeping of every event.
+    all: bool,
     set: BTreeSet<u64>,
     /// Chunks known to be in `set`; `u64::MAX` is an unused place.
     recent: [u64; 4],
@@ -119,6 +122,7 @@ pub(crate) struct DirtyChunks {
 impl Default for DirtyChunks {
     fn default() -> Self {
         DirtyChunks {
+            all: false,
             set: BTreeSet::new(),
             recent: [u64::MAX; 4],
             next: 0,
@@ -128,7 +132,7 @@ impl Default for DirtyChunks {
 
 impl DirtyChunks {
     fn insert(&mut self, chunk: u64) {
-        if self.recent.contains(&chunk) {
+        if self.all || self.recent.contains(&chunk) {
             return;
         }
         self.set.insert(chunk);
@@ -136,12 +140,20 @@ impl DirtyChunks {
         self.next = (self.next + 1) % self.recent.len();
     }
 
+    fn mark_all(&mut self) {
+        *self = DirtyChunks {
+            all: true,
+            ..Self::default()
+        };
+    }
+
     pub(crate) fn clear(&mut self) {
         *self = Self::default();
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.set.iter().copied()
+    /// The changed chunks, or `None` for all of them.
+    pub(crate) fn chunks(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        (!self.all).then(|| self.set.iter().copied())
     }
 }
 
@@ -179,6 +191,8 @@ impl RoomState {
         I: IntoIterator<Item = ChatEvent>,
     {
         let mut state = Self::new();
+        // Nothing of it was ever saved: every chunk goes in its first snapshot.
+        state.dirty.mark_all();
         let Some(mut messages) = InPlace::new(events) else {
             return Err(ApplyError::TooLong);
         };

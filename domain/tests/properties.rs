@@ -26,18 +26,38 @@ proptest! {
     }
 
     #[test]
-    fn incremental_snapshots_rebuild_the_state(log in log_strategy(1500), every in 1usize..200) {
-        let mut state = RoomState::new();
+    fn incremental_snapshots_rebuild_the_state(
+        log in log_strategy(1500),
+        every in 1usize..200,
+        start in any::<prop::sample::Index>(),
+        late in any::<bool>(),
+    ) {
+        // The state may begin as a replay of a prefix (never saved, so all
+        // of it is due), then go on event by event; a snapshot may be
+        // recorded as saved only after one more event was applied.
+        let start = start.index(log.events.len() + 1);
+        let mut state = RoomState::replay(log.events[..start].to_vec()).unwrap();
         let mut store: HashMap<(u64, u64), SnapshotChunk> = HashMap::new();
         let mut head = None;
+        let mut saved_late = None;
         for (n, e) in log.events.iter().enumerate() {
+            if n < start {
+                continue;
+            }
             state.apply(e.clone()).unwrap();
+            if let Some(h) = saved_late.take() {
+                state.mark_snapshot_saved(&h);
+            }
             if (n + 1) % every == 0 {
                 let s = state.snapshot().unwrap();
                 for c in s.chunks {
                     store.insert((c.index, c.version), c);
                 }
-                state.mark_snapshot_saved(&s.head);
+                if late {
+                    saved_late = Some(s.head.clone());
+                } else {
+                    state.mark_snapshot_saved(&s.head);
+                }
                 head = Some(s.head);
             }
         }

@@ -102,6 +102,48 @@ fn an_incremental_snapshot_writes_only_changed_chunks() {
 }
 
 #[test]
+fn a_replayed_state_saved_late_still_drops_an_emptied_chunk() {
+    // Given a state replayed from its log (never saved: every chunk is due)
+    let log = log_with_messages(300);
+    let mut state = RoomState::replay(log.events.clone()).unwrap();
+    let first = state.snapshot().unwrap();
+    assert_eq!(first.chunks.len(), 2, "messages at seqs 2..=301");
+    // whose snapshot is recorded as saved only after more events
+    let mut seq = state.last_seq();
+    let mut next = |kind: EventKind, sender: &str| {
+        seq += 1;
+        domain::ChatEvent {
+            event_id: id(10_000 + u128::from(seq)),
+            room_id: ROOM.into(),
+            seq,
+            sender_id: sender.into(),
+            timestamp: ts(10_000 + seq as i64),
+            kind,
+        }
+    };
+    let doomed: Vec<_> = state.messages().filter(|m| m.seq <= 256).cloned().collect();
+    let (first_victim, rest) = doomed.split_first().unwrap();
+    let delete = |m: &domain::Message| EventKind::MessageDeleted { message_id: m.id };
+    state
+        .apply(next(delete(first_victim), &first_victim.sender_id))
+        .unwrap();
+    state.mark_snapshot_saved(&first.head);
+    // when every other message of chunk 0 is deleted too
+    for m in rest {
+        state.apply(next(delete(m), &m.sender_id)).unwrap();
+    }
+    // then the next snapshot's directory no longer names chunk 0
+    let second = state.snapshot().unwrap();
+    let listed: Vec<u64> = second.head.chunks.iter().map(|c| c.index).collect();
+    assert_eq!(listed, vec![1]);
+    let chunks = second.chunks.clone();
+    assert_eq!(
+        RoomState::from_snapshot(&second.head, chunks).unwrap(),
+        state
+    );
+}
+
+#[test]
 fn a_chunk_emptied_by_deletes_leaves_the_directory() {
     let mut log = Log::new();
     let a = log.send(1, "alice", "only one");
