@@ -186,6 +186,10 @@ fn mismatched_chunks_are_refused() {
     let mut twice = snap.chunks.clone();
     twice[2].messages[0].id = twice[0].messages[0].id;
     assert!(RoomState::from_snapshot(&snap.head, twice).is_err());
+    // a head whose directory is out of order
+    let mut head = snap.head.clone();
+    head.chunks.swap(0, 1);
+    assert!(RoomState::from_snapshot(&head, snap.chunks.clone()).is_err());
     // the same seq twice (within a chunk)
     let mut same_seq = snap.chunks.clone();
     same_seq[1].messages[1].seq = same_seq[1].messages[0].seq;
