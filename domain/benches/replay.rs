@@ -2,9 +2,12 @@
 //! deletes, reads and reactions) applied by the reducer; a snapshot plus a
 //! 1,000-event tail against a full replay; and JSON decoding on its own.
 //!
-//! What `replay/apply_decoded_1m` times: moving 1,000,000 already decoded,
-//! owned `ChatEvent`s into `RoomState::replay`, one core. Cloning the input
-//! and dropping the resulting state happen outside the timed part.
+//! What `replay/bytes_to_state_1m` times: what a client does with a room's
+//! log as it arrives, end to end: the JSON array of 1,000,000 events decoded
+//! into `ChatEvent`s and replayed into a `RoomState`, one core.
+//! What `replay/apply_decoded_1m` times: only the replay, moving 1,000,000
+//! already decoded, owned `ChatEvent`s into `RoomState::replay`. Cloning the
+//! input and dropping the resulting state happen outside the timed part.
 //!
 //! Run: `cargo bench -p domain --bench replay` (see BENCHMARKS.md).
 
@@ -30,6 +33,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(EVENTS as u64));
+    let bytes = serde_json::to_vec(&events).expect("events serialize");
+    eprintln!("log as JSON: {} bytes", bytes.len());
+    g.bench_function("bytes_to_state_1m", |b| b.iter(|| bytes_to_state(&bytes)));
     g.bench_function("apply_decoded_1m", |b| {
         b.iter_batched(
             || events.clone(),
@@ -88,6 +94,13 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Decodes a JSON array of events and replays it: what a client does with a
+/// room's log.
+fn bytes_to_state(bytes: &[u8]) -> RoomState {
+    let events: Vec<ChatEvent> = serde_json::from_slice(bytes).expect("valid JSON");
+    RoomState::replay(events).expect("valid log")
 }
 
 criterion_group!(replay, benches);

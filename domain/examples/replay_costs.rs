@@ -6,6 +6,8 @@
 //! MODE:
 //! - `replay` (default): `RoomState::replay` of an owned copy of the log, as
 //!   the benchmark times it, with the page faults taken per replay.
+//! - `bytes`: bytes to state: the log as one JSON array decoded and
+//!   replayed, with the decoding's share.
 //! - `by-type`: time spent in `apply` per event type (each call is timed, so
 //!   add a few tens of ns of timer overhead per event).
 //! - `sends-floor`: only moves each `MESSAGE_SENT` into a growing
@@ -53,6 +55,22 @@ fn replay(events: &[ChatEvent], runs: usize) {
     }
     println!("page faults per replay: {faults:?}");
     summary("replay of 1,000,000 events", times);
+}
+
+fn bytes(events: &[ChatEvent], runs: usize) {
+    let json = serde_json::to_vec(events).expect("events serialize");
+    let (mut total, mut decode) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let decoded: Vec<ChatEvent> = serde_json::from_slice(&json).expect("valid JSON");
+        decode.push(t.elapsed().as_secs_f64() * 1e3);
+        let state = RoomState::replay(decoded).expect("valid log");
+        total.push(t.elapsed().as_secs_f64() * 1e3);
+        black_box(&state);
+    }
+    println!("{} bytes of JSON", json.len());
+    summary("decoding 1,000,000 events", decode);
+    summary("bytes to state (decode + replay)", total);
 }
 
 fn by_type(events: &[ChatEvent], runs: usize) {
@@ -144,8 +162,11 @@ fn main() {
     let events = realistic::realistic_log(1_000_000);
     match mode.as_str() {
         "replay" => replay(&events, runs),
+        "bytes" => bytes(&events, runs),
         "by-type" => by_type(&events, runs.min(3)),
         "sends-floor" => sends_floor(&events, runs),
-        other => eprintln!("unknown mode {other:?}: replay, by-type, sends-floor or latency"),
+        other => {
+            eprintln!("unknown mode {other:?}: replay, bytes, by-type, sends-floor or latency")
+        }
     }
 }
