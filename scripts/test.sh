@@ -13,17 +13,14 @@ export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 
 ensure_rust_components
 ensure_wasm_target
-ensure_apt valgrind valgrind
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "modules use each other in one direction"
+python3 scripts/module-cycles.py domain
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "domain for wasm32-unknown-unknown"
 cargo build -p domain --target wasm32-unknown-unknown
 step "cargo test"
 cargo test --workspace
-step "domain tests under valgrind (replay reuses the events' buffer with unsafe code)"
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
-cargo test -p domain --lib recycle
-PROPTEST_CASES=8 cargo test -p domain --test reducer --test properties

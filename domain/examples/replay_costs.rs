@@ -69,8 +69,16 @@ fn bytes(events: &[ChatEvent], runs: usize) {
         black_box(&state);
     }
     println!("{} bytes of JSON", json.len());
-    summary("decoding 1,000,000 events", decode);
-    summary("bytes to state (decode + replay)", total);
+    summary("decoding 1,000,000 events into a Vec", decode);
+    summary("bytes to state (decode into a Vec, then replay)", total);
+    let mut streamed = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let state = RoomState::replay_json(&json).expect("valid log");
+        streamed.push(t.elapsed().as_secs_f64() * 1e3);
+        black_box(&state);
+    }
+    summary("bytes to state (RoomState::replay_json)", streamed);
 }
 
 fn by_type(events: &[ChatEvent], runs: usize) {

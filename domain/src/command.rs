@@ -122,7 +122,7 @@ impl RoomState {
     /// append, or the refusal (`message_not_found`, `forbidden`).
     pub fn decide(&self, cmd: &Command, sender: &str) -> Result<EventKind, Refusal> {
         let content = || CompactString::from(cmd.content.as_deref().unwrap_or_default());
-        let target = || -> Result<&crate::state::Message, Refusal> {
+        let target = || -> Result<&crate::message::Message, Refusal> {
             cmd.target
                 .as_deref()
                 .and_then(parse_uuid)

@@ -9,6 +9,7 @@ use crate::error::DecodeError;
 use crate::time::Timestamp;
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 use uuid::Uuid;
 
@@ -253,26 +254,30 @@ pub fn parse_uuid(s: &str) -> Option<Uuid> {
 }
 
 /// The flat wire form of a [`ChatEvent`]: every field present, strings as
-/// sent. Decoding into it fails only for malformed documents.
+/// sent, borrowed from the input where they have no escapes. Decoding into
+/// it fails only for malformed documents.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WireEvent {
-    pub event_id: String,
-    pub room_id: CompactString,
-    pub seq: u64,
-    pub event_type: String,
-    pub sender_id: CompactString,
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    room_id: CompactString,
+    seq: u64,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    sender_id: CompactString,
     #[serde(default)]
-    pub content: Option<CompactString>,
-    #[serde(default)]
-    pub target_message_id: Option<String>,
-    pub timestamp: String,
+    content: Option<CompactString>,
+    #[serde(default, borrow)]
+    target_message_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
 }
 
-impl TryFrom<WireEvent> for ChatEvent {
+impl TryFrom<WireEvent<'_>> for ChatEvent {
     type Error = String;
 
-    fn try_from(w: WireEvent) -> Result<Self, String> {
+    fn try_from(w: WireEvent<'_>) -> Result<Self, String> {
         let event_type = EventType::parse(&w.event_type)
             .ok_or_else(|| format!("unknown eventType {:?}", w.event_type))?;
         let event_id = parse_uuid(&w.event_id)

@@ -7,14 +7,17 @@
 //! randomness. The server and the browser run the same code on the same
 //! events and must reach the same state.
 
+#![forbid(unsafe_code)]
+
+mod chunk;
 pub mod command;
 pub mod error;
 pub mod event;
-mod id_table;
+pub mod message;
 mod messages;
 pub mod optimistic;
 pub mod reactions;
-mod recycle;
+pub mod replay;
 pub mod snapshot;
 pub mod state;
 pub mod time;
@@ -26,10 +29,12 @@ pub use command::{Command, Submission};
 pub use compact_str::CompactString;
 pub use error::{DecodeError, ErrorCode, Refusal};
 pub use event::{ChatEvent, EventKind, EventType};
+pub use message::Message;
 pub use optimistic::{Dropped, OptimisticRoom, PendingEvent};
 pub use reactions::Reactions;
+pub use replay::ReplayError;
 pub use snapshot::{ChunkInfo, Snapshot, SnapshotChunk, SnapshotHead, CHUNK_SPAN};
-pub use state::{ApplyError, Message, RoomInfo, RoomState};
+pub use state::{ApplyError, RoomInfo, RoomState};
 pub use time::Timestamp;
 pub use timetravel::Point;
 pub use view::{ChatMessageView, Incomplete};

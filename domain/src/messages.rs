@@ -1,147 +1,36 @@
-//! The live messages of a state, in seq order, with an index by id.
+//! [`MessageLog`]: the live messages of a state, in seq order, with an index
+//! by id.
 //!
 //! Messages arrive in ascending seq, so they are kept in a vector (appends
 //! are O(1), ranges by seq are a binary search). A deletion leaves a hole
 //! (which keeps its seq, so the search still works) that is compacted away
 //! once holes outnumber live messages.
-//!
-//! A replay from nothing uses [`InPlace`] instead: the messages are built in
-//! the memory of the events they come from, and become a [`MessageLog`] at
-//! the end.
 
-use crate::event::{ChatEvent, EventKind};
-use crate::id_table::{Entry, IdTable, EMPTY};
-use crate::recycle::Recycle;
-use crate::state::Message;
+use crate::message::Message;
+use hashbrown::HashTable;
 use std::hash::BuildHasher;
 use uuid::Uuid;
 
 /// foldhash: several times faster than SipHash on 16-byte keys and seeded
 /// per process, so client-chosen ids cannot be crafted to collide. The seed
-/// only affects the table's internal order, which nothing observes.
+/// only affects the map's internal order, which nothing observes.
 type Hasher = foldhash::fast::RandomState;
-
-/// What the reducer needs of the messages: the same answers from a
-/// [`MessageLog`] and from an [`InPlace`] replay.
-pub(crate) trait MessageStore {
-    fn get(&self, id: &Uuid) -> Option<&Message>;
-    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message>;
-    /// Adds a message; `false` (and nothing changes) if its id or its seq is
-    /// already taken.
-    fn insert(&mut self, m: Message) -> bool;
-    fn remove(&mut self, id: &Uuid) -> Option<Message>;
-}
-
-/// Slot numbers of the live messages by id.
-///
-/// The table ([`IdTable`]) holds, per live message, its slot and 32 bits of
-/// its id's hash: 8 bytes. A table of `(Uuid, usize)` pairs is three times
-/// larger: past a few hundred thousand messages it falls out of the caches
-/// and every send or lookup pays a miss. The stored hash lets the table grow
-/// without reading the messages and filters out nearly every false
-/// candidate before a message is touched.
-#[derive(Clone, Debug, Default)]
-struct IdIndex {
-    table: IdTable,
-    /// The newest messages by hash, direct-mapped: edits, reads and reactions
-    /// mostly target recent messages, and this answers them from the cache
-    /// instead of a miss in the large table. An entry is only a hint, checked
-    /// against the message it names.
-    recent: Box<[Entry]>,
-    hasher: Hasher,
-}
-
-/// Entries of the recent-message cache (128 KiB), kept once a log has
-/// this many slots.
-const RECENT: usize = 1 << 14;
-
-/// How many messages or events ahead of the one being indexed the index
-/// line of a later one is asked for, where they are known in advance.
-pub(crate) const PREFETCH_AHEAD: usize = 8;
-
-impl IdIndex {
-    fn with_capacity(n: usize) -> Self {
-        IdIndex {
-            table: IdTable::with_capacity(n),
-            ..IdIndex::default()
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn hash(&self, id: &Uuid) -> u32 {
-        // Folding keeps entropy from both halves of the 64-bit hash.
-        let h = self.hasher.hash_one(id);
-        (h ^ (h >> 32)) as u32
-    }
-
-    /// The slot of `id`; `message` gives the live message of a slot.
-    fn find<'a>(
-        &self,
-        hash: u32,
-        id: &Uuid,
-        message: impl Fn(u32) -> Option<&'a Message>,
-    ) -> Option<u32> {
-        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
-        if let Some(hint) = self.recent.get(hash as usize % RECENT) {
-            if hint.hash == hash && holds(hint.slot) {
-                return Some(hint.slot);
-            }
-        }
-        self.table.find(hash, holds)
-    }
-
-    /// Records a new message for `id` in `slot`, the newest of `slots`,
-    /// unless `id` is taken (then `false`).
-    fn insert<'a>(
-        &mut self,
-        hash: u32,
-        id: &Uuid,
-        slot: u32,
-        slots: usize,
-        message: impl Fn(u32) -> Option<&'a Message>,
-    ) -> bool {
-        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
-        if !self.table.insert_unless(hash, slot, holds) {
-            return false;
-        }
-        let entry = Entry { hash, slot };
-        if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
-            *hint = entry;
-        } else if slots >= RECENT {
-            // Small logs do without: their table is in the caches anyway.
-            self.recent = vec![EMPTY; RECENT].into_boxed_slice();
-        }
-        true
-    }
-
-    fn remove(&mut self, hash: u32, slot: u32) {
-        self.table.remove(hash, slot);
-    }
-
-    /// Rebuilds the index for messages that moved.
-    fn rebuild<'a>(&mut self, live: impl Iterator<Item = (u32, &'a Message)>) {
-        self.recent = Box::default();
-        let mut table = IdTable::with_capacity(self.table.len() + 1);
-        for (slot, m) in live {
-            let hash = self.hash(&m.id);
-            table.insert_unless(hash, slot, |_| false);
-        }
-        self.table = table;
-    }
-}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageLog {
     /// Ascending by seq.
     slots: Vec<Slot>,
-    ids: IdIndex,
+    /// Position in `slots` of each live message, found by the hash of its
+    /// id. Only the position is stored (4 bytes, plus hashbrown's control
+    /// byte), and the id is compared in the message itself: a table of
+    /// `(Uuid, usize)` pairs is five times larger, and past a few hundred
+    /// thousand messages a larger table means a cache miss on most lookups.
+    index: HashTable<u32>,
+    hasher: Hasher,
 }
 
-/// A message, or the hole a deleted one left. The same 96 bytes as the
-/// message alone: the hole's seq fits beside the message's niche.
+/// A message, or the hole a deleted one left. The same size as the message
+/// alone: the hole's seq fits beside the message's niche.
 #[derive(Clone, Debug)]
 enum Slot {
     Live(Message),
@@ -163,15 +52,6 @@ impl Slot {
         }
     }
 
-    /// Leaves a hole with the same seq; the message that was there, if any.
-    fn delete(&mut self) -> Option<Message> {
-        let seq = self.seq();
-        match std::mem::replace(self, Slot::Deleted { seq }) {
-            Slot::Live(m) => Some(m),
-            Slot::Deleted { .. } => None,
-        }
-    }
-
     fn live_mut(&mut self) -> Option<&mut Message> {
         match self {
             Slot::Live(m) => Some(m),
@@ -180,61 +60,59 @@ impl Slot {
     }
 }
 
-fn slot_message(slots: &[Slot], slot: u32) -> Option<&Message> {
-    slots.get(slot as usize).and_then(Slot::live)
-}
-
 impl MessageLog {
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.index.len()
     }
 
     /// A log of `messages`, which must be in strictly ascending seq with
-    /// distinct ids (`None` otherwise). The index is built in one go, with
-    /// the line of each entry fetched a few messages ahead.
+    /// distinct ids (`None` otherwise).
     pub fn from_ascending(messages: Vec<Message>) -> Option<MessageLog> {
-        if messages.len() >= u32::MAX as usize || !messages.is_sorted_by(|a, b| a.seq < b.seq) {
+        if !messages.is_sorted_by(|a, b| a.seq < b.seq) {
             return None;
         }
-        // Same size and alignment: collected in the same buffer.
-        let slots: Vec<Slot> = messages.into_iter().map(Slot::Live).collect();
-        let mut ids = IdIndex::with_capacity(slots.len());
-        let message = |s| slot_message(&slots, s);
-        for (i, m) in slots.iter().filter_map(Slot::live).enumerate() {
-            if let Some(ahead) = slot_message(&slots, (i + PREFETCH_AHEAD) as u32) {
-                ids.table.prefetch(ids.hash(&ahead.id));
-            }
-            let hash = ids.hash(&m.id);
-            if !ids.insert(hash, &m.id, i as u32, i + 1, message) {
+        let mut log = MessageLog {
+            slots: Vec::with_capacity(messages.len()),
+            ..MessageLog::default()
+        };
+        log.index.reserve(messages.len(), |_| 0);
+        for m in messages {
+            if !log.insert(m) {
                 return None;
             }
         }
-        Some(MessageLog { slots, ids })
+        Some(log)
     }
 
+    /// Room for `additional` more messages without reallocating.
     pub fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
     }
 
-    fn slot_of(&self, id: &Uuid) -> Option<usize> {
+    fn hash(&self, id: &Uuid) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The position of the live message `id`.
+    fn position(&self, id: &Uuid) -> Option<usize> {
         let slots = &self.slots;
-        let found = self
-            .ids
-            .find(self.ids.hash(id), id, |s| slot_message(slots, s));
-        found.map(|s| s as usize)
+        let is_it = |&pos: &u32| slots[pos as usize].live().is_some_and(|m| m.id == *id);
+        self.index
+            .find(self.hash(id), is_it)
+            .map(|&pos| pos as usize)
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
-        self.slot_of(id).is_some()
+        self.position(id).is_some()
     }
 
     pub fn get(&self, id: &Uuid) -> Option<&Message> {
-        self.slots[self.slot_of(id)?].live()
+        self.slots[self.position(id)?].live()
     }
 
     pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        let slot = self.slot_of(id)?;
-        self.slots[slot].live_mut()
+        let pos = self.position(id)?;
+        self.slots[pos].live_mut()
     }
 
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
@@ -247,15 +125,26 @@ impl MessageLog {
             // Out of order (only when loading unsorted input).
             return !self.contains(&m.id) && self.insert_in_place(m);
         }
-        let hash = self.ids.hash(&m.id);
-        let slot = self.slots.len() as u32;
-        let slots = &self.slots;
-        let message = |s| slot_message(slots, s);
-        if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
-            return false;
+        // One probe both checks the id and finds its place.
+        let hash = self.hash(&m.id);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let is_it = |&p: &u32| slots[p as usize].live().is_some_and(|s| s.id == m.id);
+        match self.index.entry(hash, is_it, |&p| rehash(slots, hasher, p)) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(place) => {
+                place.insert(slots.len() as u32);
+                self.slots.push(Slot::Live(m));
+                true
+            }
         }
-        self.slots.push(Slot::Live(m));
-        true
+    }
+
+    /// Records that the message `id` is at `pos`.
+    fn index_at(&mut self, pos: usize, id: &Uuid) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let hash = hasher.hash_one(id);
+        self.index
+            .insert_unique(hash, pos as u32, |&p| rehash(slots, hasher, p));
     }
 
     fn insert_in_place(&mut self, m: Message) -> bool {
@@ -270,12 +159,18 @@ impl MessageLog {
     }
 
     pub fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        let slot = self.slot_of(id)?;
-        let hash = self.ids.hash(id);
-        self.ids.remove(hash, slot as u32);
-        let m = self.slots[slot].delete();
+        let pos = self.position(id)?;
+        let hash = self.hash(id);
+        if let Ok(entry) = self.index.find_entry(hash, |&p| p as usize == pos) {
+            entry.remove();
+        }
+        let seq = self.slots[pos].seq();
+        let removed = match std::mem::replace(&mut self.slots[pos], Slot::Deleted { seq }) {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        };
         self.compact_if_sparse();
-        m
+        removed
     }
 
     /// Live messages in seq order.
@@ -291,8 +186,8 @@ impl MessageLog {
     }
 
     fn compact_if_sparse(&mut self) {
-        let holes = self.slots.len() - self.ids.len();
-        if holes > 1024 && holes > self.ids.len() {
+        let holes = self.slots.len() - self.index.len();
+        if holes > 1024 && holes > self.index.len() {
             self.slots.retain(|s| s.live().is_some());
             self.reindex();
         }
@@ -300,129 +195,21 @@ impl MessageLog {
 
     /// Rebuilds the index after slots moved.
     fn reindex(&mut self) {
-        let live = self.slots.iter().enumerate();
-        // Slots fit in u32: `insert` refuses to grow past that.
-        let live = live.filter_map(|(i, s)| Some((i as u32, s.live()?)));
-        self.ids.rebuild(live);
+        self.index.clear();
+        for pos in 0..self.slots.len() {
+            if let Slot::Live(m) = &self.slots[pos] {
+                let id = m.id;
+                self.index_at(pos, &id);
+            }
+        }
     }
 }
 
-impl MessageStore for MessageLog {
-    fn get(&self, id: &Uuid) -> Option<&Message> {
-        MessageLog::get(self, id)
-    }
-    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        MessageLog::get_mut(self, id)
-    }
-    fn insert(&mut self, m: Message) -> bool {
-        MessageLog::insert(self, m)
-    }
-    fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        MessageLog::remove(self, id)
-    }
-}
-
-/// The messages of a replay from nothing, built where the events were.
-///
-/// Writing 570k new messages to fresh memory is most of what a long replay
-/// costs (page faults and cache-missing writes). Here each message is written
-/// over the events already applied, in the buffer of the owned
-/// `Vec<ChatEvent>` the events came in (see [`Recycle`]), and that buffer
-/// becomes the slots of the resulting [`MessageLog`].
-pub(crate) struct InPlace {
-    buf: Recycle<ChatEvent, Slot>,
-    /// Seq of the newest message.
-    last_seq: u64,
-    ids: IdIndex,
-}
-
-impl InPlace {
-    /// `None` for logs too long for 32-bit slot numbers.
-    pub fn new(events: impl IntoIterator<Item = ChatEvent>) -> Option<Self> {
-        // A `vec::IntoIter` collects back into its own buffer, untouched.
-        let events: Vec<ChatEvent> = events.into_iter().collect();
-        (events.len() < u32::MAX as usize).then(|| InPlace {
-            buf: Recycle::new(events),
-            last_seq: 0,
-            ids: IdIndex::default(),
-        })
-    }
-
-    /// The next event, to be applied now.
-    pub fn take(&mut self) -> Option<ChatEvent> {
-        self.buf.take()
-    }
-
-    /// Asks for the index line that the event `ahead` places after the next
-    /// one will probe, so that it is in the cache by the time it is applied.
-    pub fn prefetch(&self, ahead: usize) {
-        if let Some(e) = self.buf.peek(ahead) {
-            let id = match e.kind {
-                EventKind::MessageSent { .. } => e.event_id,
-                ref other => match other.target() {
-                    Some(id) => id,
-                    None => return,
-                },
-            };
-            self.ids.table.prefetch(self.ids.hash(&id));
-        }
-    }
-
-    fn slot_of(&self, hash: u32, id: &Uuid) -> Option<u32> {
-        let slots = self.buf.written();
-        self.ids.find(hash, id, |s| slot_message(slots, s))
-    }
-
-    /// The messages. Events not applied (after an error) are dropped.
-    pub fn finish(self) -> MessageLog {
-        let mut log = MessageLog {
-            slots: self.buf.finish(),
-            ids: self.ids,
-        };
-        log.compact_if_sparse();
-        log
-    }
-}
-
-impl MessageStore for InPlace {
-    fn get(&self, id: &Uuid) -> Option<&Message> {
-        let slot = self.slot_of(self.ids.hash(id), id)?;
-        slot_message(self.buf.written(), slot)
-    }
-
-    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        let slot = self.slot_of(self.ids.hash(id), id)?;
-        self.buf.written_mut()[slot as usize].live_mut()
-    }
-
-    fn insert(&mut self, m: Message) -> bool {
-        // The reducer applies events in seq order, so a message never comes
-        // out of order here; refusing one keeps the slots sorted.
-        if m.seq <= self.last_seq {
-            return false;
-        }
-        let hash = self.ids.hash(&m.id);
-        let slots = self.buf.written();
-        let slot = slots.len() as u32;
-        let message = |s| slot_message(slots, s);
-        if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
-            return false;
-        }
-        let seq = m.seq;
-        if self.buf.push(Slot::Live(m)).is_err() {
-            // Only if called more than once per event taken; undo.
-            self.ids.remove(hash, slot);
-            return false;
-        }
-        self.last_seq = seq;
-        true
-    }
-
-    fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        let hash = self.ids.hash(id);
-        let slot = self.slot_of(hash, id)?;
-        self.ids.remove(hash, slot);
-        self.buf.written_mut()[slot as usize].delete()
+/// The hash of the message at `pos`, for the index when it grows.
+fn rehash(slots: &[Slot], hasher: &Hasher, pos: u32) -> u64 {
+    match &slots[pos as usize] {
+        Slot::Live(m) => hasher.hash_one(m.id),
+        Slot::Deleted { .. } => unreachable!("only live messages are indexed"),
     }
 }
 
@@ -469,15 +256,15 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_live_message_through_cache_and_compaction() {
-        let n = 3 * RECENT as u64;
+    fn finds_every_live_message_through_compaction() {
+        let n = 3 * (1 << 14);
         let mut log = MessageLog::default();
         for i in 1..=n {
             assert!(log.insert(msg(i)));
         }
         assert!(!log.insert(msg(n - 1)), "a recent id is refused again");
         assert!(!log.insert(msg(7)), "an old id is refused again");
-        // Deleting two thirds compacts; the cache must not name moved slots.
+        // Deleting two thirds compacts; the index must follow the moved slots.
         for i in (1..=n).filter(|i| i % 3 != 0) {
             assert_eq!(log.remove(&Uuid::from_u128(i.into())).unwrap().seq, i);
         }
@@ -489,14 +276,6 @@ mod tests {
         assert!(log.insert(msg(more)));
         assert_eq!(log.get(&Uuid::from_u128(more.into())).unwrap().seq, more);
         assert_eq!(log.len() as u64, n / 3 + 1);
-    }
-
-    #[test]
-    fn a_message_fits_in_the_memory_of_the_event_it_comes_from() {
-        // What `Recycle` checks at compile time, stated for the reader.
-        use std::mem::{align_of, size_of};
-        assert!(size_of::<Slot>() <= size_of::<ChatEvent>());
-        assert_eq!(align_of::<Slot>(), align_of::<ChatEvent>());
     }
 
     #[test]
@@ -518,5 +297,15 @@ mod tests {
         let mut dup = msg(3);
         dup.id = Uuid::from_u128(99);
         assert!(!log.insert(dup), "a seq is taken once");
+    }
+
+    #[test]
+    fn from_ascending_refuses_disorder_and_duplicate_ids() {
+        assert!(MessageLog::from_ascending(vec![msg(1), msg(2), msg(5)]).is_some());
+        assert!(MessageLog::from_ascending(vec![msg(2), msg(1)]).is_none());
+        assert!(MessageLog::from_ascending(vec![msg(1), msg(1)]).is_none());
+        let mut same_id = msg(3);
+        same_id.id = Uuid::from_u128(1);
+        assert!(MessageLog::from_ascending(vec![msg(1), same_id]).is_none());
     }
 }

@@ -12,27 +12,15 @@
 //! a window of messages at a cost that grows with the window and the tail of
 //! events after the snapshot, not with the room.
 
-use crate::event::ChatEvent;
-use crate::event::EventKind;
+pub use crate::chunk::{chunk_bounds, chunk_of, CHUNK_SPAN};
+use crate::event::{ChatEvent, EventKind};
+use crate::message::Message;
 use crate::messages::MessageLog;
-use crate::state::{Coverage, Message, RoomInfo, RoomState};
+use crate::state::{Coverage, RoomInfo, RoomState};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
-
-/// How many seqs one chunk spans. A chunk holds at most this many messages.
-pub const CHUNK_SPAN: u64 = 256;
-
-/// The chunk that holds the message with this seq.
-pub fn chunk_of(seq: u64) -> u64 {
-    seq.saturating_sub(1) / CHUNK_SPAN
-}
-
-/// First and last seq a chunk spans.
-pub fn chunk_bounds(index: u64) -> (u64, u64) {
-    (index * CHUNK_SPAN + 1, (index + 1) * CHUNK_SPAN)
-}
 
 /// One entry of a head's chunk directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,10 +9,11 @@
 //! event of another room, which the caller must see rather than corrupt the
 //! state.
 
+use crate::chunk::chunk_of;
 use crate::event::{ChatEvent, EventKind};
-use crate::messages::{InPlace, MessageLog, MessageStore, PREFETCH_AHEAD};
+use crate::message::Message;
+use crate::messages::MessageLog;
 use crate::reactions::Reactions;
-use crate::snapshot::chunk_of;
 use crate::time::Timestamp;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -29,21 +30,6 @@ pub struct RoomInfo {
     pub created_at: Timestamp,
 }
 
-/// A message in the current view (deleted messages are not kept).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Message {
-    pub id: Uuid,
-    pub seq: u64,
-    pub sender_id: CompactString,
-    /// Short messages (up to 24 bytes) are kept inline, with no allocation.
-    pub content: CompactString,
-    pub sent_at: Timestamp,
-    pub edited_at: Option<Timestamp>,
-    /// Emoji → users who reacted with it; an emoji with no users is removed.
-    pub reactions: Reactions,
-}
-
 /// An event that cannot be applied in order.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -53,8 +39,6 @@ pub enum ApplyError {
     Duplicate { expected: u64, got: u64 },
     #[error("event of room {got:?} applied to room {expected:?}")]
     WrongRoom { expected: String, got: String },
-    #[error("more than 4,294,967,294 events replayed at once")]
-    TooLong,
 }
 
 /// Which part of the message log a state holds when it was built from only
@@ -140,7 +124,7 @@ impl DirtyChunks {
         self.next = (self.next + 1) % self.recent.len();
     }
 
-    fn mark_all(&mut self) {
+    pub(crate) fn mark_all(&mut self) {
         *self = DirtyChunks {
             all: true,
             ..Self::default()
@@ -180,12 +164,6 @@ impl RoomState {
     }
 
     /// Replays a whole log from the empty state.
-    ///
-    /// Equal to applying each event to [`RoomState::new`], but faster on
-    /// long logs: each message is written over events already applied, in
-    /// the buffer of an owned `Vec` of events (other iterators are collected
-    /// first), instead of in fresh memory; and the index lines each event
-    /// will probe are fetched a few events ahead (see `messages::InPlace`).
     pub fn replay<I>(events: I) -> Result<Self, ApplyError>
     where
         I: IntoIterator<Item = ChatEvent>,
@@ -193,15 +171,7 @@ impl RoomState {
         let mut state = Self::new();
         // Nothing of it was ever saved: every chunk goes in its first snapshot.
         state.dirty.mark_all();
-        let Some(mut messages) = InPlace::new(events) else {
-            return Err(ApplyError::TooLong);
-        };
-        loop {
-            messages.prefetch(PREFETCH_AHEAD);
-            let Some(event) = messages.take() else { break };
-            state.apply_to(&mut messages, event)?;
-        }
-        state.messages = messages.finish();
+        state.apply_all(events)?;
         Ok(state)
     }
 
@@ -211,19 +181,13 @@ impl RoomState {
         I: IntoIterator<Item = ChatEvent>,
     {
         let events = events.into_iter();
-        let mut messages = std::mem::take(&mut self.messages);
         // At most one message per event: reserving once avoids regrowing
-        // (and re-faulting) large vectors while applying long logs.
-        messages.reserve(events.size_hint().0);
-        let mut result = Ok(());
+        // (and copying) large vectors while applying long logs.
+        self.messages.reserve(events.size_hint().0);
         for e in events {
-            result = self.apply_to(&mut messages, e);
-            if result.is_err() {
-                break;
-            }
+            self.apply(e)?;
         }
-        self.messages = messages;
-        result
+        Ok(())
     }
 
     pub fn room_id(&self) -> Option<&str> {
@@ -279,19 +243,9 @@ impl RoomState {
             .count()
     }
 
-    /// Applies one event. Its seq must be exactly `last_seq + 1` and its room
-    /// the room of the events before it.
+    /// Applies one event: the reducer. Its seq must be exactly `last_seq + 1`
+    /// and its room the room of the events before it.
     pub fn apply(&mut self, event: ChatEvent) -> Result<(), ApplyError> {
-        self.apply_all(std::iter::once(event))
-    }
-
-    /// What `event` does, with the messages kept in `messages` (the state's
-    /// own are moved out meanwhile, by `apply_all`).
-    fn apply_to<M: MessageStore>(
-        &mut self,
-        messages: &mut M,
-        event: ChatEvent,
-    ) -> Result<(), ApplyError> {
         self.check_order(&event)?;
         let ChatEvent {
             event_id,
@@ -306,7 +260,8 @@ impl RoomState {
         }
         self.last_seq = seq;
         self.last_timestamp = Some(timestamp);
-        match kind {
+        // The seq of the message whose snapshot chunk this event changes.
+        let changed = match kind {
             EventKind::RoomCreated { name } => {
                 self.info = Some(RoomInfo {
                     room_id,
@@ -314,9 +269,10 @@ impl RoomState {
                     created_by: sender_id,
                     created_at: timestamp,
                 });
+                None
             }
             EventKind::MessageSent { content } => {
-                let added = messages.insert(Message {
+                let added = self.messages.insert(Message {
                     id: event_id,
                     seq,
                     sender_id,
@@ -325,32 +281,27 @@ impl RoomState {
                     edited_at: None,
                     reactions: Reactions::new(),
                 });
-                if added {
-                    self.touch(seq);
-                }
+                added.then_some(seq)
             }
             EventKind::MessageEdited {
                 message_id,
                 content,
-            } => {
-                if let Some(m) = own_message_mut(messages, message_id, &sender_id) {
-                    if m.content != content {
-                        m.content = content;
-                        m.edited_at = Some(timestamp);
-                        let s = m.seq;
-                        self.touch(s);
-                    }
+            } => match self.own_message_mut(message_id, &sender_id) {
+                Some(m) if m.content != content => {
+                    m.content = content;
+                    m.edited_at = Some(timestamp);
+                    Some(m.seq)
                 }
-            }
+                _ => None,
+            },
             EventKind::MessageDeleted { message_id } => {
-                if own_message_mut(messages, message_id, &sender_id).is_some() {
-                    if let Some(m) = messages.remove(&message_id) {
-                        self.touch(m.seq);
-                    }
+                match self.own_message_mut(message_id, &sender_id) {
+                    Some(_) => self.messages.remove(&message_id).map(|m| m.seq),
+                    None => None,
                 }
             }
             EventKind::MessageRead { message_id } => {
-                let target = messages.get(&message_id).map(|m| m.seq).or_else(|| {
+                let target = self.messages.get(&message_id).map(|m| m.seq).or_else(|| {
                     self.coverage
                         .as_ref()
                         .and_then(|c| c.outside_seqs.get(&message_id).copied())
@@ -359,25 +310,27 @@ impl RoomState {
                     let marker = self.read_markers.entry(sender_id).or_insert(0);
                     *marker = (*marker).max(s);
                 }
+                // Markers live in the snapshot's head, not in a chunk.
+                None
             }
-            EventKind::ReactionAdded { message_id, emoji } => {
-                if let Some(m) = messages.get_mut(&message_id) {
-                    if m.reactions.add(emoji, sender_id) {
-                        let s = m.seq;
-                        self.touch(s);
-                    }
-                }
-            }
-            EventKind::ReactionRemoved { message_id, emoji } => {
-                if let Some(m) = messages.get_mut(&message_id) {
-                    if m.reactions.remove(&emoji, &sender_id) {
-                        let s = m.seq;
-                        self.touch(s);
-                    }
-                }
-            }
+            EventKind::ReactionAdded { message_id, emoji } => self
+                .messages
+                .get_mut(&message_id)
+                .and_then(|m| m.reactions.add(emoji, sender_id).then_some(m.seq)),
+            EventKind::ReactionRemoved { message_id, emoji } => self
+                .messages
+                .get_mut(&message_id)
+                .and_then(|m| m.reactions.remove(&emoji, &sender_id).then_some(m.seq)),
+        };
+        if let Some(seq) = changed {
+            self.dirty.insert(chunk_of(seq));
         }
         Ok(())
+    }
+
+    /// A live message of `sender`: only its sender may edit or delete it.
+    fn own_message_mut(&mut self, id: Uuid, sender: &str) -> Option<&mut Message> {
+        self.messages.get_mut(&id).filter(|m| m.sender_id == sender)
     }
 
     fn check_order(&self, event: &ChatEvent) -> Result<(), ApplyError> {
@@ -402,19 +355,6 @@ impl RoomState {
             _ => Ok(()),
         }
     }
-
-    /// Records that the chunk holding message `seq` changed.
-    fn touch(&mut self, seq: u64) {
-        self.dirty.insert(chunk_of(seq));
-    }
-}
-
-fn own_message_mut<'a, M: MessageStore>(
-    messages: &'a mut M,
-    id: Uuid,
-    sender: &str,
-) -> Option<&'a mut Message> {
-    messages.get_mut(&id).filter(|m| m.sender_id == sender)
 }
 
 /// The serialized form of a state: what the `/snapshot` route returns and

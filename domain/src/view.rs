@@ -1,7 +1,8 @@
 //! [`ChatMessageView`], the contract's read model of one message, and the
 //! range-limited window of the newest messages built from a state.
 
-use crate::state::{Message, RoomState};
+use crate::message::Message;
+use crate::state::RoomState;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

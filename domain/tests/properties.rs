@@ -129,10 +129,14 @@ proptest! {
         for e in events.clone() {
             one_by_one.apply(e).unwrap();
         }
+        // The log as bytes, decoded and applied event by event.
+        let from_bytes = RoomState::replay_json(&serde_json::to_vec(&events).unwrap()).unwrap();
         let replayed = RoomState::replay(events).unwrap();
         prop_assert_eq!(&replayed, &one_by_one);
         prop_assert_eq!(replayed.views(), one_by_one.views());
         prop_assert_eq!(replayed.snapshot(), one_by_one.snapshot());
+        prop_assert_eq!(&from_bytes, &one_by_one);
+        prop_assert_eq!(from_bytes.snapshot(), one_by_one.snapshot());
     }
 
     #[test]

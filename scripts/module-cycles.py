@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Checks that the modules of a crate use each other in one direction only.
+
+For each top-level module of `CRATE/src` (a file `x.rs` or a folder `x/`), it
+collects the other top-level modules its code names (`crate::x`, or `crate::Y`
+for a name the crate root re-exports from `x`), and reports every cycle in
+that graph. The crate root (`lib.rs`, `main.rs`) only declares and assembles,
+so it is left out. Exit status 1 when there is a cycle.
+
+    scripts/module-cycles.py domain server
+"""
+import re
+import sys
+from pathlib import Path
+
+USE_GROUP = re.compile(r"pub\s+use\s+(\w+)::(\{[^}]*\}|\w+)", re.S)
+
+
+def top_modules(src: Path) -> dict[str, list[Path]]:
+    mods: dict[str, list[Path]] = {}
+    for p in sorted(src.rglob("*.rs")):
+        rel = p.relative_to(src)
+        if rel.parts[0] == "bin" or rel.name in ("lib.rs", "main.rs") and len(rel.parts) == 1:
+            continue
+        name = rel.parts[0].removesuffix(".rs")
+        mods.setdefault(name, []).append(p)
+    return mods
+
+
+def reexports(src: Path, mods) -> dict[str, str]:
+    """Names the root re-exports, mapped to the module they come from."""
+    out = {}
+    root = src / "lib.rs"
+    if not root.exists():
+        return out
+    for m in USE_GROUP.finditer(root.read_text()):
+        module, names = m.group(1), m.group(2)
+        if module not in mods:
+            continue
+        for n in re.findall(r"\w+", names):
+            out[n] = module
+    return out
+
+
+def graph(src: Path) -> dict[str, set[str]]:
+    mods = top_modules(src)
+    names = reexports(src, mods)
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for module, files in mods.items():
+        for f in files:
+            # Comments name modules without using them.
+            text = re.sub(r"//[^\n]*", "", f.read_text())
+            for target in re.findall(r"\bcrate::(\w+)", text):
+                target = names.get(target, target)
+                if target in mods and target != module:
+                    edges[module].add(target)
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main() -> int:
+    bad = False
+    for crate in sys.argv[1:] or ["domain", "server"]:
+        edges = graph(Path(crate) / "src")
+        found = cycles(edges)
+        for comp in found:
+            bad = True
+            detail = "; ".join(f"{m} -> {', '.join(sorted(edges[m] & set(comp)))}" for m in comp)
+            print(f"{crate}: module cycle among {', '.join(comp)} ({detail})")
+        if not found:
+            print(f"{crate}: {len(edges)} modules, no cycle")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
