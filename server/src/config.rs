@@ -1,23 +1,82 @@
-//! Configuration from the environment (names and defaults of ../shared/API.md).
+//! The command line and configuration of the server binary: every setting
+//! is a flag and an environment variable (the names and defaults of
+//! docs/api.md), parsed and checked by clap, so `server --help` lists them
+//! and a bad value stops the server with an error naming the variable.
 
+use clap::builder::RangedU64ValueParser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Clone, Debug)]
+/// The event-sourced chat server: REST + WebSocket API over an event log.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    after_help = "Every option can also be set by the environment variable in its brackets \
+                  (an empty variable counts as unset); a flag wins over the variable."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+    #[command(flatten)]
+    pub logging: Logging,
+}
+
+/// What the binary does; no command means [`Command::Serve`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API and the web app (what runs when no command is given).
+    #[default]
+    Serve,
+}
+
+/// What the server runs with. Tests build it as
+/// `Config { data_dir, ..Config::default() }`; [`Default`] gives the same
+/// values as the command line with no flags and no environment.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
+    /// Directory of the embedded store (used when MONGODB_URI is unset).
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// Use MongoDB as the event store and view store (not supported yet).
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
     pub mongodb_uri: Option<String>,
+    /// MongoDB database name.
+    #[arg(long, env = "MONGODB_DB", default_value = "chat", global = true)]
     pub mongodb_db: String,
+    /// Use Redis pub/sub to fan events out between instances (not supported yet).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
+    /// Directory of the built web app, served at / and other non-API paths.
+    #[arg(long, env = "STATIC_DIR", default_value = "./dist", global = true)]
     pub static_dir: PathBuf,
-    /// Requests per second per user; 0 turns the limit off.
+    /// Requests per second per user, HTTP and WebSocket submits alike (bursts of 5×); 0 turns it off.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_USER",
+        default_value_t = 100,
+        global = true
+    )]
     pub rate_limit_per_user: u32,
+    /// How long a session token lives (e.g. 30d, 12h, 90s).
+    #[arg(long, env = "SESSION_TTL", default_value = "30d",
+        value_parser = humantime::parse_duration, global = true)]
     pub session_ttl: Duration,
+    /// The least number of events between two snapshots of a room (at least 1).
+    #[arg(long, env = "SNAPSHOT_EVERY", default_value_t = 100,
+        value_parser = RangedU64ValueParser::<u64>::new().range(1..), global = true)]
     pub snapshot_every: u64,
-    /// Room states the writer keeps in memory (least recently used dropped
-    /// beyond that). Not in the contract; tests lower it.
+    /// Room states the writer keeps in memory, least recently used dropped beyond (at least 1).
+    #[arg(long, env = "ROOMS_IN_MEMORY", default_value_t = 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_in_memory: usize,
 }
 
@@ -38,44 +97,96 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, String> {
-        let mut c = Config::default();
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let Some(v) = var("BIND") {
-            c.bind = v.parse().map_err(|e| format!("BIND: {e}"))?;
-        }
-        if let Some(v) = var("DATA_DIR") {
-            c.data_dir = v.into();
-        }
-        c.mongodb_uri = var("MONGODB_URI");
-        if let Some(v) = var("MONGODB_DB") {
-            c.mongodb_db = v;
-        }
-        c.redis_url = var("REDIS_URL");
-        if let Some(v) = var("STATIC_DIR") {
-            c.static_dir = v.into();
-        }
-        if let Some(v) = var("RATE_LIMIT_PER_USER") {
-            c.rate_limit_per_user = v.parse().map_err(|e| format!("RATE_LIMIT_PER_USER: {e}"))?;
-        }
-        if let Some(v) = var("SESSION_TTL") {
-            c.session_ttl =
-                humantime::parse_duration(&v).map_err(|e| format!("SESSION_TTL: {e}"))?;
-        }
-        if let Some(v) = var("SNAPSHOT_EVERY") {
-            c.snapshot_every = v.parse().map_err(|e| format!("SNAPSHOT_EVERY: {e}"))?;
-            if c.snapshot_every == 0 {
-                return Err("SNAPSHOT_EVERY must be at least 1".into());
+/// How the binary logs (main.rs sets it up; the library only emits).
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct Logging {
+    /// Log lines as text (key=value) or json (one object a line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Which logs to write: tracing EnvFilter directives, e.g. `info` or `warn,server=debug`.
+    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info",
+        value_parser = log_filter, global = true)]
+    pub log_filter: String,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    // No doc comments here: clap would show them as a long list in --help.
+    Text,
+    Json,
+}
+
+/// Checks a log filter the way tracing-subscriber will read it.
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+impl Cli {
+    /// The command line and the environment of this process, or the exit
+    /// clap gives (the help and the version with 0, a bad value with 2).
+    pub fn from_process() -> Self {
+        Self::try_from(Self::command_without_empty_env(), std::env::args_os())
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` with `command` (the first item is the program's name).
+    pub fn try_from(
+        command: clap::Command,
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<Self, clap::Error> {
+        let mut matches: ArgMatches = command.try_get_matches_from(args)?;
+        Self::from_arg_matches_mut(&mut matches)
+    }
+
+    /// The command, with the variables that are set but empty treated as
+    /// unset (clap alone would parse their empty value).
+    pub fn command_without_empty_env() -> clap::Command {
+        Self::command().mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty());
+            if empty {
+                arg.env(None)
+            } else {
+                arg
             }
-        }
-        Ok(c)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command with no environment at all, whatever the test process has.
+    fn without_env() -> clap::Command {
+        Cli::command().mut_args(|arg| arg.env(None))
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_from(
+            without_env(),
+            std::iter::once("server").chain(args.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn the_default_config_is_what_an_empty_command_line_gives() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.config, Config::default());
+        assert_eq!(cli.command, None);
+        assert_eq!(
+            cli.logging,
+            Logging {
+                log_format: LogFormat::Text,
+                log_filter: "info".into()
+            }
+        );
+    }
 
     #[test]
     fn durations_read_as_the_contract_writes_them() {
@@ -91,5 +202,69 @@ mod tests {
             Config::default().session_ttl,
             Duration::from_secs(30 * 24 * 3600)
         );
+        let cli = parse(&["--session-ttl", "90s"]).unwrap();
+        assert_eq!(cli.config.session_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn flags_set_every_setting() {
+        let cli = parse(&[
+            "--bind=0.0.0.0:9000",
+            "--data-dir=/tmp/d",
+            "--mongodb-uri=mongodb://m",
+            "--mongodb-db=db",
+            "--redis-url=redis://r",
+            "--static-dir=/tmp/s",
+            "--rate-limit-per-user=0",
+            "--session-ttl=12h",
+            "--snapshot-every=7",
+            "--rooms-in-memory=3",
+            "--log-format=json",
+            "--log-filter=warn,server=debug",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.config,
+            Config {
+                bind: "0.0.0.0:9000".parse().unwrap(),
+                data_dir: "/tmp/d".into(),
+                mongodb_uri: Some("mongodb://m".into()),
+                mongodb_db: "db".into(),
+                redis_url: Some("redis://r".into()),
+                static_dir: "/tmp/s".into(),
+                rate_limit_per_user: 0,
+                session_ttl: Duration::from_secs(12 * 3600),
+                snapshot_every: 7,
+                rooms_in_memory: 3,
+            }
+        );
+        assert_eq!(cli.logging.log_format, LogFormat::Json);
+        assert_eq!(cli.logging.log_filter, "warn,server=debug");
+    }
+
+    #[test]
+    fn serve_is_the_only_command_and_takes_the_options_too() {
+        let cli = parse(&["serve", "--bind", "127.0.0.1:1"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Serve));
+        assert_eq!(cli.config.bind, "127.0.0.1:1".parse().unwrap());
+        assert!(parse(&["rebuild"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_setting() {
+        for (args, name) in [
+            (&["--rate-limit-per-user", "abc"][..], "RATE_LIMIT_PER_USER"),
+            (&["--rate-limit-per-user=-1"][..], "RATE_LIMIT_PER_USER"),
+            (&["--snapshot-every", "0"][..], "SNAPSHOT_EVERY"),
+            (&["--rooms-in-memory", "0"][..], "ROOMS_IN_MEMORY"),
+            (&["--bind", "nope"][..], "BIND"),
+            (&["--session-ttl", "forever"][..], "SESSION_TTL"),
+            (&["--log-format", "xml"][..], "LOG_FORMAT"),
+            (&["--log-filter", "server=loud"][..], "RUST_LOG"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(name), "{args:?}: {e}");
+        }
     }
 }

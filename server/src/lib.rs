@@ -1,4 +1,4 @@
-//! The chat server: REST + WebSocket API of ../shared/API.md over an event
+//! The chat server: REST + WebSocket API of docs/api.md over an event
 //! store and a fan-out bus. `main.rs` only reads the configuration and calls
 //! [`run`]; tests start the same [`run`] on port 0.
 

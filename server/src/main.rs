@@ -1,28 +1,31 @@
-//! Starts the chat server with the configuration from the environment.
+//! The server binary: parses the command line and the environment
+//! (`server --help`), sets up logging, and runs the command (serving, when
+//! none is given). A bad setting exits with code 2 before anything starts.
 
-use server::config::Config;
+use server::config::{Cli, Command, Config, LogFormat, Logging};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    // Structured logs: key=value lines, or JSON lines with LOG_FORMAT=json.
-    // Only paths are logged, never query strings (the WebSocket token is there).
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+    let cli = Cli::from_process();
+    init_logging(&cli.logging);
+    match cli.command.unwrap_or_default() {
+        Command::Serve => serve(cli.config).await,
     }
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration: {e}");
-            std::process::exit(2);
-        }
-    };
+}
+
+/// Structured logs: key=value lines, or JSON lines. Only paths are logged,
+/// never query strings (the WebSocket token is there).
+fn init_logging(logging: &Logging) {
+    let filter = EnvFilter::new(&logging.log_filter);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match logging.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+}
+
+async fn serve(config: Config) {
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(l) => l,
         Err(e) => {
