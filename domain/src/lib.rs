@@ -13,6 +13,7 @@ mod chunk;
 pub mod command;
 pub mod error;
 pub mod event;
+mod id_table;
 pub mod message;
 mod messages;
 pub mod optimistic;

@@ -1,36 +1,126 @@
-//! [`MessageLog`]: the live messages of a state, in seq order, with an index
-//! by id.
+//! The live messages of a state, in seq order, with an index by id.
 //!
 //! Messages arrive in ascending seq, so they are kept in a vector (appends
 //! are O(1), ranges by seq are a binary search). A deletion leaves a hole
 //! (which keeps its seq, so the search still works) that is compacted away
 //! once holes outnumber live messages.
 
+use crate::id_table::{Entry, IdTable, EMPTY};
 use crate::message::Message;
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 use uuid::Uuid;
 
 /// foldhash: several times faster than SipHash on 16-byte keys and seeded
 /// per process, so client-chosen ids cannot be crafted to collide. The seed
-/// only affects the map's internal order, which nothing observes.
+/// only affects the table's internal order, which nothing observes.
 type Hasher = foldhash::fast::RandomState;
+
+/// Slot numbers of the live messages by id.
+///
+/// The table ([`IdTable`]) holds, per live message, its slot and 32 bits of
+/// its id's hash: 8 bytes. A table of `(Uuid, usize)` pairs is three times
+/// larger: past a few hundred thousand messages it falls out of the caches
+/// and every send or lookup pays a miss. The stored hash lets the table grow
+/// without reading the messages and filters out nearly every false
+/// candidate before a message is touched.
+#[derive(Clone, Debug, Default)]
+struct IdIndex {
+    table: IdTable,
+    /// The newest messages by hash, direct-mapped: edits, reads and reactions
+    /// mostly target recent messages, and this answers them from the cache
+    /// instead of a miss in the large table. An entry is only a hint, checked
+    /// against the message it names.
+    recent: Box<[Entry]>,
+    hasher: Hasher,
+}
+
+/// Entries of the recent-message cache (128 KiB), kept once a log has
+/// this many slots.
+const RECENT: usize = 1 << 14;
+
+impl IdIndex {
+    fn with_capacity(n: usize) -> Self {
+        IdIndex {
+            table: IdTable::with_capacity(n),
+            ..IdIndex::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn hash(&self, id: &Uuid) -> u32 {
+        // Folding keeps entropy from both halves of the 64-bit hash.
+        let h = self.hasher.hash_one(id);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The slot of `id`; `message` gives the live message of a slot.
+    fn find<'a>(
+        &self,
+        hash: u32,
+        id: &Uuid,
+        message: impl Fn(u32) -> Option<&'a Message>,
+    ) -> Option<u32> {
+        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
+        if let Some(hint) = self.recent.get(hash as usize % RECENT) {
+            if hint.hash == hash && holds(hint.slot) {
+                return Some(hint.slot);
+            }
+        }
+        self.table.find(hash, holds)
+    }
+
+    /// Records a new message for `id` in `slot`, the newest of `slots`,
+    /// unless `id` is taken (then `false`).
+    fn insert<'a>(
+        &mut self,
+        hash: u32,
+        id: &Uuid,
+        slot: u32,
+        slots: usize,
+        message: impl Fn(u32) -> Option<&'a Message>,
+    ) -> bool {
+        let holds = |slot| message(slot).is_some_and(|m| m.id == *id);
+        if !self.table.insert_unless(hash, slot, holds) {
+            return false;
+        }
+        let entry = Entry { hash, slot };
+        if let Some(hint) = self.recent.get_mut(hash as usize % RECENT) {
+            *hint = entry;
+        } else if slots >= RECENT {
+            // Small logs do without: their table is in the caches anyway.
+            self.recent = vec![EMPTY; RECENT].into_boxed_slice();
+        }
+        true
+    }
+
+    fn remove(&mut self, hash: u32, slot: u32) {
+        self.table.remove(hash, slot);
+    }
+
+    /// Rebuilds the index for messages that moved.
+    fn rebuild<'a>(&mut self, live: impl Iterator<Item = (u32, &'a Message)>) {
+        self.recent = Box::default();
+        let mut table = IdTable::with_capacity(self.table.len() + 1);
+        for (slot, m) in live {
+            let hash = self.hash(&m.id);
+            table.insert_unless(hash, slot, |_| false);
+        }
+        self.table = table;
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MessageLog {
     /// Ascending by seq.
     slots: Vec<Slot>,
-    /// Position in `slots` of each live message, found by the hash of its
-    /// id. Only the position is stored (4 bytes, plus hashbrown's control
-    /// byte), and the id is compared in the message itself: a table of
-    /// `(Uuid, usize)` pairs is five times larger, and past a few hundred
-    /// thousand messages a larger table means a cache miss on most lookups.
-    index: HashTable<u32>,
-    hasher: Hasher,
+    ids: IdIndex,
 }
 
-/// A message, or the hole a deleted one left. The same size as the message
-/// alone: the hole's seq fits beside the message's niche.
+/// A message, or the hole a deleted one left. The same 96 bytes as the
+/// message alone: the hole's seq fits beside the message's niche.
 #[derive(Clone, Debug)]
 enum Slot {
     Live(Message),
@@ -52,6 +142,15 @@ impl Slot {
         }
     }
 
+    /// Leaves a hole with the same seq; the message that was there, if any.
+    fn delete(&mut self) -> Option<Message> {
+        let seq = self.seq();
+        match std::mem::replace(self, Slot::Deleted { seq }) {
+            Slot::Live(m) => Some(m),
+            Slot::Deleted { .. } => None,
+        }
+    }
+
     fn live_mut(&mut self) -> Option<&mut Message> {
         match self {
             Slot::Live(m) => Some(m),
@@ -60,59 +159,57 @@ impl Slot {
     }
 }
 
+fn slot_message(slots: &[Slot], slot: u32) -> Option<&Message> {
+    slots.get(slot as usize).and_then(Slot::live)
+}
+
 impl MessageLog {
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.ids.len()
     }
 
     /// A log of `messages`, which must be in strictly ascending seq with
-    /// distinct ids (`None` otherwise).
+    /// distinct ids (`None` otherwise). The index is built in one go.
     pub fn from_ascending(messages: Vec<Message>) -> Option<MessageLog> {
-        if !messages.is_sorted_by(|a, b| a.seq < b.seq) {
+        if messages.len() >= u32::MAX as usize || !messages.is_sorted_by(|a, b| a.seq < b.seq) {
             return None;
         }
-        let mut log = MessageLog {
-            slots: Vec::with_capacity(messages.len()),
-            ..MessageLog::default()
-        };
-        log.index.reserve(messages.len(), |_| 0);
-        for m in messages {
-            if !log.insert(m) {
+        // Same size and alignment: collected in the same buffer.
+        let slots: Vec<Slot> = messages.into_iter().map(Slot::Live).collect();
+        let mut ids = IdIndex::with_capacity(slots.len());
+        let message = |s| slot_message(&slots, s);
+        for (i, m) in slots.iter().filter_map(Slot::live).enumerate() {
+            let hash = ids.hash(&m.id);
+            if !ids.insert(hash, &m.id, i as u32, i + 1, message) {
                 return None;
             }
         }
-        Some(log)
+        Some(MessageLog { slots, ids })
     }
 
-    /// Room for `additional` more messages without reallocating.
     pub fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
     }
 
-    fn hash(&self, id: &Uuid) -> u64 {
-        self.hasher.hash_one(id)
-    }
-
-    /// The position of the live message `id`.
-    fn position(&self, id: &Uuid) -> Option<usize> {
+    fn slot_of(&self, id: &Uuid) -> Option<usize> {
         let slots = &self.slots;
-        let is_it = |&pos: &u32| slots[pos as usize].live().is_some_and(|m| m.id == *id);
-        self.index
-            .find(self.hash(id), is_it)
-            .map(|&pos| pos as usize)
+        let found = self
+            .ids
+            .find(self.ids.hash(id), id, |s| slot_message(slots, s));
+        found.map(|s| s as usize)
     }
 
     pub fn contains(&self, id: &Uuid) -> bool {
-        self.position(id).is_some()
+        self.slot_of(id).is_some()
     }
 
     pub fn get(&self, id: &Uuid) -> Option<&Message> {
-        self.slots[self.position(id)?].live()
+        self.slots[self.slot_of(id)?].live()
     }
 
     pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut Message> {
-        let pos = self.position(id)?;
-        self.slots[pos].live_mut()
+        let slot = self.slot_of(id)?;
+        self.slots[slot].live_mut()
     }
 
     /// Adds a message; `false` (and nothing changes) if its id or its seq is
@@ -125,26 +222,15 @@ impl MessageLog {
             // Out of order (only when loading unsorted input).
             return !self.contains(&m.id) && self.insert_in_place(m);
         }
-        // One probe both checks the id and finds its place.
-        let hash = self.hash(&m.id);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let is_it = |&p: &u32| slots[p as usize].live().is_some_and(|s| s.id == m.id);
-        match self.index.entry(hash, is_it, |&p| rehash(slots, hasher, p)) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(place) => {
-                place.insert(slots.len() as u32);
-                self.slots.push(Slot::Live(m));
-                true
-            }
+        let hash = self.ids.hash(&m.id);
+        let slot = self.slots.len() as u32;
+        let slots = &self.slots;
+        let message = |s| slot_message(slots, s);
+        if !self.ids.insert(hash, &m.id, slot, slots.len() + 1, message) {
+            return false;
         }
-    }
-
-    /// Records that the message `id` is at `pos`.
-    fn index_at(&mut self, pos: usize, id: &Uuid) {
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let hash = hasher.hash_one(id);
-        self.index
-            .insert_unique(hash, pos as u32, |&p| rehash(slots, hasher, p));
+        self.slots.push(Slot::Live(m));
+        true
     }
 
     fn insert_in_place(&mut self, m: Message) -> bool {
@@ -159,18 +245,12 @@ impl MessageLog {
     }
 
     pub fn remove(&mut self, id: &Uuid) -> Option<Message> {
-        let pos = self.position(id)?;
-        let hash = self.hash(id);
-        if let Ok(entry) = self.index.find_entry(hash, |&p| p as usize == pos) {
-            entry.remove();
-        }
-        let seq = self.slots[pos].seq();
-        let removed = match std::mem::replace(&mut self.slots[pos], Slot::Deleted { seq }) {
-            Slot::Live(m) => Some(m),
-            Slot::Deleted { .. } => None,
-        };
+        let slot = self.slot_of(id)?;
+        let hash = self.ids.hash(id);
+        self.ids.remove(hash, slot as u32);
+        let m = self.slots[slot].delete();
         self.compact_if_sparse();
-        removed
+        m
     }
 
     /// Live messages in seq order.
@@ -186,8 +266,8 @@ impl MessageLog {
     }
 
     fn compact_if_sparse(&mut self) {
-        let holes = self.slots.len() - self.index.len();
-        if holes > 1024 && holes > self.index.len() {
+        let holes = self.slots.len() - self.ids.len();
+        if holes > 1024 && holes > self.ids.len() {
             self.slots.retain(|s| s.live().is_some());
             self.reindex();
         }
@@ -195,21 +275,10 @@ impl MessageLog {
 
     /// Rebuilds the index after slots moved.
     fn reindex(&mut self) {
-        self.index.clear();
-        for pos in 0..self.slots.len() {
-            if let Slot::Live(m) = &self.slots[pos] {
-                let id = m.id;
-                self.index_at(pos, &id);
-            }
-        }
-    }
-}
-
-/// The hash of the message at `pos`, for the index when it grows.
-fn rehash(slots: &[Slot], hasher: &Hasher, pos: u32) -> u64 {
-    match &slots[pos as usize] {
-        Slot::Live(m) => hasher.hash_one(m.id),
-        Slot::Deleted { .. } => unreachable!("only live messages are indexed"),
+        let live = self.slots.iter().enumerate();
+        // Slots fit in u32: `insert` refuses to grow past that.
+        let live = live.filter_map(|(i, s)| Some((i as u32, s.live()?)));
+        self.ids.rebuild(live);
     }
 }
 
@@ -256,15 +325,15 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_live_message_through_compaction() {
-        let n = 3 * (1 << 14);
+    fn finds_every_live_message_through_cache_and_compaction() {
+        let n = 3 * RECENT as u64;
         let mut log = MessageLog::default();
         for i in 1..=n {
             assert!(log.insert(msg(i)));
         }
         assert!(!log.insert(msg(n - 1)), "a recent id is refused again");
         assert!(!log.insert(msg(7)), "an old id is refused again");
-        // Deleting two thirds compacts; the index must follow the moved slots.
+        // Deleting two thirds compacts; the cache must not name moved slots.
         for i in (1..=n).filter(|i| i % 3 != 0) {
             assert_eq!(log.remove(&Uuid::from_u128(i.into())).unwrap().seq, i);
         }
