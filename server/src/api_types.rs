@@ -137,6 +137,9 @@ impl PartialSchema for NonNegativeInteger {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .minimum(Some(0))
+            .description(Some(
+                "Decimal digits; values beyond 2^64-1 read as the largest.",
+            ))
             .into()
     }
 }
@@ -490,7 +493,9 @@ impl PartialSchema for NewEvent {
                         .schema_type(nullable(Type::Integer))
                         .minimum(Some(0))
                         .description(Some(
-                            "When present, must equal the room's last seq (409 seq_conflict otherwise)",
+                            "When present, must equal the room's last seq (409 seq_conflict \
+                             otherwise). Any JSON integer, as JSON Schema counts them: 2.0 and \
+                             2e0 are 2; 2.5 or -1 is 400 bad_json.",
                         )),
                 );
             let unused = || {

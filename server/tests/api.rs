@@ -901,6 +901,11 @@ async fn bodies_keep_the_contracts_shape_and_integers_may_be_written_as_floats()
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&r.json().await.unwrap()), "content_empty");
+    // a room id that is not UTF-8 names no room, after authentication
+    let r = c.get(s.url("/api/rooms/%FF/events")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, v) = get(&c, &s, &token, "/api/rooms/%FF/events").await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "room_not_found"));
     // a time travel point before year 0 once in UTC is still a time: before the first event
     let (st, v) = get(
         &c,

@@ -7,11 +7,13 @@ pub(crate) mod rooms;
 pub(crate) mod users;
 pub(crate) mod ws;
 
+use crate::api_types::RoomPath;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -101,4 +103,11 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 /// (400 `bad_json` otherwise).
 pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     crate::api_types::json_object(&read_body(body).await?)
+}
+
+/// The `{roomId}` of a room route, read after authentication (401 comes
+/// first): a path that is not UTF-8 names no room (404 `room_not_found`).
+pub fn room_id(path: Result<Path<RoomPath>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(p)| p.room_id)
+        .map_err(|_| ApiError::room_not_found())
 }

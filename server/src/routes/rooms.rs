@@ -1,6 +1,6 @@
 //! Rooms, events, the projection, time travel and snapshots.
 
-use super::{caller, read_body, read_json};
+use super::{caller, read_body, read_json, room_id};
 use crate::api_types::{
     ErrorBody, Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent,
     NewRoom, RoomBody, RoomList, RoomPath, SnapshotBody, SnapshotQuery,
@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::store::{load_snapshot, RoomRecord};
 use crate::AppState;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -87,9 +88,10 @@ pub async fn list_rooms(
 pub async fn get_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
 ) -> Result<Json<RoomBody>, ApiError> {
     let who = caller(&state, &headers, None).await?;
+    let room = room_id(path)?;
     let r = existing_room(&state, &room).await?;
     let unread = state.store.unread_count(&room, &who.user).await?;
     Ok(Json(RoomBody::new(r, unread)))
@@ -114,12 +116,13 @@ pub async fn get_room(
 pub async fn post_event(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
     body: Body,
 ) -> Result<(StatusCode, Json<Event<Arc<ChatEvent>>>), ApiError> {
     let who = caller(&state, &headers, None).await?;
     let bytes = read_body(body).await?;
     let submission = Submission::from(NewEvent::from_json(&bytes)?);
+    let room = room_id(path)?;
     existing_room(&state, &room).await?;
     let cmd = submission.validate()?;
     let started = Instant::now();
@@ -148,13 +151,14 @@ pub async fn post_event(
 pub async fn get_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<EventPage>, ApiError> {
     caller(&state, &headers, None).await?;
     let q = EventsQuery::from_query(raw.as_deref())?;
     let after = q.after_seq.unwrap_or(0);
     let limit = q.limit.unwrap_or(500).min(5000) as usize;
+    let room = room_id(path)?;
     existing_room(&state, &room).await?;
     let (events, last_seq) = state.store.events(&room, after, limit).await?;
     Ok(Json(EventPage {
@@ -177,7 +181,7 @@ pub async fn get_events(
 pub async fn get_messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<MessagePage>, ApiError> {
     caller(&state, &headers, None).await?;
@@ -187,6 +191,7 @@ pub async fn get_messages(
     if q.at_seq.is_some() && q.at.is_some() {
         return Err(ApiError::bad_query("give atSeq or at, not both"));
     }
+    let room = room_id(path)?;
     let record = existing_room(&state, &room).await?;
     let point = match (q.at_seq, q.at) {
         (Some(k), _) => Some(Point::Seq(k)),
@@ -289,11 +294,12 @@ async fn time_travel(
 pub async fn get_snapshot(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SnapshotBody>, ApiError> {
     caller(&state, &headers, None).await?;
     let q = SnapshotQuery::from_query(raw.as_deref())?;
+    let room = room_id(path)?;
     let r = existing_room(&state, &room).await?;
     if q.at_seq.is_some_and(|n| n > r.last_seq) {
         return Err(ApiError::bad_query(format!(

@@ -7,11 +7,12 @@
 //! it already sent, and fills any gap (a lagging subscription, a missed
 //! publish) from the store. Nothing is ever silently skipped.
 
-use super::{caller, MAX_BODY};
+use super::{caller, room_id, MAX_BODY};
 use crate::api_types::{ErrorBody, EventBody, NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::Appended;
 use crate::error::ApiError;
 use crate::AppState;
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -44,13 +45,14 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(RoomPath { room_id: room }): Path<RoomPath>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // 401 comes before a bad parameter: read the token on its own.
     let who = caller(&state, &headers, WsQuery::token(raw.as_deref())).await?;
     let after = WsQuery::from_query(raw.as_deref())?.after_seq.unwrap_or(0);
+    let room = room_id(path)?;
     if state.store.room(&room).await?.is_none() {
         return Err(ApiError::room_not_found());
     }
