@@ -7,12 +7,14 @@
 //! batch and writes the whole batch in a single atomic, durable commit
 //! (group commit): one fsync for many events, and seqs that are gap-free and
 //! unique because only this task assigns them.
+//!
+//! It knows no HTTP: it answers with [`AppendError`], which the HTTP layer
+//! maps to the contract's responses (`crate::error`).
 
 use crate::bus::Bus;
-use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::{load_snapshot, Commit, RoomRecord, Store, StoreError, ViewChange};
-use domain::{ChatEvent, Command, EventKind, RoomState, Timestamp, CHUNK_SPAN};
+use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +25,55 @@ use uuid::Uuid;
 const MAX_BATCH: usize = 512;
 /// How long a commit may take before the batch is answered 503.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an append or a room creation was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The domain refused the command (its code: `message_not_found`,
+    /// `forbidden`, …).
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("a room with this id exists")]
+    RoomExists,
+    /// The eventId is stored with another payload or sender.
+    #[error("an event with this eventId exists with another payload or sender")]
+    EventIdConflict,
+    /// `expectedSeq` is not the room's last seq.
+    #[error("the room is at seq {last_seq}")]
+    SeqConflict { last_seq: u64 },
+    /// Nothing was acknowledged (the store could not be reached in time,
+    /// or the server is stopping): the client may retry with the same
+    /// eventId. Says why, for a person.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// Stored data contradicts itself: a bug, not something to retry.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl From<Refusal> for AppendError {
+    fn from(r: Refusal) -> Self {
+        AppendError::Refused(r)
+    }
+}
+
+impl From<StoreError> for AppendError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "store unavailable");
+                AppendError::Unavailable(UNREACHABLE)
+            }
+            StoreError::Corrupt(detail) => AppendError::Corrupt(detail),
+            // Only a commit that creates a room says this.
+            StoreError::Exists => AppendError::RoomExists,
+        }
+    }
+}
+
+const UNREACHABLE: &str = "the store cannot be reached";
 
 /// The result of an accepted append.
 #[derive(Debug, Clone)]
@@ -38,13 +89,13 @@ enum Request {
         room: String,
         sender: String,
         cmd: Command,
-        reply: oneshot::Sender<Result<Appended, ApiError>>,
+        reply: oneshot::Sender<Result<Appended, AppendError>>,
     },
     CreateRoom {
         room: String,
         name: String,
         creator: String,
-        reply: oneshot::Sender<Result<RoomRecord, ApiError>>,
+        reply: oneshot::Sender<Result<RoomRecord, AppendError>>,
     },
 }
 
@@ -82,7 +133,7 @@ impl Appender {
         room: &str,
         sender: &str,
         cmd: Command,
-    ) -> Result<Appended, ApiError> {
+    ) -> Result<Appended, AppendError> {
         self.enqueue(room, sender, cmd).await?.await
     }
 
@@ -95,8 +146,8 @@ impl Appender {
         sender: &str,
         cmd: Command,
     ) -> Result<
-        impl std::future::Future<Output = Result<Appended, ApiError>> + Send + 'static,
-        ApiError,
+        impl std::future::Future<Output = Result<Appended, AppendError>> + Send + 'static,
+        AppendError,
     > {
         let (reply, rx) = oneshot::channel();
         let req = Request::Append {
@@ -114,7 +165,7 @@ impl Appender {
         room: &str,
         name: &str,
         creator: &str,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, AppendError> {
         let (reply, rx) = oneshot::channel();
         let req = Request::CreateRoom {
             room: room.to_owned(),
@@ -128,24 +179,22 @@ impl Appender {
     async fn call<T>(
         &self,
         req: Request,
-        rx: oneshot::Receiver<Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
+        rx: oneshot::Receiver<Result<T, AppendError>>,
+    ) -> Result<T, AppendError> {
         self.tx.send(req).await.map_err(|_| stopped())?;
         wait(rx).await
     }
 }
 
-fn stopped() -> ApiError {
-    ApiError::unavailable("the server is shutting down")
+fn stopped() -> AppendError {
+    AppendError::Unavailable("the server is shutting down")
 }
 
-async fn wait<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+async fn wait<T>(rx: oneshot::Receiver<Result<T, AppendError>>) -> Result<T, AppendError> {
     match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(stopped()),
-        Err(_) => Err(ApiError::unavailable(
-            "the store did not answer in time; retry with the same eventId",
-        )),
+        Err(_) => Err(AppendError::Unavailable("the store did not answer in time")),
     }
 }
 
@@ -180,12 +229,12 @@ struct Writer {
 
 enum Reply {
     Append(
-        oneshot::Sender<Result<Appended, ApiError>>,
-        Result<Appended, ApiError>,
+        oneshot::Sender<Result<Appended, AppendError>>,
+        Result<Appended, AppendError>,
     ),
     Room(
-        oneshot::Sender<Result<RoomRecord, ApiError>>,
-        Result<RoomRecord, ApiError>,
+        oneshot::Sender<Result<RoomRecord, AppendError>>,
+        Result<RoomRecord, AppendError>,
     ),
 }
 
@@ -272,8 +321,9 @@ impl Writer {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
+                let err = AppendError::from(e);
                 for req in batch {
-                    let err = ApiError::from(StoreError::Unavailable(e.to_string()));
+                    let err = err.clone();
                     match req {
                         Request::Append { reply, .. } => {
                             let _ = reply.send(Err(err));
@@ -338,8 +388,8 @@ impl Writer {
             Ok(())
         } else {
             match tokio::time::timeout(STORE_TIMEOUT, self.store.commit(commit)).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err("timed out".to_owned()),
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Unavailable("the commit timed out".to_owned())),
             }
         };
         self.evict();
@@ -378,21 +428,24 @@ impl Writer {
                 for room in &touched {
                     self.rooms.remove(room);
                 }
-                let unavailable = || {
-                    ApiError::unavailable(
-                        "the store cannot be reached; retry with the same eventId",
-                    )
+                // Nothing of the batch was written: a retry is right, unless
+                // the store holds data that contradicts itself.
+                let refused = match e {
+                    StoreError::Corrupt(detail) => AppendError::Corrupt(detail),
+                    StoreError::Unavailable(_) | StoreError::Exists => {
+                        AppendError::Unavailable(UNREACHABLE)
+                    }
                 };
                 for r in replies {
                     match r {
                         Reply::Append(tx, r) => {
                             let _ = tx.send(r.and_then(|a| match a {
-                                Appended::New(_) => Err(unavailable()),
+                                Appended::New(_) => Err(refused.clone()),
                                 existing => Ok(existing),
                             }));
                         }
                         Reply::Room(tx, r) => {
-                            let _ = tx.send(r.and_then(|_| Err(unavailable())));
+                            let _ = tx.send(r.and_then(|_| Err(refused.clone())));
                         }
                     }
                 }
@@ -423,14 +476,10 @@ impl Writer {
         room: &str,
         name: &str,
         creator: &str,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, AppendError> {
         let exists = self.rooms.contains_key(room) || self.store.room(room).await?.is_some();
         if exists {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "room_exists",
-                "a room with this id exists",
-            ));
+            return Err(AppendError::RoomExists);
         }
         let event = ChatEvent {
             event_id: Uuid::new_v4(),
@@ -470,10 +519,10 @@ impl Writer {
         room: &str,
         sender: &str,
         cmd: Command,
-    ) -> Result<Appended, ApiError> {
+    ) -> Result<Appended, AppendError> {
         let store = self.store.clone();
         let Some(core) = self.load(room).await? else {
-            return Err(ApiError::room_not_found());
+            return Err(AppendError::RoomNotFound);
         };
         // A retry of a stored event gets that event, whatever came since.
         let key = (room.to_owned(), cmd.event_id);
@@ -486,13 +535,15 @@ impl Writer {
             return if cmd.is_retry_of(&stored, sender) {
                 Ok(Appended::Existing(stored))
             } else {
-                Err(ApiError::event_id_conflict())
+                Err(AppendError::EventIdConflict)
             };
         }
         let state = &mut core.state;
         if let Some(expected) = cmd.expected_seq {
             if expected != state.last_seq() {
-                return Err(ApiError::seq_conflict(state.last_seq()));
+                return Err(AppendError::SeqConflict {
+                    last_seq: state.last_seq(),
+                });
             }
         }
         let kind = state.decide(&cmd, sender)?;

@@ -2,6 +2,7 @@
 //! store and a fan-out bus. `main.rs` only reads the configuration and calls
 //! [`run`]; tests start the same [`run`] on port 0.
 
+pub mod api_types;
 pub mod appender;
 pub mod auth;
 pub mod bus;

@@ -702,3 +702,218 @@ async fn a_socket_that_falls_behind_is_resynced_from_the_store() {
     assert!(resyncs > 0, "the slow socket fell behind and was resynced");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_the_contracts_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let o: Value = c
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &o["components"]["schemas"];
+    // events in responses: the seven eventTypes, lowercase UUIDs, all eight fields
+    assert_eq!(
+        schemas["EventType"]["enum"],
+        json!([
+            "ROOM_CREATED",
+            "MESSAGE_SENT",
+            "MESSAGE_EDITED",
+            "MESSAGE_DELETED",
+            "MESSAGE_READ",
+            "REACTION_ADDED",
+            "REACTION_REMOVED"
+        ])
+    );
+    let event = &schemas["ChatEvent"];
+    assert_eq!(
+        event["properties"]["eventType"]["$ref"],
+        "#/components/schemas/EventType"
+    );
+    assert_eq!(event["required"].as_array().unwrap().len(), 8);
+    assert_eq!(event["properties"]["eventId"]["format"], "uuid");
+    // submissions: one alternative per type a client may send, ROOM_CREATED not among them
+    let alternatives = schemas["NewEvent"]["oneOf"].as_array().unwrap();
+    let types: Vec<&str> = alternatives
+        .iter()
+        .map(|a| a["properties"]["eventType"]["enum"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "MESSAGE_SENT",
+            "MESSAGE_EDITED",
+            "MESSAGE_DELETED",
+            "MESSAGE_READ",
+            "REACTION_ADDED",
+            "REACTION_REMOVED"
+        ]
+    );
+    let sent = &alternatives[0]["properties"];
+    assert_eq!(sent["content"]["maxLength"], 4000);
+    assert_eq!(sent["content"]["minLength"], 1);
+    assert!(sent["content"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains(r"\u00A0"));
+    assert_eq!(sent["eventId"]["format"], "uuid");
+    assert_eq!(sent["expectedSeq"]["minimum"], 0);
+    assert_eq!(alternatives[4]["properties"]["content"]["maxLength"], 16);
+    assert!(alternatives[4]["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("targetMessageId")));
+    // ids, names, passwords
+    let id = &schemas["SignUp"]["properties"]["userId"];
+    assert_eq!(id["pattern"], r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,32}$");
+    assert_eq!(
+        schemas["NewRoom"]["properties"]["roomId"]["pattern"],
+        id["pattern"]
+    );
+    assert_eq!(schemas["NewRoom"]["properties"]["name"]["maxLength"], 100);
+    assert_eq!(schemas["SignUp"]["properties"]["password"]["minLength"], 8);
+    assert_eq!(
+        schemas["SignUp"]["properties"]["password"]["maxLength"],
+        1024
+    );
+    // error codes, domain and server alike
+    let codes = schemas["ErrorCode"]["enum"].as_array().unwrap();
+    for code in [
+        "bad_json",
+        "forbidden",
+        "seq_conflict",
+        "internal",
+        "upgrade_required",
+    ] {
+        assert!(codes.contains(&json!(code)), "{code}");
+    }
+    // query integers: non-negative, no maximum the server does not enforce
+    let params = o["paths"]["/api/rooms/{roomId}/events"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["type"], "integer");
+    assert_eq!(limit["schema"]["minimum"], 0);
+    assert!(limit["schema"].get("maximum").is_none());
+    assert!(limit["schema"].get("format").is_none());
+    let room_id = params.iter().find(|p| p["name"] == "roomId").unwrap();
+    assert_eq!(room_id["required"], true);
+    assert_eq!(room_id["schema"]["pattern"], id["pattern"]);
+    // the WebSocket route: 101 on upgrade, 426 to a plain GET
+    let ws = &o["paths"]["/api/rooms/{roomId}/ws"]["get"]["responses"];
+    assert!(ws["101"].is_object() && ws["426"].is_object());
+    // every error response is the error body
+    for (path, item) in o["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || (status.starts_with('5') && path != "/healthz") {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_keep_the_contracts_shape_and_integers_may_be_written_as_floats() {
+    let (_dir, s, c, token) = setup("r").await;
+    // an event: eight fields in the contract's order, nulls included
+    let r = c
+        .post(s.url("/api/rooms/r/events"))
+        .bearer_auth(&token)
+        .json(&send("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let text = r.text().await.unwrap();
+    let keys: Vec<String> = text
+        .split(",\"")
+        .map(|k| {
+            k.trim_start_matches("{\"")
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "eventId",
+            "roomId",
+            "seq",
+            "eventType",
+            "senderId",
+            "content",
+            "targetMessageId",
+            "timestamp"
+        ],
+        "{text}"
+    );
+    assert!(text.contains(r#""targetMessageId":null"#), "{text}");
+    // a view: reactions {} and editedAt null
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/messages").await;
+    let m = &page["messages"][0];
+    assert_eq!(
+        (&m["reactions"], &m["editedAt"]),
+        (&json!({}), &Value::Null)
+    );
+    assert!(page.get("asOfSeq").is_none());
+    // expectedSeq: a JSON integer however it is written; other numbers are bad_json
+    let with_seq = |seq: Value| {
+        let mut b = send("x");
+        b["expectedSeq"] = seq;
+        b
+    };
+    let (st, v) = post(&c, &s, &token, "r", with_seq(json!(75856.0))).await;
+    assert_eq!(
+        (st, code(&v), &v["error"]["lastSeq"]),
+        (StatusCode::CONFLICT, "seq_conflict", &json!(2))
+    );
+    let (st, v) = post(&c, &s, &token, "r", with_seq(json!(2.0))).await;
+    assert_eq!((st, &v["seq"]), (StatusCode::CREATED, &json!(3)));
+    for bad in [json!(2.5), json!(-1), json!("3")] {
+        let (st, v) = post(&c, &s, &token, "r", with_seq(bad.clone())).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_json"),
+            "{bad}"
+        );
+    }
+    // blank is blank in every Unicode white space, U+00A0 included
+    let r = c
+        .post(s.url("/api/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({"roomId": "nbsp", "name": "\u{a0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&r.json().await.unwrap()), "content_empty");
+    // a room id that is not UTF-8 names no room, after authentication
+    let r = c.get(s.url("/api/rooms/%FF/events")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, v) = get(&c, &s, &token, "/api/rooms/%FF/events").await;
+    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "room_not_found"));
+    // a time travel point before year 0 once in UTC is still a time: before the first event
+    let (st, v) = get(
+        &c,
+        &s,
+        &token,
+        "/api/rooms/r/messages?at=0000-01-01T00:00:00%2B01:00",
+    )
+    .await;
+    assert_eq!((st, &v["asOfSeq"]), (StatusCode::OK, &json!(0)));
+    s.stop().await;
+}

@@ -1,23 +1,25 @@
-//! The HTTP routes, one file per group, and what they share: body and query
-//! reading with the contract's errors, authentication plus rate limiting.
+//! The HTTP routes, one file per group, and what they share: body reading
+//! with the contract's errors, authentication plus rate limiting. The
+//! bodies and query strings themselves are typed in `crate::api_types`.
 
 pub(crate) mod ops;
 pub(crate) mod rooms;
 pub(crate) mod users;
 pub(crate) mod ws;
 
+use crate::api_types::RoomPath;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
-use std::collections::HashMap;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
@@ -33,11 +35,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions", post(users::sign_in))
         .route("/api/sessions/current", axum::routing::delete(users::sign_out))
         .route("/api/rooms", get(rooms::list_rooms).post(rooms::create_room))
-        .route("/api/rooms/{room}", get(rooms::get_room))
-        .route("/api/rooms/{room}/events", get(rooms::get_events).post(rooms::post_event))
-        .route("/api/rooms/{room}/messages", get(rooms::get_messages))
-        .route("/api/rooms/{room}/snapshot", get(rooms::get_snapshot))
-        .route("/api/rooms/{room}/ws", get(ws::connect))
+        .route("/api/rooms/{roomId}", get(rooms::get_room))
+        .route("/api/rooms/{roomId}/events", get(rooms::get_events).post(rooms::post_event))
+        .route("/api/rooms/{roomId}/messages", get(rooms::get_messages))
+        .route("/api/rooms/{roomId}/snapshot", get(rooms::get_snapshot))
+        .route("/api/rooms/{roomId}/ws", get(ws::connect))
         .route("/api/openapi.json", get(ops::openapi))
         .route("/api", any(ops::not_found))
         .route("/api/{*rest}", any(ops::not_found))
@@ -97,33 +99,15 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Query parameters; the last value of a repeated name wins.
-pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
-    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+/// Reads a body (413 beyond 64 KiB) and decodes it as a JSON object into `T`
+/// (400 `bad_json` otherwise).
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    crate::api_types::json_object(&read_body(body).await?)
 }
 
-/// A non-negative integer parameter (400 `bad_query` otherwise).
-pub fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
-    match q.get(name) {
-        None => Ok(None),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) => Ok(Some(n)),
-            // Digits beyond u64: still a non-negative integer, so it clamps.
-            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(u64::MAX)),
-            Err(_) => Err(ApiError::bad_query(format!(
-                "{name} must be a non-negative integer"
-            ))),
-        },
-    }
-}
-
-/// Decodes a JSON object body into `T` (400 `bad_json` otherwise).
-pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ApiError::bad_json("the body must be a JSON object"));
-    }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_json(e.to_string()))
+/// The `{roomId}` of a room route, read after authentication (401 comes
+/// first): a path that is not UTF-8 names no room (404 `room_not_found`).
+pub fn room_id(path: Result<Path<RoomPath>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(p)| p.room_id)
+        .map_err(|_| ApiError::room_not_found())
 }

@@ -1,40 +1,43 @@
 //! Operations: health, metrics, the OpenAPI description, and the contract's
 //! answers for unknown routes and wrong methods.
 
+use crate::api_types::{Health, HealthStatus};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
 /// Health of the store and the bus.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, body = crate::openapi::Health), (status = 503, description = "the store cannot be reached", body = crate::openapi::Health)))]
-pub async fn healthz(State(state): State<AppState>) -> Response {
-    let fields = json!({
-        "store": state.store.kind(),
-        "bus": state.bus.kind(),
-        "busConnected": state.bus.connected(),
-    });
-    match tokio::time::timeout(crate::appender::STORE_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => {
-            let mut body = fields;
-            body["status"] = json!("ok");
-            Json(body).into_response()
-        }
-        _ => {
-            let mut body = fields;
-            body["status"] = json!("unavailable");
-            body["error"] = ApiError::unavailable("the store cannot be reached").body();
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
+    responses(
+        (status = 200, description = "status ok", body = Health),
+        (status = 503, description = "the store cannot be reached: status unavailable, with the error object", body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let reachable = matches!(
+        tokio::time::timeout(crate::appender::STORE_TIMEOUT, state.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let (status, health, error) = if reachable {
+        (StatusCode::OK, HealthStatus::Ok, None)
+    } else {
+        let e = ApiError::unavailable("the store cannot be reached");
+        (e.status(), HealthStatus::Unavailable, Some(e.object()))
+    };
+    let body = Health {
+        status: health,
+        store: state.store.kind(),
+        bus: state.bus.kind(),
+        bus_connected: state.bus.connected(),
+        error,
+    };
+    (status, Json(body))
 }
 
 /// Prometheus metrics (text format).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -44,8 +47,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3")))]
-pub async fn openapi() -> Json<Value> {
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi::document())
 }
 

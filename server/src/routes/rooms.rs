@@ -1,26 +1,23 @@
 //! Rooms, events, the projection, time travel and snapshots.
 
-use super::{caller, json_body, query_map, read_body, u64_param};
+use super::{caller, read_body, read_json, room_id};
+use crate::api_types::{
+    ErrorBody, Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent,
+    NewRoom, RoomBody, RoomList, RoomPath, SnapshotBody, SnapshotQuery,
+};
 use crate::appender::Appended;
 use crate::error::ApiError;
 use crate::store::{load_snapshot, RoomRecord};
 use crate::AppState;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use domain::validation::{validate_id, validate_text, ROOM_NAME_MAX};
-use domain::{ChatMessageView, Incomplete, Point, RoomState, Submission, Timestamp};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use domain::{ChatEvent, ChatMessageView, Incomplete, Point, RoomState, Submission};
+use std::sync::Arc;
 use std::time::Instant;
-
-fn room_json(r: &RoomRecord, unread: u64) -> Value {
-    json!({
-        "roomId": r.room_id, "name": r.name, "createdBy": r.created_by,
-        "createdAt": r.created_at, "lastSeq": r.last_seq, "unreadCount": unread,
-    })
-}
 
 async fn existing_room(state: &AppState, room: &str) -> Result<RoomRecord, ApiError> {
     state
@@ -30,83 +27,102 @@ async fn existing_room(state: &AppState, room: &str) -> Result<RoomRecord, ApiEr
         .ok_or_else(ApiError::room_not_found)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NewRoom {
-    room_id: String,
-    name: String,
-}
-
 /// Create a room; appends its ROOM_CREATED event (seq 1).
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])), request_body = crate::openapi::NewRoom,
-    responses((status = 201, body = crate::openapi::Room), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody),
-        (status = 409, description = "room_exists", body = crate::openapi::ErrorBody),
-        (status = 422, description = "invalid_id, content_empty, content_too_long", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])), request_body = NewRoom,
+    responses(
+        (status = 201, description = "created", body = RoomBody),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
+        (status = 400, description = "bad_json: not JSON, a wrong JSON type, or roomId/name missing", body = ErrorBody),
+        (status = 422, description = "invalid_id (roomId), content_empty or content_too_long (name)", body = ErrorBody),
+        (status = 409, description = "room_exists", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached in time", body = ErrorBody)))]
 pub async fn create_room(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RoomBody>), ApiError> {
     let who = caller(&state, &headers, None).await?;
-    let r: NewRoom = json_body(&read_body(body).await?)?;
+    let r: NewRoom = read_json(body).await?;
     validate_id("roomId", &r.room_id)?;
     validate_text("name", Some(&r.name), ROOM_NAME_MAX)?;
     let record = state
         .appender
         .create_room(&r.room_id, &r.name, &who.user)
         .await?;
-    Ok((StatusCode::CREATED, Json(room_json(&record, 0))))
+    Ok((StatusCode::CREATED, Json(RoomBody::new(record, 0))))
 }
 
 /// Every room, oldest first, with the caller's unread count.
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
-    responses((status = 200, body = crate::openapi::Rooms), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody)))]
+    responses(
+        (status = 200, description = "every room", body = RoomList),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoomList>, ApiError> {
     let who = caller(&state, &headers, None).await?;
     let mut rooms = Vec::new();
     for r in state.store.rooms().await? {
         let unread = state.store.unread_count(&r.room_id, &who.user).await?;
-        rooms.push(room_json(&r, unread));
+        rooms.push(RoomBody::new(r, unread));
     }
-    Ok(Json(json!({ "rooms": rooms })))
+    Ok(Json(RoomList { rooms }))
 }
 
 /// One room.
-#[utoipa::path(get, path = "/api/rooms/{roomId}", tag = "rooms", security(("bearer" = [])), params(("roomId" = String, Path, description = "room id")),
-    responses((status = 200, body = crate::openapi::Room), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/api/rooms/{roomId}", tag = "rooms", security(("bearer" = [])), params(RoomPath),
+    responses(
+        (status = 200, description = "the room", body = RoomBody),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn get_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    path: Result<Path<RoomPath>, PathRejection>,
+) -> Result<Json<RoomBody>, ApiError> {
     let who = caller(&state, &headers, None).await?;
+    let room = room_id(path)?;
     let r = existing_room(&state, &room).await?;
     let unread = state.store.unread_count(&room, &who.user).await?;
-    Ok(Json(room_json(&r, unread)))
+    Ok(Json(RoomBody::new(r, unread)))
 }
 
 /// Append an event: 201 once durable; a retry of a stored eventId gets 200 and the stored event.
-#[utoipa::path(post, path = "/api/rooms/{roomId}/events", tag = "events", security(("bearer" = [])), params(("roomId" = String, Path, description = "room id")),
-    request_body = crate::openapi::Submission,
-    responses((status = 201, body = crate::openapi::ChatEvent), (status = 200, description = "a retry", body = crate::openapi::ChatEvent),
-        (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::ErrorBody), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody),
-        (status = 422, description = "invalid_event, content_empty, content_too_long", body = crate::openapi::ErrorBody),
-        (status = 409, description = "event_id_conflict, seq_conflict (with lastSeq)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "message_not_found", body = crate::openapi::ErrorBody),
-        (status = 403, description = "forbidden", body = crate::openapi::ErrorBody),
-        (status = 503, description = "unavailable: retry with the same eventId", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/rooms/{roomId}/events", tag = "events", security(("bearer" = [])), params(RoomPath),
+    request_body = NewEvent,
+    responses(
+        (status = 201, description = "stored (durable)", body = Event),
+        (status = 200, description = "a retry of a stored event: the event as first stored", body = Event),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
+        (status = 400, description = "bad_json: not JSON, a wrong JSON type, or eventId/eventType missing", body = ErrorBody),
+        (status = 404, description = "room_not_found; message_not_found (target unknown or deleted)", body = ErrorBody),
+        (status = 422, description = "invalid_event (unknown eventType, ROOM_CREATED, eventId not a UUID, targetMessageId missing), content_empty, content_too_long", body = ErrorBody),
+        (status = 409, description = "event_id_conflict; seq_conflict (with lastSeq)", body = ErrorBody),
+        (status = 403, description = "forbidden: editing or deleting another user's message", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: not acknowledged; retry with the same eventId", body = ErrorBody)))]
 pub async fn post_event(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
+    path: Result<Path<RoomPath>, PathRejection>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Event<Arc<ChatEvent>>>), ApiError> {
     let who = caller(&state, &headers, None).await?;
     let bytes = read_body(body).await?;
-    let submission = Submission::from_json(&bytes)?;
+    let submission = Submission::from(NewEvent::from_json(&bytes)?);
+    let room = room_id(path)?;
     existing_room(&state, &room).await?;
     let cmd = submission.validate()?;
     let started = Instant::now();
@@ -115,82 +131,92 @@ pub async fn post_event(
         .metrics
         .append_seconds
         .observe(started.elapsed().as_secs_f64());
-    match r? {
-        Appended::New(e) => Ok((
-            StatusCode::CREATED,
-            Json(serde_json::to_value(&*e).expect("event")),
-        )),
-        Appended::Existing(e) => Ok((
-            StatusCode::OK,
-            Json(serde_json::to_value(&e).expect("event")),
-        )),
-    }
+    Ok(match r? {
+        Appended::New(e) => (StatusCode::CREATED, Json(Event(e))),
+        Appended::Existing(e) => (StatusCode::OK, Json(Event(Arc::new(e)))),
+    })
 }
 
 /// Events with seq above afterSeq, ascending.
 #[utoipa::path(get, path = "/api/rooms/{roomId}/events", tag = "events", security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "room id"), crate::openapi::EventsQuery),
-    responses((status = 200, body = crate::openapi::EventPage), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
+    params(RoomPath, EventsQuery),
+    responses(
+        (status = 200, description = "a page of the log", body = EventPage),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 400, description = "bad_query: afterSeq or limit not a non-negative integer", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn get_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     caller(&state, &headers, None).await?;
-    let q = query_map(raw.as_deref());
-    let after = u64_param(&q, "afterSeq")?.unwrap_or(0);
-    let limit = u64_param(&q, "limit")?.unwrap_or(500).min(5000) as usize;
+    let q = EventsQuery::from_query(raw.as_deref())?;
+    let after = q.after_seq.unwrap_or(0);
+    let limit = q.limit.unwrap_or(500).min(5000) as usize;
+    let room = room_id(path)?;
     existing_room(&state, &room).await?;
     let (events, last_seq) = state.store.events(&room, after, limit).await?;
-    Ok(Json(json!({ "events": events, "lastSeq": last_seq })))
+    Ok(Json(EventPage {
+        events: events.into_iter().map(Event).collect(),
+        last_seq,
+    }))
 }
 
 /// A page of the projection, or the room as it was at a past seq or time (time travel).
 #[utoipa::path(get, path = "/api/rooms/{roomId}/messages", tag = "messages", security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "room id"), crate::openapi::MessagesQuery),
-    responses((status = 200, body = crate::openapi::MessagePage), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
+    params(RoomPath, MessagesQuery),
+    responses(
+        (status = 200, description = "the newest messages below beforeSeq, oldest first; asOfSeq in time travel", body = MessagePage),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 400, description = "bad_query: a parameter not a non-negative integer / not an RFC 3339 time, atSeq and at together, or atSeq above lastSeq", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 500, description = "internal: a bug, such as stored data that does not replay", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn get_messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     caller(&state, &headers, None).await?;
-    let q = query_map(raw.as_deref());
-    let limit = u64_param(&q, "limit")?.unwrap_or(50).min(500) as usize;
-    let before = u64_param(&q, "beforeSeq")?;
-    let at_seq = u64_param(&q, "atSeq")?;
-    let at = match q.get("at") {
-        None => None,
-        Some(v) => Some(
-            Timestamp::parse_rfc3339(v)
-                .ok_or_else(|| ApiError::bad_query("at must be an RFC 3339 time"))?,
-        ),
-    };
-    if at_seq.is_some() && at.is_some() {
+    let q = MessagesQuery::from_query(raw.as_deref())?;
+    let limit = q.limit.unwrap_or(50).min(500) as usize;
+    let before = q.before_seq;
+    if q.at_seq.is_some() && q.at.is_some() {
         return Err(ApiError::bad_query("give atSeq or at, not both"));
     }
+    let room = room_id(path)?;
     let record = existing_room(&state, &room).await?;
-    let point = match (at_seq, at) {
+    let point = match (q.at_seq, q.at) {
         (Some(k), _) => Some(Point::Seq(k)),
         (_, Some(t)) => Some(Point::Time(t)),
         _ => None,
     };
     let Some(point) = point else {
         let page = state.store.views(&room, limit, before).await?;
-        let views: Vec<ChatMessageView> = page
+        let messages = page
             .messages
             .iter()
-            .map(|m| ChatMessageView::build(&room, m, &page.read_markers))
+            .map(|m| ChatMessageView::build(&room, m, &page.read_markers).into())
             .collect();
-        return Ok(Json(json!({ "messages": views, "lastSeq": page.last_seq })));
+        return Ok(Json(MessagePage {
+            messages,
+            last_seq: page.last_seq,
+            as_of_seq: None,
+        }));
     };
-    let (views, as_of, last_seq) =
-        time_travel(&state, &room, record.last_seq, point, limit, before).await?;
-    Ok(Json(
-        json!({ "messages": views, "lastSeq": last_seq, "asOfSeq": as_of }),
-    ))
+    let (views, as_of) = time_travel(&state, &room, record.last_seq, point, limit, before).await?;
+    Ok(Json(MessagePage {
+        messages: views.into_iter().map(MessageBody::from).collect(),
+        last_seq: record.last_seq,
+        as_of_seq: Some(as_of),
+    }))
 }
 
 /// The room's newest `limit` views (below `before`) as of `point`: from the
@@ -203,7 +229,7 @@ async fn time_travel(
     point: Point,
     limit: usize,
     before: Option<u64>,
-) -> Result<(Vec<ChatMessageView>, u64, u64), ApiError> {
+) -> Result<(Vec<ChatMessageView>, u64), ApiError> {
     let k = match point {
         Point::Seq(k) if k > last_seq => {
             return Err(ApiError::bad_query(format!(
@@ -225,7 +251,8 @@ async fn time_travel(
         }
         tail.extend(events);
     }
-    let corrupt = |e: String| ApiError::unavailable(format!("stored state is inconsistent: {e}"));
+    // Stored data that does not replay is a bug (500), not a reason to retry.
+    let corrupt = |e: String| ApiError::internal(format!("stored state is inconsistent: {e}"));
     let deletes = tail
         .iter()
         .filter(|e| e.event_type() == domain::EventType::MessageDeleted)
@@ -246,7 +273,7 @@ async fn time_travel(
         s.apply_all(tail.clone())
             .map_err(|e| corrupt(e.to_string()))?;
         match s.window_views(limit, before) {
-            Ok(v) => return Ok((v, k, last_seq)),
+            Ok(v) => return Ok((v, k)),
             Err(Incomplete) => slack = slack * 2 + limit + 256,
         }
     }
@@ -255,28 +282,41 @@ async fn time_travel(
 
 /// The latest stored snapshot with seq ≤ atSeq.
 #[utoipa::path(get, path = "/api/rooms/{roomId}/snapshot", tag = "messages", security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "room id"), crate::openapi::SnapshotQuery),
-    responses((status = 200, body = crate::openapi::SnapshotBody), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 400, description = "bad_query", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody)))]
+    params(RoomPath, SnapshotQuery),
+    responses(
+        (status = 200, description = "the snapshot: its seq and the domain's serialized state", body = SnapshotBody),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 400, description = "bad_query: atSeq not a non-negative integer, or above lastSeq", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 500, description = "internal: a bug, such as a snapshot that does not load", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn get_snapshot(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SnapshotBody>, ApiError> {
     caller(&state, &headers, None).await?;
-    let q = query_map(raw.as_deref());
-    let at = u64_param(&q, "atSeq")?;
+    let q = SnapshotQuery::from_query(raw.as_deref())?;
+    let room = room_id(path)?;
     let r = existing_room(&state, &room).await?;
-    if at.is_some_and(|n| n > r.last_seq) {
+    if q.at_seq.is_some_and(|n| n > r.last_seq) {
         return Err(ApiError::bad_query(format!(
             "atSeq is beyond lastSeq {}",
             r.last_seq
         )));
     }
-    let n = at.unwrap_or(r.last_seq);
+    let n = q.at_seq.unwrap_or(r.last_seq);
     let Some(head) = state.store.snapshot_head(&room, n).await? else {
-        return Ok(Json(json!({ "seq": 0, "state": RoomState::new() })));
+        return Ok(Json(SnapshotBody {
+            seq: 0,
+            state: RoomState::new(),
+        }));
     };
     let s = load_snapshot(&*state.store, &room, &head, |_| true).await?;
-    Ok(Json(json!({ "seq": head.seq, "state": s })))
+    Ok(Json(SnapshotBody {
+        seq: head.seq,
+        state: s,
+    }))
 }

@@ -1,6 +1,7 @@
 //! Users and sessions: sign-up, sign-in, sign-out.
 
-use super::{json_body, read_body};
+use super::read_json;
+use crate::api_types::{ErrorBody, Session, SignIn, SignUp, UserCreated};
 use crate::auth::{self, hash_password, new_token, verify_password};
 use crate::error::ApiError;
 use crate::store::StoreError;
@@ -9,53 +10,55 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::net::SocketAddr;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Credentials {
-    user_id: String,
-    password: String,
-}
-
 /// Create a user.
-#[utoipa::path(post, path = "/api/users", tag = "users", request_body = crate::openapi::Credentials,
-    responses((status = 201, body = crate::openapi::UserCreated), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody), (status = 413, description = "payload_too_large", body = crate::openapi::ErrorBody),
-        (status = 409, description = "user_exists", body = crate::openapi::ErrorBody), (status = 422, description = "invalid_id", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = SignUp,
+    responses(
+        (status = 201, description = "created", body = UserCreated),
+        (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
+        (status = 400, description = "bad_json: not JSON, a wrong JSON type, or userId/password missing", body = ErrorBody),
+        (status = 422, description = "invalid_id: userId not matching the id pattern, or a password outside 8–1024 characters", body = ErrorBody),
+        (status = 409, description = "user_exists", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c: Credentials = json_body(&read_body(body).await?)?;
+) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    let c: SignUp = read_json(body).await?;
     domain::validation::validate_id("userId", &c.user_id)?;
     domain::validation::validate_password(&c.password)?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&c.password))
         .await
-        .map_err(|_| ApiError::unavailable("hashing failed"))??;
+        .map_err(ApiError::internal)??;
     match state.store.create_user(&c.user_id, &hash).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(json!({"userId": c.user_id})))),
-        Err(StoreError::Exists) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "user_exists",
-            "this user id is taken",
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            Json(UserCreated { user_id: c.user_id }),
         )),
+        Err(StoreError::Exists) => Err(ApiError::user_exists()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Sign in: a bearer token.
-#[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = crate::openapi::Credentials,
-    responses((status = 200, body = crate::openapi::Session), (status = 400, description = "bad_json", body = crate::openapi::ErrorBody),
-        (status = 401, description = "invalid_credentials", body = crate::openapi::ErrorBody),
-        (status = 429, description = "too many failed sign-ins (Retry-After)", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = SignIn,
+    responses(
+        (status = 200, description = "signed in", body = Session),
+        (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
+        (status = 400, description = "bad_json: not JSON, a wrong JSON type, or userId/password missing", body = ErrorBody),
+        (status = 401, description = "invalid_credentials: wrong user id or password", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many failed sign-ins for this user id from this address",
+            headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
-    let c: Credentials = json_body(&read_body(body).await?)?;
+) -> Result<Json<Session>, ApiError> {
+    let c: SignIn = read_json(body).await?;
     let ip = addr.ip();
     if let Some(wait) = state.sign_ins.blocked(&c.user_id, ip) {
         return Err(ApiError::rate_limited(wait));
@@ -70,11 +73,7 @@ pub async fn sign_in(
     };
     if !ok {
         state.sign_ins.failed(&c.user_id, ip);
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong user id or password",
-        ));
+        return Err(ApiError::invalid_credentials());
     }
     let (token, token_hash) = new_token();
     let ttl_ms = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
@@ -86,12 +85,19 @@ pub async fn sign_in(
             auth::now_ms().saturating_add(ttl_ms),
         )
         .await?;
-    Ok(Json(json!({"token": token, "userId": c.user_id})))
+    Ok(Json(Session {
+        token,
+        user_id: c.user_id,
+    }))
 }
 
 /// Sign out: the token stops working and its sockets close (4001).
 #[utoipa::path(delete, path = "/api/sessions/current", tag = "users", security(("bearer" = [])),
-    responses((status = 204, description = "signed out"), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody)))]
+    responses(
+        (status = 204, description = "signed out"),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -7,46 +7,57 @@
 //! it already sent, and fills any gap (a lagging subscription, a missed
 //! publish) from the store. Nothing is ever silently skipped.
 
-use super::{caller, query_map, u64_param, MAX_BODY};
+use super::{caller, room_id, MAX_BODY};
+use crate::api_types::{ErrorBody, EventBody, NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::Appended;
 use crate::error::ApiError;
 use crate::AppState;
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::{ChatEvent, Submission};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// WebSocket: every event after afterSeq (backlog, then live), and submits.
+///
+/// Frames are described by the `ServerFrame` schema (server → client) and
+/// `{"type": "submit", "event": NewEvent}` (client → server). A frame over
+/// 64 KiB closes the socket (1009); a connection that cannot keep up is
+/// closed (4008); logging out closes it (4001).
 #[utoipa::path(get, path = "/api/rooms/{roomId}/ws", tag = "events", security(("bearer" = [])),
-    params(("roomId" = String, Path, description = "room id"), crate::openapi::WsQuery),
-    responses((status = 101, description = "switching to the WebSocket protocol"), (status = 401, description = "unauthorized", body = crate::openapi::ErrorBody), (status = 429, description = "rate_limited (Retry-After)", body = crate::openapi::ErrorBody), (status = 404, description = "room_not_found", body = crate::openapi::ErrorBody),
-        (status = 426, description = "upgrade_required", body = crate::openapi::ErrorBody)))]
+    params(RoomPath, WsQuery),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 401, description = "unauthorized: no token, unknown token, or expired token (header or `token`)", body = ErrorBody),
+        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 400, description = "bad_query: afterSeq not a non-negative integer", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 426, description = "upgrade_required: a plain GET without the WebSocket upgrade", body = ErrorBody),
+        (status = 500, description = "internal: a bug", body = ErrorBody),
+        (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(room): Path<String>,
+    path: Result<Path<RoomPath>, PathRejection>,
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let q = query_map(raw.as_deref());
-    let who = caller(&state, &headers, q.get("token").cloned()).await?;
-    let after = u64_param(&q, "afterSeq")?.unwrap_or(0);
+    // 401 comes before a bad parameter: read the token on its own.
+    let who = caller(&state, &headers, WsQuery::token(raw.as_deref())).await?;
+    let after = WsQuery::from_query(raw.as_deref())?.after_seq.unwrap_or(0);
+    let room = room_id(path)?;
     if state.store.room(&room).await?.is_none() {
         return Err(ApiError::room_not_found());
     }
     let Ok(upgrade) = upgrade else {
-        return Err(ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            "this route is a WebSocket",
-        ));
+        return Err(ApiError::upgrade_required());
     };
     Ok(upgrade
         .max_message_size(MAX_BODY)
@@ -63,14 +74,26 @@ type Tx = SplitSink<WebSocket, Message>;
 
 struct Closed;
 
-async fn send_json(tx: &mut Tx, v: Value) -> Result<(), Closed> {
-    tx.send(Message::Text(v.to_string().into()))
+async fn send_text(tx: &mut Tx, text: String) -> Result<(), Closed> {
+    tx.send(Message::Text(text.into()))
         .await
         .map_err(|_| Closed)
 }
 
 async fn send_event(tx: &mut Tx, e: &ChatEvent) -> Result<(), Closed> {
-    send_json(tx, json!({"type": "event", "event": e})).await
+    let frame = ServerFrame::Event {
+        event: EventBody::from(e),
+    };
+    send_text(tx, frame.to_text()).await
+}
+
+/// The error frame of a refused submit or a bad frame.
+fn error_frame(event_id: Option<String>, err: &ApiError) -> String {
+    ServerFrame::Error {
+        event_id,
+        error: err.object(),
+    }
+    .to_text()
 }
 
 /// Sends every stored event after `last`, advancing `last`.
@@ -118,7 +141,7 @@ async fn run(
     let (mut tx, mut rx) = socket.split();
     // Answers of submits in flight come back here, to be sent in between
     // event frames.
-    let (answers_tx, mut answers) = mpsc::channel::<Value>(MAX_IN_FLIGHT);
+    let (answers_tx, mut answers) = mpsc::channel::<String>(MAX_IN_FLIGHT);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
@@ -150,8 +173,8 @@ async fn run(
                     Ok(())
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    send_json(&mut tx, json!({"type": "error", "eventId": null,
-                        "error": ApiError::bad_json("frames must be JSON text").body()})).await
+                    let err = ApiError::bad_json("frames must be JSON text");
+                    send_text(&mut tx, error_frame(None, &err)).await
                 }
                 Some(Ok(Message::Close(_))) | None => Err(Closed),
                 Some(Ok(_)) => Ok(()),
@@ -161,7 +184,7 @@ async fn run(
                     Err(Closed)
                 }
             },
-            Some(frame) = answers.recv() => send_json(&mut tx, frame).await,
+            Some(frame) = answers.recv() => send_text(&mut tx, frame).await,
             _ = async { shutting_down.wait_for(|down| *down).await.map(|_| ()) } => {
                 close(&mut tx, 1001, "the server is shutting down").await;
                 Err(Closed)
@@ -188,19 +211,14 @@ async fn submit(
     room: &str,
     user: &str,
     text: &str,
-    answers: mpsc::Sender<Value>,
+    answers: mpsc::Sender<String>,
     permit: OwnedSemaphorePermit,
 ) {
-    let error = |event_id: Option<String>, err: ApiError| json!({"type": "error", "eventId": event_id, "error": err.body()});
     let frame: Value = match serde_json::from_str(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            let _ = answers
-                .send(error(
-                    None,
-                    ApiError::bad_json("the frame is not a JSON object"),
-                ))
-                .await;
+            let err = ApiError::bad_json("the frame is not a JSON object");
+            let _ = answers.send(error_frame(None, &err)).await;
             return;
         }
     };
@@ -214,24 +232,29 @@ async fn submit(
             return Err(ApiError::bad_json("the frame's type must be \"submit\""));
         }
         state.rate.check(user).map_err(ApiError::rate_limited)?;
-        let body =
-            serde_json::to_vec(frame.get("event").unwrap_or(&Value::Null)).expect("JSON value");
-        let cmd = Submission::from_json(&body)?.validate()?;
-        state.appender.enqueue(room, user, cmd).await
+        let cmd = Submission::from(NewEvent::from_value(frame.get("event"))?).validate()?;
+        Ok::<_, ApiError>(state.appender.enqueue(room, user, cmd).await?)
     }
     .await;
     let answer = match queued {
         Ok(wait) => wait,
         Err(err) => {
-            let _ = answers.send(error(event_id, err)).await;
+            let _ = answers.send(error_frame(event_id, &err)).await;
             return;
         }
     };
     tokio::spawn(async move {
+        let ack = |e: &ChatEvent| {
+            ServerFrame::Ack {
+                event_id: e.event_id,
+                event: EventBody::from(e),
+            }
+            .to_text()
+        };
         let frame = match answer.await {
-            Ok(Appended::New(e)) => json!({"type": "ack", "eventId": e.event_id, "event": &*e}),
-            Ok(Appended::Existing(e)) => json!({"type": "ack", "eventId": e.event_id, "event": e}),
-            Err(err) => error(event_id, err),
+            Ok(Appended::New(e)) => ack(&e),
+            Ok(Appended::Existing(e)) => ack(&e),
+            Err(err) => error_frame(event_id, &ApiError::from(err)),
         };
         let _ = answers.send(frame).await;
         drop(permit);

@@ -32,8 +32,18 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Decodes a stored value. The error names the type and the place, never
+/// the value: serde's message may quote stored content.
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "a stored {} does not decode ({:?} error at line {}, column {})",
+            std::any::type_name::<T>(),
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
