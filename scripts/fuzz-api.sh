@@ -17,6 +17,7 @@ SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 EXAMPLES="${FUZZ_EXAMPLES:-100}"
 VENV=.tools/venv
 mkdir -p .tools
+ensure_apt curl curl
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
   step "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"

@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-# Property tests: a bounded number of cases here; a longer run is
+# Property tests and the API fuzzer: a bounded number of cases here; longer
+# runs are
 #   PROPTEST_CASES=5000 cargo test -p domain --test properties --release
+#   FUZZ_EXAMPLES=1000 scripts/fuzz-api.sh
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 
 ensure_rust_components
@@ -17,10 +19,12 @@ ensure_wasm_target
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "modules use each other in one direction"
-python3 scripts/module-cycles.py domain
+python3 scripts/module-cycles.py domain server
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "domain for wasm32-unknown-unknown"
 cargo build -p domain --target wasm32-unknown-unknown
 step "cargo test"
 cargo test --workspace
+step "the API fuzzed against its OpenAPI description (schemathesis)"
+FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-100}" bash scripts/fuzz-api.sh

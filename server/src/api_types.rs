@@ -7,7 +7,7 @@
 //! type here that is built from them and writes the same JSON; the domain
 //! crate stays free of OpenAPI.
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, ErrorObject};
 use domain::validation::{ID_MAX, PASSWORD_MAX, PASSWORD_MIN, ROOM_NAME_MAX};
 use domain::{ChatEvent, ChatMessageView, EventType, RoomState, Submission, Timestamp};
 use serde::de::{self, Deserializer};
@@ -156,34 +156,6 @@ impl PartialSchema for Id {
 }
 
 impl ToSchema for Id {}
-
-// ---------------------------------------------------------------------------
-// Errors.
-
-/// The body of every error response: `{"error": {"code", "message"}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorObject,
-}
-
-/// What went wrong. `seq_conflict` adds `lastSeq`; `rate_limited` adds
-/// `retryAfter` in WebSocket error frames (HTTP sets `Retry-After`, and the
-/// field too).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorObject {
-    pub code: Code,
-    /// What went wrong, for a person.
-    pub message: String,
-    /// `seq_conflict`: the room's current last seq.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, minimum = 0)]
-    pub last_seq: Option<u64>,
-    /// `rate_limited`: seconds to wait before retrying.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false, minimum = 1)]
-    pub retry_after: Option<u64>,
-}
 
 // ---------------------------------------------------------------------------
 // Users and sessions.
@@ -710,13 +682,24 @@ pub struct SnapshotQuery {
     /// above lastSeq it is 400 `bad_query`.
     #[param(rename = "atSeq", value_type = Option<NonNegativeInteger>, inline)]
     pub at_seq: Option<u64>,
+    /// Hold only the newest this many messages as of the snapshot (besides
+    /// the room's facts and read markers), for opening a large room at a
+    /// cost that grows with the window; values outside 1–500 are clamped.
+    /// Without it, the whole state.
+    #[param(value_type = Option<NonNegativeInteger>, inline)]
+    pub window: Option<usize>,
 }
+
+/// The largest `window` of the snapshot route.
+pub const SNAPSHOT_WINDOW_MAX: usize = 500;
 
 impl SnapshotQuery {
     pub fn from_query(raw: Option<&str>) -> Result<Self, ApiError> {
         let q = query_map(raw);
+        let window = u64_param(&q, "window")?;
         Ok(SnapshotQuery {
             at_seq: u64_param(&q, "atSeq")?,
+            window: window.map(|w| w.clamp(1, SNAPSHOT_WINDOW_MAX as u64) as usize),
         })
     }
 }

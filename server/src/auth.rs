@@ -3,7 +3,7 @@
 //! rate limit and the limit on failed sign-ins.
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::store::Store;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::HeaderMap;
@@ -73,10 +73,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Checks a token: 401 when missing, unknown or expired.
-pub async fn authenticate(state: &AppState, token: Option<String>) -> Result<Caller, ApiError> {
+pub async fn authenticate(store: &dyn Store, token: Option<String>) -> Result<Caller, ApiError> {
     let token = token.ok_or_else(ApiError::unauthorized)?;
     let hash = token_hash(&token);
-    match state.store.session(&hash).await? {
+    match store.session(&hash).await? {
         Some((user, expires)) if expires > now_ms() => Ok(Caller {
             user,
             token_hash: hash,

@@ -7,7 +7,6 @@
 //! [`ErrorCode::as_str`], the server's own by [`ServerCode::as_str`]; the
 //! status follows from the code.
 
-use crate::api_types::{ErrorBody, ErrorObject};
 use crate::appender::AppendError;
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -19,6 +18,31 @@ use std::borrow::Cow;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
+
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong. `seq_conflict` adds `lastSeq`; `rate_limited` adds
+/// `retryAfter` in WebSocket error frames (HTTP sets `Retry-After`, and the
+/// field too).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorObject {
+    pub code: Code,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// `seq_conflict`: the room's current last seq.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub last_seq: Option<u64>,
+    /// `rate_limited`: seconds to wait before retrying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1)]
+    pub retry_after: Option<u64>,
+}
 
 /// The contract's error codes that only the server decides on (the domain
 /// crate has the others, [`ErrorCode`]).

@@ -3,6 +3,7 @@
 //! [`run`]; tests start the same [`run`] on port 0.
 
 pub mod api_types;
+pub mod app_state;
 pub mod appender;
 pub mod auth;
 pub mod bus;
@@ -13,8 +14,9 @@ pub mod openapi;
 pub mod routes;
 pub mod store;
 
+pub use app_state::AppState;
 use appender::Appender;
-use auth::{Logouts, RateLimiter, SignInLimiter};
+use auth::{RateLimiter, SignInLimiter};
 use bus::{Bus, LocalBus};
 use config::Config;
 use metrics::Metrics;
@@ -24,22 +26,6 @@ use std::sync::Arc;
 use store::embedded::EmbeddedStore;
 use store::Store;
 use tokio::net::TcpListener;
-
-/// Shared by every handler (cheap to clone).
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn Bus>,
-    pub appender: Appender,
-    pub metrics: Arc<Metrics>,
-    pub rate: Arc<RateLimiter>,
-    pub sign_ins: Arc<SignInLimiter>,
-    pub logouts: Logouts,
-    /// Turns true when the server starts shutting down: open WebSockets
-    /// close (1001) so that the graceful shutdown can finish.
-    pub shutting_down: tokio::sync::watch::Receiver<bool>,
-}
 
 /// The store and the bus a server runs on.
 pub type Backends = (Arc<dyn Store>, Arc<dyn Bus>);
@@ -95,6 +81,9 @@ pub async fn run_with(
         sign_ins: Arc::new(SignInLimiter::new()),
         logouts: tokio::sync::broadcast::channel(256).0,
         shutting_down,
+        openapi_json: serde_json::to_vec(&openapi::document())
+            .expect("the OpenAPI document serializes")
+            .into(),
     };
     let app = routes::router(state);
     axum::serve(

@@ -4,11 +4,10 @@
 //! `crate::api_types` that the handlers use.
 
 use crate::api_types::{
-    ErrorBody, ErrorObject, Event, EventPage, Health, MessageBody, MessagePage, NewEvent, NewRoom,
-    RoomBody, RoomList, ServerFrame, Session, SignIn, SignUp, SnapshotBody, UserCreated,
-    WireEventType,
+    Event, EventPage, Health, MessageBody, MessagePage, NewEvent, NewRoom, RoomBody, RoomList,
+    ServerFrame, Session, SignIn, SignUp, SnapshotBody, UserCreated, WireEventType,
 };
-use crate::error::Code;
+use crate::error::{Code, ErrorBody, ErrorObject};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -26,7 +25,7 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Event-sourced chat", version = "1", description = "The contract of ../shared/API.md. \
+    info(title = "Event-sourced chat", version = "1", description = "The chat API (docs/api.md in the repository). \
         Every error answers `{\"error\": {\"code\", \"message\"}}` (ErrorBody). Lengths count Unicode \
         scalar values; blank means empty after trimming Unicode white space."),
     paths(

@@ -917,3 +917,71 @@ async fn bodies_keep_the_contracts_shape_and_integers_may_be_written_as_floats()
     assert_eq!((st, &v["asOfSeq"]), (StatusCode::OK, &json!(0)));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_snapshot_window_holds_the_newest_messages_of_a_large_room() {
+    let (_dir, s, c, token) = setup("big").await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(
+        s.ws_url(&format!("/api/rooms/big/ws?afterSeq=100000&token={token}")),
+    )
+    .await
+    .unwrap();
+    // Over two chunks of 256 seqs, so that a window can leave some out.
+    submit_pipelined(&mut ws, 700, 64, |i| format!("message {i}")).await;
+    let (st, whole) = get(&c, &s, &token, "/api/rooms/big/snapshot").await;
+    assert_eq!(st, StatusCode::OK);
+    let whole: domain::RoomState = serde_json::from_value(whole["state"].clone()).unwrap();
+    assert!(whole.coverage().is_none());
+    for (query, newest) in [("window=5", 5), ("window=0", 1), ("window=99999", 500)] {
+        let (st, part) = get(&c, &s, &token, &format!("/api/rooms/big/snapshot?{query}")).await;
+        assert_eq!(st, StatusCode::OK, "{query}");
+        let part: domain::RoomState = serde_json::from_value(part["state"].clone()).unwrap();
+        assert_eq!(part.last_seq(), whole.last_seq(), "{query}");
+        assert_eq!(
+            part.window_views(newest, None).unwrap(),
+            whole.window_views(newest, None).unwrap(),
+            "{query}: the newest messages are all there"
+        );
+        if newest < 256 {
+            assert!(part.coverage().is_some(), "{query}: only part of the room");
+            assert!(part.message_count() < whole.message_count(), "{query}");
+        }
+    }
+    for query in ["window=abc", "window=-1", "window=1.5"] {
+        let (st, v) = get(&c, &s, &token, &format!("/api/rooms/big/snapshot?{query}")).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_query"),
+            "{query}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let (_dir, s, c, token) = setup("r").await;
+    for i in 0..50 {
+        post(&c, &s, &token, "r", send(&format!("message number {i}"))).await;
+    }
+    for (accept, encoding) in [
+        ("gzip", Some("gzip")),
+        ("br", Some("br")),
+        ("identity", None),
+    ] {
+        let r = c
+            .get(s.url("/api/rooms/r/events?limit=500"))
+            .bearer_auth(&token)
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let got = r
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(got.as_deref(), encoding, "Accept-Encoding: {accept}");
+    }
+    s.stop().await;
+}

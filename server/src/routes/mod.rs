@@ -20,6 +20,7 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
+use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback_service(web_app)
+        // gzip or br when the request's Accept-Encoding allows it.
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(
             // Paths only: the WebSocket token travels in the query string.
@@ -75,7 +78,7 @@ pub async fn caller(
     query_token: Option<String>,
 ) -> Result<Caller, ApiError> {
     let token = auth::bearer(headers).or(query_token);
-    let caller = auth::authenticate(state, token).await?;
+    let caller = auth::authenticate(&*state.store, token).await?;
     state
         .rate
         .check(&caller.user)

@@ -2,11 +2,11 @@
 
 use super::{caller, read_body, read_json, room_id};
 use crate::api_types::{
-    ErrorBody, Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent,
-    NewRoom, RoomBody, RoomList, RoomPath, SnapshotBody, SnapshotQuery,
+    Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent, NewRoom,
+    RoomBody, RoomList, RoomPath, SnapshotBody, SnapshotQuery,
 };
 use crate::appender::Appended;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{load_snapshot, RoomRecord};
 use crate::AppState;
 use axum::body::Body;
@@ -287,7 +287,7 @@ async fn time_travel(
         (status = 200, description = "the snapshot: its seq and the domain's serialized state", body = SnapshotBody),
         (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
         (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
-        (status = 400, description = "bad_query: atSeq not a non-negative integer, or above lastSeq", body = ErrorBody),
+        (status = 400, description = "bad_query: atSeq or window not a non-negative integer, or atSeq above lastSeq", body = ErrorBody),
         (status = 404, description = "room_not_found", body = ErrorBody),
         (status = 500, description = "internal: a bug, such as a snapshot that does not load", body = ErrorBody),
         (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
@@ -314,7 +314,14 @@ pub async fn get_snapshot(
             state: RoomState::new(),
         }));
     };
-    let s = load_snapshot(&*state.store, &room, &head, |_| true).await?;
+    let s = match q.window {
+        // The chunks of the newest `w` messages as of the snapshot.
+        Some(w) => {
+            let plan = head.plan_window(w, None, 0);
+            load_snapshot(&*state.store, &room, &head, |i| plan.contains(&i)).await?
+        }
+        None => load_snapshot(&*state.store, &room, &head, |_| true).await?,
+    };
     Ok(Json(SnapshotBody {
         seq: head.seq,
         state: s,

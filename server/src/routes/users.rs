@@ -1,9 +1,9 @@
 //! Users and sessions: sign-up, sign-in, sign-out.
 
 use super::read_json;
-use crate::api_types::{ErrorBody, Session, SignIn, SignUp, UserCreated};
+use crate::api_types::{Session, SignIn, SignUp, UserCreated};
 use crate::auth::{self, hash_password, new_token, verify_password};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::StoreError;
 use crate::AppState;
 use axum::body::Body;
@@ -102,7 +102,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::authenticate(&state, auth::bearer(&headers)).await?;
+    let caller = auth::authenticate(&*state.store, auth::bearer(&headers)).await?;
     state.store.delete_session(&caller.token_hash).await?;
     // Close that token's open sockets (4001).
     let _ = state.logouts.send(caller.token_hash);

@@ -8,9 +8,9 @@
 //! publish) from the store. Nothing is ever silently skipped.
 
 use super::{caller, room_id, MAX_BODY};
-use crate::api_types::{ErrorBody, EventBody, NewEvent, RoomPath, ServerFrame, WsQuery};
+use crate::api_types::{EventBody, NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::Appended;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};

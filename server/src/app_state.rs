@@ -1,0 +1,29 @@
+//! [`AppState`]: what every handler shares, handed to the router with
+//! `with_state` (no globals). Built by [`crate::run_with`].
+
+use crate::appender::Appender;
+use crate::auth::{Logouts, RateLimiter, SignInLimiter};
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::body::Bytes;
+use std::sync::Arc;
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub appender: Appender,
+    pub metrics: Arc<Metrics>,
+    pub rate: Arc<RateLimiter>,
+    pub sign_ins: Arc<SignInLimiter>,
+    pub logouts: Logouts,
+    /// Turns true when the server starts shutting down: open WebSockets
+    /// close (1001) so that the graceful shutdown can finish.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The OpenAPI document (`crate::openapi`), serialized once at start.
+    pub openapi_json: Bytes,
+}
