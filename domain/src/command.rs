@@ -9,7 +9,9 @@ use crate::event::{decode_object, parse_uuid, ChatEvent, EventKind, EventType};
 use crate::state::RoomState;
 use crate::validation::validate_text;
 use compact_str::CompactString;
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use std::fmt;
 use uuid::Uuid;
 
 /// The body of `POST /api/rooms/{roomId}/events` (and the `event` of a
@@ -23,8 +25,48 @@ pub struct Submission {
     pub content: Option<String>,
     #[serde(default)]
     pub target_message_id: Option<String>,
-    #[serde(default)]
+    /// Any non-negative JSON integer, as JSON Schema counts them: `2.0` and
+    /// `2e0` are 2; beyond `u64` it saturates (and then never matches a
+    /// room's last seq). `2.5` or `-1` is `bad_json`.
+    #[serde(default, deserialize_with = "non_negative_integer")]
     pub expected_seq: Option<u64>,
+}
+
+/// Reads `null` or a non-negative integer written in any JSON number form.
+fn non_negative_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct NonNegative;
+    impl<'de> de::Visitor<'de> for NonNegative {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-negative integer or null")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(NonNegative)
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            u64::try_from(n)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
+                // `as` saturates: beyond u64 reads as u64::MAX.
+                Ok(Some(n as u64))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(n), &self))
+            }
+        }
+    }
+    d.deserialize_option(NonNegative)
 }
 
 impl Submission {
@@ -171,5 +213,33 @@ impl RoomState {
                 emoji: content(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected_seq(json: &str) -> Result<Option<u64>, DecodeError> {
+        let doc =
+            format!(r#"{{"eventId": "x", "eventType": "MESSAGE_SENT", "expectedSeq": {json}}}"#);
+        Submission::from_json(doc.as_bytes()).map(|s| s.expected_seq)
+    }
+
+    #[test]
+    fn expected_seq_is_any_non_negative_json_integer() {
+        assert_eq!(expected_seq("7"), Ok(Some(7)));
+        assert_eq!(expected_seq("75856.0"), Ok(Some(75856)));
+        assert_eq!(expected_seq("1e3"), Ok(Some(1000)));
+        assert_eq!(expected_seq("null"), Ok(None));
+        assert_eq!(expected_seq("1e40"), Ok(Some(u64::MAX)));
+        for bad in ["2.5", "-1", "-1.0", "\"3\"", "true", "[]"] {
+            assert!(
+                matches!(expected_seq(bad), Err(DecodeError::BadJson(_))),
+                "{bad}"
+            );
+        }
+        let absent = Submission::from_json(br#"{"eventId": "x", "eventType": "MESSAGE_SENT"}"#);
+        assert_eq!(absent.unwrap().expected_seq, None);
     }
 }

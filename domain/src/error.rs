@@ -26,6 +26,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::BadJson,
+        ErrorCode::InvalidEvent,
+        ErrorCode::ContentEmpty,
+        ErrorCode::ContentTooLong,
+        ErrorCode::InvalidId,
+        ErrorCode::MessageNotFound,
+        ErrorCode::Forbidden,
+    ];
+
     /// The snake_case code of the contract.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -10,7 +10,6 @@
 use crate::error::{ApiError, ErrorObject};
 use domain::validation::{ID_MAX, PASSWORD_MAX, PASSWORD_MIN, ROOM_NAME_MAX};
 use domain::{ChatEvent, ChatMessageView, EventType, RoomState, Submission, Timestamp};
-use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, HashMap};
@@ -349,30 +348,18 @@ pub struct EventPage {
 }
 
 /// A submitted event: the body of `POST /api/rooms/{roomId}/events` and the
-/// `event` of a WebSocket submit. Decoding fails (400 `bad_json`) only for
-/// a wrong JSON type or a missing `eventId`/`eventType`; the rest is checked
-/// by the domain (422). Unknown fields are ignored.
+/// `event` of a WebSocket submit. The domain's [`Submission`] decodes it
+/// (400 `bad_json` only for a wrong JSON type or a missing
+/// `eventId`/`eventType`) and checks it (422); this type adds its schema.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewEvent {
-    pub event_id: String,
-    pub event_type: String,
-    #[serde(default)]
-    pub content: Option<String>,
-    #[serde(default)]
-    pub target_message_id: Option<String>,
-    /// Any non-negative JSON integer, `75856.0` and `1e3` included (JSON
-    /// Schema counts them as integers); beyond `u64` it saturates (and
-    /// never matches a room's last seq).
-    #[serde(default, deserialize_with = "non_negative_integer")]
-    pub expected_seq: Option<u64>,
-}
+#[serde(transparent)]
+pub struct NewEvent(pub Submission);
 
 impl NewEvent {
     /// Decodes a body, which must be a JSON object (400 `bad_json`
     /// otherwise).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ApiError> {
-        json_object(bytes)
+        Ok(NewEvent(Submission::from_json(bytes)?))
     }
 
     /// Decodes the `event` of a WebSocket frame, which must be an object.
@@ -390,50 +377,8 @@ impl NewEvent {
 
 impl From<NewEvent> for Submission {
     fn from(e: NewEvent) -> Self {
-        Submission {
-            event_id: e.event_id,
-            event_type: e.event_type,
-            content: e.content,
-            target_message_id: e.target_message_id,
-            expected_seq: e.expected_seq,
-        }
+        e.0
     }
-}
-
-fn non_negative_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl<'de> de::Visitor<'de> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a non-negative integer or null")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            d.deserialize_any(V)
-        }
-        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            Ok(Some(n))
-        }
-        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            u64::try_from(n)
-                .map(Some)
-                .map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
-        }
-        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-            if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
-                // `as` saturates: beyond u64 reads as u64::MAX.
-                Ok(Some(n as u64))
-            } else {
-                Err(E::invalid_value(de::Unexpected::Float(n), &self))
-            }
-        }
-    }
-    d.deserialize_option(V)
 }
 
 impl PartialSchema for NewEvent {
@@ -889,7 +834,7 @@ mod tests {
             NewEvent::from_json(
                 format!(r#"{{"eventId": "x", "eventType": "y", "expectedSeq": {v}}}"#).as_bytes(),
             )
-            .map(|e| e.expected_seq)
+            .map(|e| e.0.expected_seq)
         };
         assert_eq!(read("7"), Ok(Some(7)));
         assert_eq!(read("75856.0"), Ok(Some(75856)));
@@ -905,6 +850,7 @@ mod tests {
         assert_eq!(
             NewEvent::from_json(br#"{"eventId": "x", "eventType": "y"}"#)
                 .unwrap()
+                .0
                 .expected_seq,
             None
         );
