@@ -43,6 +43,28 @@ def reexports(src: Path, mods) -> dict[str, str]:
     return out
 
 
+def referenced(text: str) -> list[str]:
+    """The first path segments after `crate::`, grouped imports included
+    (`use crate::{a::X, b};` names `a` and `b`)."""
+    names = re.findall(r"\bcrate::(\w+)", text)
+    for group in re.findall(r"\bcrate::\{([^;]*)\}", text):
+        # Top-level items of the group: what follows `{` or a `,` at depth 0.
+        depth, item = 0, ""
+        for ch in group + ",":
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                m = re.match(r"\s*(\w+)", item)
+                if m:
+                    names.append(m.group(1))
+                item = ""
+                continue
+            item += ch
+    return names
+
+
 ROOT = "(crate root)"
 ROOT_ITEM = re.compile(r"^pub\s+(?:async\s+)?(?:struct|enum|fn|type|trait|const|static)\s+(\w+)", re.M)
 
@@ -59,7 +81,7 @@ def graph(src: Path) -> dict[str, set[str]]:
         for f in files:
             # Comments name modules without using them.
             text = re.sub(r"//[^\n]*", "", f.read_text())
-            for target in re.findall(r"\bcrate::(\w+)", text):
+            for target in referenced(text):
                 target = names.get(target, target)
                 if target in mods and target != module:
                     edges[module].add(target)

@@ -233,7 +233,9 @@ mod tests {
         assert_eq!(expected_seq("1e3"), Ok(Some(1000)));
         assert_eq!(expected_seq("null"), Ok(None));
         assert_eq!(expected_seq("1e40"), Ok(Some(u64::MAX)));
-        for bad in ["2.5", "-1", "-1.0", "\"3\"", "true", "[]"] {
+        assert_eq!(expected_seq("18446744073709551615"), Ok(Some(u64::MAX)));
+        assert_eq!(expected_seq("-0"), Ok(Some(0)));
+        for bad in ["2.5", "-1", "-1.0", "\"3\"", "true", "[]", "{}"] {
             assert!(
                 matches!(expected_seq(bad), Err(DecodeError::BadJson(_))),
                 "{bad}"

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// The contract's error codes that the domain itself can decide on.
 /// The HTTP status each maps to is given in brackets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum ErrorCode {
     /// [400] not JSON, a field of the wrong JSON type, or a required field missing.
     BadJson,
@@ -26,15 +26,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 7] = [
-        ErrorCode::BadJson,
-        ErrorCode::InvalidEvent,
-        ErrorCode::ContentEmpty,
-        ErrorCode::ContentTooLong,
-        ErrorCode::InvalidId,
-        ErrorCode::MessageNotFound,
-        ErrorCode::Forbidden,
-    ];
+    /// Every code.
+    pub fn all() -> impl Iterator<Item = ErrorCode> {
+        <ErrorCode as strum::IntoEnumIterator>::iter()
+    }
 
     /// The snake_case code of the contract.
     pub fn as_str(self) -> &'static str {

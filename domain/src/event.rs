@@ -14,7 +14,7 @@ use std::fmt;
 use uuid::Uuid;
 
 /// The `eventType` values of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum EventType {
     RoomCreated,
     MessageSent,
@@ -26,15 +26,10 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
-        EventType::RoomCreated,
-        EventType::MessageSent,
-        EventType::MessageEdited,
-        EventType::MessageDeleted,
-        EventType::MessageRead,
-        EventType::ReactionAdded,
-        EventType::ReactionRemoved,
-    ];
+    /// Every type, in the contract's order.
+    pub fn all() -> impl Iterator<Item = EventType> {
+        <EventType as strum::IntoEnumIterator>::iter()
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,7 +45,7 @@ impl EventType {
 
     /// Exact, case-sensitive match of the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+        EventType::all().find(|t| t.as_str() == s)
     }
 
     /// Whether events of this type carry `content` (text, emoji or room name).
@@ -235,7 +230,7 @@ impl ChatEvent {
 /// Parses a JSON object into `T`, mapping every failure to `BadJson`.
 /// A top-level value that is not an object is refused too (serde would
 /// otherwise accept a positional array for a struct).
-pub(crate) fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+pub fn decode_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(DecodeError::BadJson(
@@ -465,7 +460,7 @@ mod tests {
 
     #[test]
     fn event_type_names_round_trip() {
-        for t in EventType::ALL {
+        for t in EventType::all() {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
     }

@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-mod chunk;
+pub mod chunk;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -26,6 +26,7 @@ pub mod timetravel;
 pub mod validation;
 pub mod view;
 
+pub use chunk::CHUNK_SPAN;
 pub use command::{Command, Submission};
 pub use compact_str::CompactString;
 pub use error::{DecodeError, ErrorCode, Refusal};
@@ -34,7 +35,7 @@ pub use message::Message;
 pub use optimistic::{Dropped, OptimisticRoom, PendingEvent};
 pub use reactions::Reactions;
 pub use replay::ReplayError;
-pub use snapshot::{ChunkInfo, Snapshot, SnapshotChunk, SnapshotHead, CHUNK_SPAN};
+pub use snapshot::{ChunkInfo, Snapshot, SnapshotChunk, SnapshotHead};
 pub use state::{ApplyError, RoomInfo, RoomState};
 pub use time::Timestamp;
 pub use timetravel::Point;

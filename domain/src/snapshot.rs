@@ -3,7 +3,7 @@
 //! A snapshot is split so that no part grows with the room: a small
 //! [`SnapshotHead`] (room facts, read markers, a directory of chunks) and
 //! [`SnapshotChunk`]s, each holding the live messages whose seq falls in one
-//! span of [`CHUNK_SPAN`] seqs. A new snapshot only writes the chunks that
+//! span of [`CHUNK_SPAN`](crate::chunk::CHUNK_SPAN) seqs. A new snapshot only writes the chunks that
 //! changed since the last one (see [`RoomState::snapshot`]); the others keep
 //! the version written earlier.
 //!
@@ -12,7 +12,7 @@
 //! a window of messages at a cost that grows with the window and the tail of
 //! events after the snapshot, not with the room.
 
-pub use crate::chunk::{chunk_bounds, chunk_of, CHUNK_SPAN};
+use crate::chunk::{chunk_bounds, chunk_of};
 use crate::event::{ChatEvent, EventKind};
 use crate::message::Message;
 use crate::messages::MessageLog;

@@ -42,6 +42,14 @@ impl Timestamp {
         Self::from_millis(dt.timestamp_millis())
     }
 
+    /// Any RFC 3339 time, as a point to look up: one outside the years
+    /// 0000–9999 once in UTC (such as `0000-01-01T00:00:00+01:00`) reads as
+    /// the earliest or latest time kept, which selects the same events.
+    pub fn parse_rfc3339_clamped(s: &str) -> Option<Self> {
+        let ms = DateTime::parse_from_rfc3339(s).ok()?.timestamp_millis();
+        Self::from_millis(ms.clamp(Self::MIN_MILLIS, Self::MAX_MILLIS))
+    }
+
     /// From a chrono time (the server's clock), truncated to milliseconds.
     pub fn from_datetime(dt: DateTime<Utc>) -> Option<Self> {
         Self::from_millis(dt.timestamp_millis())
@@ -89,6 +97,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_outside_the_kept_years_still_read() {
+        assert_eq!(
+            Timestamp::parse_rfc3339_clamped("0000-01-01T00:00:00+01:00").unwrap(),
+            Timestamp::parse_rfc3339("0000-01-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339_clamped("9999-12-31T23:59:59-01:00").unwrap(),
+            Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap()
+        );
+        assert!(Timestamp::parse_rfc3339_clamped("2026-11-25t08:00:00.5z").is_some());
+        assert!(Timestamp::parse_rfc3339_clamped("2016-12-31T23:59:60Z").is_some());
+        assert!(Timestamp::parse_rfc3339_clamped("").is_none());
+        assert!(Timestamp::parse_rfc3339_clamped("yesterday").is_none());
+    }
 
     #[test]
     fn writes_utc_with_milliseconds() {

@@ -46,7 +46,7 @@ pub struct ErrorObject {
 
 /// The contract's error codes that only the server decides on (the domain
 /// crate has the others, [`ErrorCode`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum ServerCode {
     /// [401] no token, unknown token, or expired token.
     Unauthorized,
@@ -81,24 +81,6 @@ pub enum ServerCode {
 }
 
 impl ServerCode {
-    pub const ALL: [ServerCode; 15] = [
-        ServerCode::Unauthorized,
-        ServerCode::InvalidCredentials,
-        ServerCode::BadQuery,
-        ServerCode::RoomNotFound,
-        ServerCode::NotFound,
-        ServerCode::MethodNotAllowed,
-        ServerCode::UserExists,
-        ServerCode::RoomExists,
-        ServerCode::SeqConflict,
-        ServerCode::EventIdConflict,
-        ServerCode::PayloadTooLarge,
-        ServerCode::RateLimited,
-        ServerCode::Unavailable,
-        ServerCode::UpgradeRequired,
-        ServerCode::Internal,
-    ];
-
     /// The snake_case code of the contract.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,10 +157,10 @@ impl Code {
 
     /// Every code the API can answer with.
     pub fn all() -> impl Iterator<Item = Code> {
-        ErrorCode::ALL
-            .into_iter()
+        let server = <ServerCode as strum::IntoEnumIterator>::iter();
+        ErrorCode::all()
             .map(Code::Domain)
-            .chain(ServerCode::ALL.into_iter().map(Code::Server))
+            .chain(server.map(Code::Server))
     }
 }
 
@@ -331,7 +313,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "store unavailable");
-                ApiError::unavailable("the store cannot be reached; retry with the same eventId")
+                ApiError::unavailable("the store cannot be reached; retry")
             }
             StoreError::Corrupt(detail) => ApiError::internal(format!("corrupt data: {detail}")),
             // Callers that create something handle `Exists` themselves.
