@@ -1,12 +1,11 @@
 //! Users, sessions and limits: argon2 password hashes, random 256-bit
 //! tokens stored only as their SHA-256, token expiry, the per-user request
-//! rate limit and the limit on failed sign-ins.
+//! rate limit and the limit on failed sign-ins. No HTTP here: the routes
+//! read the headers and map [`AuthError`] to responses.
 
-use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::http::HeaderMap;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -23,12 +22,13 @@ pub struct Caller {
     pub token_hash: String,
 }
 
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+/// A slow salted hash of a password (argon2, PHC string format). Fails
+/// only on a bug (argon2's parameters are fixed).
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
@@ -58,30 +58,26 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The bearer token of a request: the `Authorization` header wins over the
-/// `token` query parameter (which only the WebSocket route reads).
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
+/// Why a caller is not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// [401] no token, an unknown token, or an expired one.
+    #[error("no valid token")]
+    Unauthorized,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Checks a token: 401 when missing, unknown or expired.
-pub async fn authenticate(store: &dyn Store, token: Option<String>) -> Result<Caller, ApiError> {
-    let token = token.ok_or_else(ApiError::unauthorized)?;
+/// Checks a token: unauthorized when missing, unknown or expired.
+pub async fn authenticate(store: &dyn Store, token: Option<String>) -> Result<Caller, AuthError> {
+    let token = token.ok_or(AuthError::Unauthorized)?;
     let hash = token_hash(&token);
     match store.session(&hash).await? {
         Some((user, expires)) if expires > now_ms() => Ok(Caller {
             user,
             token_hash: hash,
         }),
-        _ => Err(ApiError::unauthorized()),
+        _ => Err(AuthError::Unauthorized),
     }
 }
 

@@ -8,6 +8,7 @@
 //! status follows from the code.
 
 use crate::appender::AppendError;
+use crate::auth::AuthError;
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -320,6 +321,15 @@ impl From<StoreError> for ApiError {
             StoreError::Exists => {
                 ApiError::internal("unexpected \"already exists\" from the store")
             }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::unauthorized(),
+            AuthError::Store(e) => e.into(),
         }
     }
 }

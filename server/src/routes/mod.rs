@@ -14,7 +14,7 @@ use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, post};
@@ -71,13 +71,24 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     res
 }
 
+/// The bearer token of a request: the `Authorization` header wins over the
+/// `token` query parameter (which only the WebSocket route reads).
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
 /// Authenticates and applies the per-user rate limit (401, then 429).
 pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<String>,
 ) -> Result<Caller, ApiError> {
-    let token = auth::bearer(headers).or(query_token);
+    let token = bearer(headers).or(query_token);
     let caller = auth::authenticate(&*state.store, token).await?;
     state
         .rate

@@ -31,7 +31,8 @@ pub async fn create_user(
     domain::validation::validate_password(&c.password)?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&c.password))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?;
     match state.store.create_user(&c.user_id, &hash).await {
         Ok(()) => Ok((
             StatusCode::CREATED,
@@ -102,7 +103,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::authenticate(&*state.store, auth::bearer(&headers)).await?;
+    let caller = auth::authenticate(&*state.store, super::bearer(&headers)).await?;
     state.store.delete_session(&caller.token_hash).await?;
     // Close that token's open sockets (4001).
     let _ = state.logouts.send(caller.token_hash);
