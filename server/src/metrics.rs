@@ -14,6 +14,8 @@ pub struct Metrics {
     pub ws_connections: IntGauge,
     /// Sockets that fell behind the live stream and caught up from the store.
     pub ws_resyncs: IntCounter,
+    /// Rooms with live subscribers on the bus (set when scraped).
+    pub bus_rooms: IntGauge,
     pub append_seconds: Histogram,
     pub commit_seconds: Histogram,
 }
@@ -38,6 +40,8 @@ impl Metrics {
             "WebSocket catch-ups from the store after falling behind",
         )
         .expect("valid metric");
+        let bus_rooms = IntGauge::new("chat_bus_rooms", "rooms with live subscribers on the bus")
+            .expect("valid metric");
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
         ];
@@ -59,6 +63,7 @@ impl Metrics {
             Box::new(appends.clone()),
             Box::new(ws_connections.clone()),
             Box::new(ws_resyncs.clone()),
+            Box::new(bus_rooms.clone()),
             Box::new(append_seconds.clone()),
             Box::new(commit_seconds.clone()),
         ] {
@@ -70,6 +75,7 @@ impl Metrics {
             appends,
             ws_connections,
             ws_resyncs,
+            bus_rooms,
             append_seconds,
             commit_seconds,
         }
