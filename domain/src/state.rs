@@ -212,6 +212,11 @@ impl RoomState {
         self.messages.iter()
     }
 
+    /// Live messages with `lo <= seq < hi`, in seq order.
+    pub fn messages_in(&self, lo: u64, hi: u64) -> impl DoubleEndedIterator<Item = &Message> + '_ {
+        self.messages.range(lo, hi)
+    }
+
     pub fn message_count(&self) -> usize {
         self.messages.len()
     }
@@ -237,8 +242,7 @@ impl RoomState {
     /// Messages of others with a seq above `user`'s read marker.
     pub fn unread_count(&self, user: &str) -> usize {
         let marker = self.read_marker(user);
-        self.messages
-            .range(marker + 1, u64::MAX)
+        self.messages_in(marker + 1, u64::MAX)
             .filter(|m| m.sender_id != user)
             .count()
     }

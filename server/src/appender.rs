@@ -556,6 +556,7 @@ impl Writer {
             EventKind::MessageDeleted { message_id } => state.message(*message_id).map(|m| m.seq),
             _ => None,
         };
+        let marker_before = state.read_markers().get(sender).copied();
         let event = ChatEvent {
             event_id: cmd.event_id,
             room_id: room.into(),
@@ -574,6 +575,11 @@ impl Writer {
                     commit
                         .views
                         .push((room.to_owned(), ViewChange::Put(m.clone())));
+                    // Unread for everyone with a marker but its sender.
+                    commit.counts.live(room, sender, 1);
+                    for user in state.read_markers().keys().filter(|u| *u != sender) {
+                        commit.counts.unread_by(room, user, 1);
+                    }
                 }
             }
             EventKind::MessageEdited { message_id, .. }
@@ -590,14 +596,39 @@ impl Writer {
                     commit
                         .views
                         .push((room.to_owned(), ViewChange::Delete(seq)));
+                    // Only its sender deletes a message: read for them, and
+                    // for those who read past it.
+                    commit.counts.live(room, sender, -1);
+                    let markers = state.read_markers().iter();
+                    for (user, _) in markers.filter(|(u, &m)| *u != sender && m < seq) {
+                        commit.counts.unread_by(room, user, -1);
+                    }
                 }
             }
             EventKind::MessageRead { .. } => {
-                commit.markers.push((
-                    room.to_owned(),
-                    sender.to_owned(),
-                    state.read_marker(sender),
-                ));
+                let marker = state.read_marker(sender);
+                commit
+                    .markers
+                    .push((room.to_owned(), sender.to_owned(), marker));
+                // What became read: the messages of others up to the new
+                // marker; counted from the marker before when there was one
+                // (a marker only moves forward, so a user's reads count each
+                // message once), else from the newest message down.
+                let others = |m: &&domain::Message| m.sender_id != sender;
+                match marker_before {
+                    Some(before) => {
+                        let read = state.messages_in(before + 1, marker + 1).filter(others);
+                        commit
+                            .counts
+                            .unread_by(room, sender, -(read.count() as i64));
+                    }
+                    None => {
+                        let unread = state.messages_in(marker + 1, u64::MAX).filter(others);
+                        commit
+                            .counts
+                            .unread_set(room, sender, unread.count() as u64);
+                    }
+                }
             }
             EventKind::RoomCreated { .. } => {}
         }

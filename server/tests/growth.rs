@@ -69,3 +69,154 @@ async fn a_rooms_bus_channel_goes_with_its_last_subscriber() {
     }
     s.stop().await;
 }
+
+/// Every user's unread count in every room, as the list answers it.
+async fn unread_counts(c: &Client, s: &TestServer, token: &str) -> Vec<(String, u64)> {
+    let (st, v) = get(c, s, token, "/api/rooms").await;
+    assert_eq!(st, StatusCode::OK);
+    v["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["roomId"].as_str().unwrap().to_owned(),
+                r["unreadCount"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Each room's unread count for `user`, from its events replayed by the
+/// domain: what the list's counts must equal.
+async fn replayed_unread(
+    c: &Client,
+    s: &TestServer,
+    token: &str,
+    user: &str,
+) -> Vec<(String, u64)> {
+    let (_, v) = get(c, s, token, "/api/rooms").await;
+    let mut out = Vec::new();
+    for r in v["rooms"].as_array().unwrap() {
+        let id = r["roomId"].as_str().unwrap();
+        let (_, page) = get(c, s, token, &format!("/api/rooms/{id}/events?limit=5000")).await;
+        let events: Vec<domain::ChatEvent> =
+            serde_json::from_value(page["events"].clone()).unwrap();
+        let state = domain::RoomState::replay(events).unwrap();
+        out.push((id.to_owned(), state.unread_count(user) as u64));
+    }
+    out
+}
+
+#[tokio::test]
+async fn unread_counts_follow_sends_deletes_and_reads_of_every_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), 0).await;
+    let c = Client::new();
+    let users = ["ann", "ben", "cat"];
+    let mut tokens = Vec::new();
+    for u in users {
+        tokens.push(user(&c, &s, u).await);
+    }
+    for r in ["r1", "r2", "r3"] {
+        room(&c, &s, &tokens[0], r).await;
+    }
+    // A deterministic mix: sends, own deletes, reads of any message, by all.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sent: Vec<(String, usize, String)> = Vec::new(); // (room, user, id)
+    for step in 0..240 {
+        let who = (next() % 3) as usize;
+        let r = format!("r{}", next() % 3 + 1);
+        let mine: Vec<usize> = (0..sent.len())
+            .filter(|&i| sent[i].0 == r && sent[i].1 == who)
+            .collect();
+        let theirs: Vec<usize> = (0..sent.len()).filter(|&i| sent[i].0 == r).collect();
+        let pick = next() % 10;
+        let body = if pick < 5 || theirs.is_empty() {
+            let b = send(&format!("step {step}"));
+            sent.push((r.clone(), who, b["eventId"].as_str().unwrap().to_owned()));
+            b
+        } else if pick < 7 && !mine.is_empty() {
+            let (_, _, id) = sent.remove(mine[(next() as usize) % mine.len()]);
+            serde_json::json!({"eventId": uuid::Uuid::new_v4(), "eventType": "MESSAGE_DELETED", "targetMessageId": id})
+        } else {
+            let id = &sent[theirs[(next() as usize) % theirs.len()]].2;
+            serde_json::json!({"eventId": uuid::Uuid::new_v4(), "eventType": "MESSAGE_READ", "targetMessageId": id})
+        };
+        let (st, v) = post(&c, &s, &tokens[who], &r, body).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    for (i, u) in users.iter().enumerate() {
+        let want = replayed_unread(&c, &s, &tokens[i], u).await;
+        assert_eq!(unread_counts(&c, &s, &tokens[i]).await, want, "{u}");
+        assert!(
+            want.iter().any(|(_, n)| *n > 0),
+            "the mix leaves something unread"
+        );
+    }
+    // The counts survive a restart.
+    s.stop().await;
+    let s = TestServer::start(dir.path(), 0).await;
+    for (i, u) in users.iter().enumerate() {
+        let want = replayed_unread(&c, &s, &tokens[i], u).await;
+        assert_eq!(
+            unread_counts(&c, &s, &tokens[i]).await,
+            want,
+            "{u} after a restart"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_room_list_pages_in_its_order() {
+    let (_dir, s, c, token) = setup("a-first").await;
+    for i in 0..24 {
+        room(&c, &s, &token, &format!("room{i:02}")).await;
+    }
+    let (_, whole) = get(&c, &s, &token, "/api/rooms").await;
+    assert!(whole.get("nextAfter").is_none(), "no limit, no next page");
+    let whole: Vec<String> = whole["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roomId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(whole.len(), 25);
+    assert_eq!(whole[0], "a-first", "oldest first");
+    let mut paged = Vec::new();
+    let mut path = "/api/rooms?limit=10".to_owned();
+    loop {
+        let (st, v) = get(&c, &s, &token, &path).await;
+        assert_eq!(st, StatusCode::OK);
+        let rooms = v["rooms"].as_array().unwrap();
+        assert!(rooms.len() <= 10);
+        paged.extend(
+            rooms
+                .iter()
+                .map(|r| r["roomId"].as_str().unwrap().to_owned()),
+        );
+        match v["nextAfter"].as_str() {
+            Some(after) => path = format!("/api/rooms?limit=10&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, whole);
+    let (_, v) = get(&c, &s, &token, "/api/rooms?limit=0").await;
+    assert_eq!(v["rooms"].as_array().unwrap().len(), 0);
+    for bad in ["/api/rooms?after=nope", "/api/rooms?limit=ten"] {
+        let (st, v) = get(&c, &s, &token, bad).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_query"),
+            "{bad}"
+        );
+    }
+    s.stop().await;
+}

@@ -90,8 +90,14 @@ impl RoomBody {
 
 /// Every room, oldest first (by `createdAt`, then `roomId`).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RoomList {
     pub rooms: Vec<RoomBody>,
+    /// Present when a `limit` left rooms out: pass it as `after` for the
+    /// next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = id_schema)]
+    pub next_after: Option<String>,
 }
 
 /// The path of every room route.

@@ -30,6 +30,33 @@ fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Api
     }
 }
 
+/// The room list's paging (the list is whole without `limit`).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomsQuery {
+    /// At most this many rooms (larger values are clamped to 1000; 0 gives
+    /// an empty page). Without it, every room.
+    #[param(value_type = Option<NonNegativeInteger>, inline)]
+    pub limit: Option<u64>,
+    /// The rooms after this one in the list's order (the `nextAfter` of the
+    /// previous page); 400 `bad_query` when it names no room.
+    #[param(value_type = Option<Id>, inline)]
+    pub after: Option<String>,
+}
+
+/// The largest page of the room list.
+pub const ROOM_PAGE_MAX: usize = 1000;
+
+impl RoomsQuery {
+    pub fn from_query(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut q = query_map(raw);
+        Ok(RoomsQuery {
+            limit: u64_param(&q, "limit")?,
+            after: q.remove("after"),
+        })
+    }
+}
+
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {

@@ -3,7 +3,7 @@
 use super::{caller, read_body, read_json, room_id};
 use crate::api_types::{
     Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent, NewRoom,
-    RoomBody, RoomList, RoomPath, SnapshotBody, SnapshotQuery,
+    RoomBody, RoomList, RoomPath, RoomsQuery, SnapshotBody, SnapshotQuery, ROOM_PAGE_MAX,
 };
 use crate::appender::Appended;
 use crate::error::{ApiError, ErrorBody};
@@ -55,25 +55,47 @@ pub async fn create_room(
     Ok((StatusCode::CREATED, Json(RoomBody::new(record, 0))))
 }
 
-/// Every room, oldest first, with the caller's unread count.
-#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
+/// Every room, oldest first, with the caller's unread count; a page of them
+/// with `limit` (and `after`).
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])), params(RoomsQuery),
     responses(
-        (status = 200, description = "every room", body = RoomList),
+        (status = 200, description = "every room, or a page of them", body = RoomList),
         (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
         (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 400, description = "bad_query: limit not a non-negative integer, or after names no room", body = ErrorBody),
         (status = 500, description = "internal: a bug", body = ErrorBody),
         (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<RoomList>, ApiError> {
     let who = caller(&state, &headers, None).await?;
-    let mut rooms = Vec::new();
-    for r in state.store.rooms().await? {
-        let unread = state.store.unread_count(&r.room_id, &who.user).await?;
-        rooms.push(RoomBody::new(r, unread));
-    }
-    Ok(Json(RoomList { rooms }))
+    let q = RoomsQuery::from_query(raw.as_deref())?;
+    let limit = match q.limit {
+        Some(n) => n.min(ROOM_PAGE_MAX as u64) as usize,
+        None => usize::MAX,
+    };
+    // One more than asked tells whether there is a next page.
+    let want = limit.saturating_add(1);
+    let Some(mut page) = state
+        .store
+        .room_list(&who.user, q.after.as_deref(), want)
+        .await?
+    else {
+        return Err(ApiError::bad_query("after names no room"));
+    };
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_after = match page.last() {
+        Some((r, _)) if more => Some(r.room_id.clone()),
+        _ => None,
+    };
+    let rooms = page
+        .into_iter()
+        .map(|(r, unread)| RoomBody::new(r, unread))
+        .collect();
+    Ok(Json(RoomList { rooms, next_after }))
 }
 
 /// One room.

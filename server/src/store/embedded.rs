@@ -3,12 +3,12 @@
 //! (fsync) when it returns. redb is synchronous, so each call runs on the
 //! blocking thread pool.
 
-use super::{Commit, RoomRecord, Store, StoreError, ViewChange, ViewPage};
+use super::{Commit, RoomRecord, Store, StoreError, UnreadChange, ViewChange, ViewPage};
 use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
 use redb::{Database, ReadableTable, TableDefinition};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -21,6 +21,15 @@ const EVENT_IDS: TableDefinition<(&str, u128), u64> = TableDefinition::new("chat
 const VIEWS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_message_views");
 const MARKERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("read_markers");
 const SNAP_HEADS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshot_heads");
+/// Rooms in list order: (createdAt in ms, roomId).
+const ROOM_ORDER: TableDefinition<(i64, &str), ()> = TableDefinition::new("room_order");
+/// Live messages per room, and per (room, sender).
+const ROOM_LIVE: TableDefinition<&str, u64> = TableDefinition::new("room_live");
+const SENDER_LIVE: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_live");
+/// Unread counts of the users who have a read marker in a room.
+const UNREAD: TableDefinition<(&str, &str), u64> = TableDefinition::new("unread_counts");
+/// What the store's layout has: `counts` = 1 once the tables above are filled.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SNAP_CHUNKS: TableDefinition<(&str, u64, u64), &[u8]> =
     TableDefinition::new("snapshot_chunks");
 
@@ -67,6 +76,16 @@ impl EmbeddedStore {
             tx.open_table(MARKERS).map_err(unavailable)?;
             tx.open_table(SNAP_HEADS).map_err(unavailable)?;
             tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+            tx.open_table(ROOM_ORDER).map_err(unavailable)?;
+            tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+            tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+            tx.open_table(UNREAD).map_err(unavailable)?;
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
+            if meta.get("counts").map_err(unavailable)?.is_none() {
+                // A store written before the counts were kept: fill them once.
+                fill_counts(&tx)?;
+                meta.insert("counts", 1).map_err(unavailable)?;
+            }
         }
         tx.commit().map_err(unavailable)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
@@ -82,6 +101,106 @@ impl EmbeddedStore {
             .await
             .map_err(unavailable)?
     }
+}
+
+/// Fills the room order and the counts behind unread counts from the rooms,
+/// the projection and the read markers (for a store written before they
+/// were kept; empty tables otherwise).
+fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+    let views = tx.open_table(VIEWS).map_err(unavailable)?;
+    let markers = tx.open_table(MARKERS).map_err(unavailable)?;
+    let mut order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
+    let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+    let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+    let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
+    for row in rooms.iter().map_err(unavailable)? {
+        let (_, v) = row.map_err(unavailable)?;
+        let r: RoomRecord = decode(v.value())?;
+        let room = r.room_id.as_str();
+        order
+            .insert((r.created_at.as_millis(), room), ())
+            .map_err(unavailable)?;
+        // (seq, sender) of every live message, in seq order.
+        let mut live: Vec<(u64, CompactString)> = Vec::new();
+        for row in views
+            .range((room, 0)..=(room, u64::MAX))
+            .map_err(unavailable)?
+        {
+            let (k, v) = row.map_err(unavailable)?;
+            let m: Message = decode(v.value())?;
+            live.push((k.value().1, m.sender_id));
+        }
+        room_live
+            .insert(room, live.len() as u64)
+            .map_err(unavailable)?;
+        let mut by_sender: HashMap<&str, u64> = HashMap::new();
+        for (_, sender) in &live {
+            *by_sender.entry(sender.as_str()).or_default() += 1;
+        }
+        for (sender, n) in by_sender {
+            sender_live.insert((room, sender), n).map_err(unavailable)?;
+        }
+        for row in markers.range((room, "")..).map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let (r, user) = k.value();
+            if r != room {
+                break;
+            }
+            let marker = v.value();
+            let start = live.partition_point(|(seq, _)| *seq <= marker);
+            let n = live[start..].iter().filter(|(_, s)| s != user).count();
+            unread.insert((room, user), n as u64).map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// `user`'s unread count in `room`: messages of others above the user's
+/// read marker, read from the counts.
+fn unread_in(tx: &redb::ReadTransaction, room: &str, user: &str) -> Result<u64, StoreError> {
+    let markers = tx.open_table(MARKERS).map_err(unavailable)?;
+    if markers.get((room, user)).map_err(unavailable)?.is_some() {
+        let unread = tx.open_table(UNREAD).map_err(unavailable)?;
+        return Ok(unread
+            .get((room, user))
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value()));
+    }
+    // No marker: every live message of others is unread.
+    let all = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+    let own = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+    let all = all.get(room).map_err(unavailable)?.map_or(0, |v| v.value());
+    let own = own
+        .get((room, user))
+        .map_err(unavailable)?
+        .map_or(0, |v| v.value());
+    Ok(all.saturating_sub(own))
+}
+
+/// Adds `delta` to the count under `key`; a count that reaches 0 is removed.
+fn add_count<K: redb::Key + 'static>(
+    table: &mut redb::Table<K, u64>,
+    key: K::SelfType<'_>,
+    delta: i64,
+) -> Result<(), StoreError>
+where
+    for<'a> K::SelfType<'a>: Clone,
+{
+    let now = table
+        .get(key.clone())
+        .map_err(unavailable)?
+        .map_or(0, |v| v.value());
+    match now.checked_add_signed(delta) {
+        Some(0) => {
+            table.remove(key).map_err(unavailable)?;
+        }
+        Some(n) => {
+            table.insert(key, n).map_err(unavailable)?;
+        }
+        None => return Err(StoreError::Corrupt("a count went below zero".into())),
+    }
+    Ok(())
 }
 
 fn last_seq_in(
@@ -179,17 +298,55 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.blocking(|db| {
+    async fn room_list(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError> {
+        let (user, after) = (user.to_owned(), after.map(str::to_owned));
+        self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
-            let t = tx.open_table(ROOMS).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(unavailable)? {
-                let (_, v) = row.map_err(unavailable)?;
-                out.push(decode::<RoomRecord>(v.value())?);
+            let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+            let order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
+            let record = |id: &str| -> Result<Option<RoomRecord>, StoreError> {
+                rooms
+                    .get(id)
+                    .map_err(unavailable)?
+                    .map(|v| decode(v.value()))
+                    .transpose()
+            };
+            let start = match &after {
+                None => None,
+                Some(id) => match record(id)? {
+                    Some(r) => Some((r.created_at.as_millis(), r.room_id)),
+                    None => return Ok(None),
+                },
+            };
+            let range = match &start {
+                Some((t, id)) => order.range((*t, id.as_str())..),
+                None => order.range::<(i64, &str)>(..),
             }
-            out.sort_by(|a, b| (a.created_at, &a.room_id).cmp(&(b.created_at, &b.room_id)));
-            Ok(out)
+            .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in range {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(unavailable)?;
+                let (t, id) = k.value();
+                if start
+                    .as_ref()
+                    .is_some_and(|(st, sid)| (*st, sid.as_str()) == (t, id))
+                {
+                    continue;
+                }
+                let r = record(id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("room order names no room {id}")))?;
+                let unread = unread_in(&tx, id, &user)?;
+                out.push((r, unread));
+            }
+            Ok(Some(out))
         })
         .await
     }
@@ -347,25 +504,7 @@ impl Store for EmbeddedStore {
         let (room, user) = (room.to_owned(), user.to_owned());
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
-            let m = tx.open_table(MARKERS).map_err(unavailable)?;
-            let marker = m
-                .get((room.as_str(), user.as_str()))
-                .map_err(unavailable)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let t = tx.open_table(VIEWS).map_err(unavailable)?;
-            let mut n = 0;
-            for row in t
-                .range((room.as_str(), marker.saturating_add(1))..=(room.as_str(), u64::MAX))
-                .map_err(unavailable)?
-            {
-                let (_, v) = row.map_err(unavailable)?;
-                let msg: Message = decode(v.value())?;
-                if msg.sender_id != user {
-                    n += 1;
-                }
-            }
-            Ok(n)
+            unread_in(&tx, &room, &user)
         })
         .await
     }
@@ -434,6 +573,10 @@ impl Store for EmbeddedStore {
                     rooms
                         .insert(r.room_id.as_str(), encode(r).as_slice())
                         .map_err(unavailable)?;
+                    tx.open_table(ROOM_ORDER)
+                        .map_err(unavailable)?
+                        .insert((r.created_at.as_millis(), r.room_id.as_str()), ())
+                        .map_err(unavailable)?;
                 }
                 for (room, last) in &c.last_seqs {
                     let mut rec: RoomRecord = match rooms.get(room.as_str()).map_err(unavailable)? {
@@ -473,6 +616,30 @@ impl Store for EmbeddedStore {
                         .insert((room.as_str(), user.as_str()), *seq)
                         .map_err(unavailable)?;
                 }
+                let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+                let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+                for ((room, sender), delta) in &c.counts.live {
+                    add_count(&mut room_live, room.as_str(), *delta)?;
+                    add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
+                }
+                let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
+                for ((room, user), change) in &c.counts.unread {
+                    match *change {
+                        UnreadChange::By(delta) => {
+                            add_count(&mut unread, (room.as_str(), user.as_str()), delta)?
+                        }
+                        UnreadChange::Set(0) => {
+                            unread
+                                .remove((room.as_str(), user.as_str()))
+                                .map_err(unavailable)?;
+                        }
+                        UnreadChange::Set(n) => {
+                            unread
+                                .insert((room.as_str(), user.as_str()), n)
+                                .map_err(unavailable)?;
+                        }
+                    }
+                }
                 let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
                 let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
                 for (room, s) in &c.snapshots {
@@ -489,5 +656,73 @@ impl Store for EmbeddedStore {
             tx.commit().map_err(unavailable)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Reactions;
+
+    fn message(seq: u64, sender: &str) -> Message {
+        Message {
+            id: Uuid::from_u128(seq.into()),
+            seq,
+            sender_id: sender.into(),
+            content: "hi".into(),
+            sent_at: Timestamp::from_millis(seq as i64).unwrap(),
+            edited_at: None,
+            reactions: Reactions::new(),
+        }
+    }
+
+    /// A store written before the counts were kept gets them on open.
+    #[tokio::test]
+    async fn counts_are_filled_for_a_store_that_had_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        {
+            let tx = store.db.begin_write().unwrap();
+            {
+                let room = RoomRecord {
+                    room_id: "r".into(),
+                    name: "R".into(),
+                    created_by: "alice".into(),
+                    created_at: Timestamp::from_millis(0).unwrap(),
+                    last_seq: 9,
+                };
+                let mut rooms = tx.open_table(ROOMS).unwrap();
+                rooms.insert("r", encode(&room).as_slice()).unwrap();
+                let mut views = tx.open_table(VIEWS).unwrap();
+                for (seq, who) in [
+                    (2, "alice"),
+                    (3, "bob"),
+                    (5, "alice"),
+                    (7, "alice"),
+                    (8, "bob"),
+                ] {
+                    views
+                        .insert(("r", seq), encode(&message(seq, who)).as_slice())
+                        .unwrap();
+                }
+                let mut markers = tx.open_table(MARKERS).unwrap();
+                markers.insert(("r", "bob"), 4).unwrap();
+                markers.insert(("r", "dave"), 9).unwrap();
+                tx.open_table(META).unwrap().remove("counts").unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for (user, unread) in [("bob", 2), ("alice", 2), ("carol", 5), ("dave", 0)] {
+            assert_eq!(
+                store.unread_count("r", user).await.unwrap(),
+                unread,
+                "{user}"
+            );
+        }
+        let list = store.room_list("bob", None, 10).await.unwrap().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].0.room_id.as_str(), list[0].1), ("r", 2));
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, RoomState, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// A room's row: its facts and its last seq.
@@ -56,6 +56,55 @@ pub struct Commit {
     /// (room, last seq) after this commit.
     pub last_seqs: Vec<(String, u64)>,
     pub snapshots: Vec<(String, Snapshot)>,
+    /// Changes to the counts that unread counts are read from.
+    pub counts: CountChanges,
+}
+
+/// Changes to the counts behind unread counts, gathered over a commit so
+/// that each count is written once. A user's unread count in a room is read
+/// from them in O(1): the room's live messages less the user's own while
+/// the user has no read marker there, and a count kept per (room, user) once
+/// they have one.
+#[derive(Debug, Default)]
+pub struct CountChanges {
+    /// (room, sender) → change in the live messages of that sender (the
+    /// room's total changes by the sum over its senders).
+    pub live: HashMap<(String, String), i64>,
+    /// (room, user) → the user's unread count, for users with a marker.
+    pub unread: HashMap<(String, String), UnreadChange>,
+}
+
+/// A change to one unread count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnreadChange {
+    By(i64),
+    Set(u64),
+}
+
+impl CountChanges {
+    /// Adds `delta` to the live messages of `sender` in `room`.
+    pub fn live(&mut self, room: &str, sender: &str, delta: i64) {
+        *self
+            .live
+            .entry((room.to_owned(), sender.to_owned()))
+            .or_default() += delta;
+    }
+
+    /// Adds `delta` to `user`'s unread count in `room`.
+    pub fn unread_by(&mut self, room: &str, user: &str, delta: i64) {
+        let key = (room.to_owned(), user.to_owned());
+        let change = self.unread.entry(key).or_insert(UnreadChange::By(0));
+        *change = match *change {
+            UnreadChange::By(d) => UnreadChange::By(d + delta),
+            UnreadChange::Set(n) => UnreadChange::Set(n.saturating_add_signed(delta)),
+        };
+    }
+
+    /// Sets `user`'s unread count in `room`.
+    pub fn unread_set(&mut self, room: &str, user: &str, count: u64) {
+        self.unread
+            .insert((room.to_owned(), user.to_owned()), UnreadChange::Set(count));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +135,15 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
-    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+    /// Up to `limit` rooms in list order (by `createdAt`, then `roomId`)
+    /// after the room `after` (from the first when `None`), each with
+    /// `user`'s unread count; `None` when `after` names no room.
+    async fn room_list(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError>;
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;
 
     /// Events with seq > `after`, ascending, at most `limit`, and the room's last seq.
@@ -110,7 +167,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         before: Option<u64>,
     ) -> Result<ViewPage, StoreError>;
-    /// Messages of others above `user`'s read marker.
+    /// Messages of others above `user`'s read marker, in O(1).
     async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError>;
 
     /// The latest snapshot head with seq ≤ `at_most`.
