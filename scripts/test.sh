@@ -10,6 +10,7 @@ source scripts/lib.sh
 # Property tests and the API fuzzer: a bounded number of cases here; longer
 # runs are
 #   PROPTEST_CASES=5000 cargo test -p domain --test properties --release
+#   PROPTEST_CASES=200000 cargo test -p domain --test decoding_fuzz --release
 #   FUZZ_EXAMPLES=1000 scripts/fuzz-api.sh
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 
