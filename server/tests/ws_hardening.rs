@@ -1,7 +1,7 @@
 //! The WebSocket under attack and in bad weather, over TCP against a real
 //! server: pipelined submits and floods of bad frames, clients that do not
 //! read or never answer, expired and logged-out tokens, too many sockets
-//! for one user, protocol errors, and a polite close.
+//! for one user, protocol errors, a polite close, and what reaches the logs.
 
 mod common;
 
@@ -14,6 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::store::embedded::EmbeddedStore;
 use server::store::{Commit, RoomRecord, Store, StoreError, ViewPage};
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -592,4 +593,129 @@ async fn a_normal_close_is_answered_with_a_close_frame() {
         other => panic!("no close frame in answer: {other:?}"),
     }
     s.stop().await;
+}
+
+/// Finding 13: message text stays out of the logs, even with
+/// `RUST_LOG=trace` (tungstenite logs frame payloads at trace level).
+#[tokio::test]
+async fn message_text_stays_out_of_the_logs_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("RUST_LOG", "trace")
+        .env("LOG_FORMAT", "text")
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", dir.path())
+        .env("STATIC_DIR", dir.path().join("no-web-app"))
+        .env("RATE_LIMIT_PER_USER", "0")
+        .env_remove("SESSION_TTL")
+        .env_remove("WS_PING_INTERVAL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut readers = Vec::new();
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        readers.push(std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }));
+    }
+    let secret = "the-secret-message-4f1c9e";
+    let run = async {
+        let base = format!("http://127.0.0.1:{port}");
+        let c = Client::new();
+        wait_until(20, "the server answers", || async {
+            c.get(format!("{base}/healthz")).send().await.is_ok()
+        })
+        .await;
+        let (st, _) = post_json(
+            &c,
+            &base,
+            "/api/users",
+            None,
+            json!({"userId": "alice", "password": "correct horse"}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (_, v) = post_json(
+            &c,
+            &base,
+            "/api/sessions",
+            None,
+            json!({"userId": "alice", "password": "correct horse"}),
+        )
+        .await;
+        let token = v["token"].as_str().unwrap().to_owned();
+        let (st, _) = post_json(
+            &c,
+            &base,
+            "/api/rooms",
+            Some(&token),
+            json!({"roomId": "r", "name": "Room"}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://127.0.0.1:{port}/api/rooms/r/ws?token={token}"
+        ))
+        .await
+        .unwrap();
+        ws.send(WsMessage::Text(submit_frame(Uuid::new_v4(), secret).into()))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if matches!(&m, WsMessage::Text(t) if t.contains("\"ack\"")) {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("an ack");
+        let _ = ws.close(None).await;
+    };
+    run.await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logs: String = readers
+        .into_iter()
+        .map(|r| r.join().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(logs.contains("listening"), "the logs were read: {logs}");
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    for needle in [secret.to_owned(), hex.clone(), hex.to_uppercase()] {
+        if let Some(i) = logs.find(&needle) {
+            let line = logs[..i].rsplit('\n').next().unwrap_or_default();
+            panic!("message text in the logs: {line}...");
+        }
+    }
+}
+
+async fn post_json(
+    c: &Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut r = c.post(format!("{base}{path}")).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
 }
