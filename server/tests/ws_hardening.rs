@@ -451,7 +451,7 @@ async fn a_user_has_at_most_32_open_sockets() {
 async fn a_silent_peer_is_closed_and_a_live_one_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);
-    config.ws_ping_interval = Duration::from_millis(200);
+    config.ws_ping_interval = Duration::from_millis(300);
     let s = TestServer::start_with(config, None).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;
@@ -459,7 +459,7 @@ async fn a_silent_peer_is_closed_and_a_live_one_kept() {
     let path = format!("/api/rooms/r/ws?token={token}");
     // never reads, never answers
     let mut silent = RawWs::connect(&s.base, &path).await;
-    // answers pings as it reads (tungstenite does), for 2 s: ten intervals
+    // answers pings as it reads (tungstenite does), for 2 s: over six intervals, three times what closes a silent one
     let mut live = ws(&s, &path).await;
     let pings = tokio::time::timeout(Duration::from_secs(10), async {
         let t0 = Instant::now();
