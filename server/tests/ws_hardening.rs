@@ -176,7 +176,7 @@ async fn a_socket_that_does_not_read_is_closed_with_4008() {
         || async { open_sockets(&c, &s).await == 1.0 },
     )
     .await;
-    eprintln!("closed {:?} after the first event", t0.elapsed());
+    eprintln!("closed {:?} after the writer started", t0.elapsed());
     // The slow client reads now: the events from seq 1 in order, then the
     // close frame (4008), or the end of the connection when the close frame
     // could not get through.
