@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::body::Bytes;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Shared by every handler (cheap to clone).
 #[derive(Clone)]
@@ -24,6 +25,9 @@ pub struct AppState {
     /// Turns true when the server starts shutting down: open WebSockets
     /// close (1001) so that the graceful shutdown can finish.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// Open WebSockets per user, for the per-user cap of `routes/ws.rs` (a
+    /// std Mutex: held only to count, never across await).
+    pub ws_open: Arc<Mutex<HashMap<String, usize>>>,
     /// The OpenAPI document (`crate::openapi`), serialized once at start.
     pub openapi_json: Bytes,
 }

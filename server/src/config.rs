@@ -78,6 +78,10 @@ pub struct Config {
     #[arg(long, env = "ROOMS_IN_MEMORY", default_value_t = 1024,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_in_memory: usize,
+    /// How often an open WebSocket is pinged (e.g. 30s); one that sends nothing, not even a pong, for two of these is closed.
+    #[arg(long, env = "WS_PING_INTERVAL", default_value = "30s",
+        value_parser = positive_duration, global = true)]
+    pub ws_ping_interval: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             snapshot_every: 100,
             rooms_in_memory: 1024,
+            ws_ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -115,6 +120,15 @@ pub enum LogFormat {
     // No doc comments here: clap would show them as a long list in --help.
     Text,
     Json,
+}
+
+/// A duration as humantime reads it (`30s`, `2m`), more than zero.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Checks a log filter the way tracing-subscriber will read it.
@@ -219,6 +233,7 @@ mod tests {
             "--session-ttl=12h",
             "--snapshot-every=7",
             "--rooms-in-memory=3",
+            "--ws-ping-interval=5s",
             "--log-format=json",
             "--log-filter=warn,server=debug",
         ])
@@ -236,6 +251,7 @@ mod tests {
                 session_ttl: Duration::from_secs(12 * 3600),
                 snapshot_every: 7,
                 rooms_in_memory: 3,
+                ws_ping_interval: Duration::from_secs(5),
             }
         );
         assert_eq!(cli.logging.log_format, LogFormat::Json);
@@ -257,6 +273,8 @@ mod tests {
             (&["--rate-limit-per-user=-1"][..], "RATE_LIMIT_PER_USER"),
             (&["--snapshot-every", "0"][..], "SNAPSHOT_EVERY"),
             (&["--rooms-in-memory", "0"][..], "ROOMS_IN_MEMORY"),
+            (&["--ws-ping-interval", "0s"][..], "WS_PING_INTERVAL"),
+            (&["--ws-ping-interval", "often"][..], "WS_PING_INTERVAL"),
             (&["--bind", "nope"][..], "BIND"),
             (&["--session-ttl", "forever"][..], "SESSION_TTL"),
             (&["--log-format", "xml"][..], "LOG_FORMAT"),

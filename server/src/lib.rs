@@ -81,6 +81,7 @@ pub async fn run_with(
         sign_ins: Arc::new(SignInLimiter::new()),
         logouts: tokio::sync::broadcast::channel(256).0,
         shutting_down,
+        ws_open: Arc::default(),
         openapi_json: serde_json::to_vec(&openapi::document())
             .expect("the OpenAPI document serializes")
             .into(),

@@ -3,6 +3,10 @@
 //! none is given). A bad setting exits with code 2 before anything starts.
 
 use server::config::{Cli, Command, Config, LogFormat, Logging};
+use tracing::Level;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,13 +19,17 @@ async fn main() {
 }
 
 /// Structured logs: key=value lines, or JSON lines. Only paths are logged,
-/// never query strings (the WebSocket token is there).
+/// never query strings (the WebSocket token is there), and never message
+/// text: tungstenite logs frame payloads at debug and trace level, so its
+/// logs stop at info whatever `RUST_LOG` says.
 fn init_logging(logging: &Logging) {
     let filter = EnvFilter::new(&logging.log_filter);
+    let no_payloads =
+        filter_fn(|meta| *meta.level() <= Level::INFO || !meta.target().contains("tungstenite"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match logging.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().finish().with(no_payloads).init(),
+        LogFormat::Text => logs.finish().with(no_payloads).init(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Every setting's environment variable.
-const VARS: [&str; 12] = [
+const VARS: [&str; 13] = [
     "BIND",
     "DATA_DIR",
     "MONGODB_URI",
@@ -19,6 +19,7 @@ const VARS: [&str; 12] = [
     "SESSION_TTL",
     "SNAPSHOT_EVERY",
     "ROOMS_IN_MEMORY",
+    "WS_PING_INTERVAL",
     "LOG_FORMAT",
     "RUST_LOG",
 ];

@@ -1,6 +1,7 @@
 //! WebSocket frames the server sends, and the health report.
 
-use crate::error::ErrorObject;
+use crate::error::{ApiError, ErrorObject};
+use domain::ChatEvent;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -39,6 +40,33 @@ impl ServerFrame<'_> {
     /// The frame as the text of a WebSocket message.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).expect("frames always serialize")
+    }
+
+    /// The `event` frame of an event, as text.
+    pub fn event_text(e: &ChatEvent) -> String {
+        ServerFrame::Event {
+            event: EventBody::from(e),
+        }
+        .to_text()
+    }
+
+    /// The `ack` frame of a stored event, as text.
+    pub fn ack_text(e: &ChatEvent) -> String {
+        ServerFrame::Ack {
+            event_id: e.event_id,
+            event: EventBody::from(e),
+        }
+        .to_text()
+    }
+
+    /// The `error` frame of a refused submit (its eventId, when it has one)
+    /// or of a bad frame, as text.
+    pub fn error_text(event_id: Option<String>, err: &ApiError) -> String {
+        ServerFrame::Error {
+            event_id,
+            error: err.object(),
+        }
+        .to_text()
     }
 }
 

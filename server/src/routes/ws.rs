@@ -1,42 +1,94 @@
-//! The live WebSocket: backlog then live events of a room, each exactly once
-//! and in seq order for the life of the connection, and submits answered
-//! with `ack` or `error` frames.
+//! The live WebSocket of a room: the backlog then live events, each exactly
+//! once and in seq order for the life of the connection, and submits
+//! answered with `ack` or `error` frames in the order they came.
 //!
-//! No race between backlog and live: the socket subscribes to the bus
-//! before it reads the backlog, remembers the last seq it sent, skips what
-//! it already sent, and fills any gap (a lagging subscription, a missed
-//! publish) from the store. Nothing is ever silently skipped.
+//! One loop owns each connection and does one thing at a time: whichever
+//! of these is ready first (chosen at random among the ready ones, so that
+//! none starves the others): shutdown, the session's end, a logout, a ping,
+//! the next answer, the next event, the next client frame.
+//!
+//! - No race between backlog and live: the socket subscribes to the bus
+//!   before it reads the backlog, remembers the last seq it sent, skips what
+//!   it already sent, and fills any gap (a lagging subscription, a missed
+//!   publish) from the store, a page at a time. Nothing is silently skipped.
+//! - Submits: a frame's append is queued at once (the log keeps the order of
+//!   the frames) and the wait for its answer joins a FIFO, so answers leave
+//!   in the order of the submits. At most [`MAX_IN_FLIGHT`] wait; beyond
+//!   that the loop reads no frame, which pushes back on the client's TCP.
+//! - Nothing waits on a queue that only it drains: frames are sent by the
+//!   loop itself, each within [`SEND_TIMEOUT`]; a client that takes nothing
+//!   for that long does not keep up and is closed (4008).
+//! - The session is checked on every submit: its expiry is known from the
+//!   start (and a timer closes an idle socket then, 4001); a logout
+//!   notification closes it (4001), and when notifications were lost (a
+//!   lagged channel) the store says whether the session still exists.
+//! - Pings every `WS_PING_INTERVAL`; a peer heard nothing from for two
+//!   intervals is closed (1001). Protocol errors close with RFC 6455's codes
+//!   (1002, 1007, 1009 for a frame over 64 KiB); a client's close is
+//!   answered with a close frame.
 
 use super::{caller, room_id, MAX_BODY};
-use crate::api_types::{EventBody, NewEvent, RoomPath, ServerFrame, WsQuery};
-use crate::appender::Appended;
+use crate::api_types::{NewEvent, RoomPath, ServerFrame, WsQuery};
+use crate::appender::{Appended, STORE_TIMEOUT};
+use crate::auth::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::{ChatEvent, Submission};
-use futures_util::stream::SplitSink;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+
+/// Submits of one socket waiting for their answers at once; while this
+/// many wait, no frame is read.
+const MAX_IN_FLIGHT: usize = 256;
+/// How long a frame may take to be sent: a client that takes nothing for
+/// this long does not keep up (4008).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a close frame may take to leave, and the client's close frame
+/// to come back.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Open sockets a user may have at once (the next is answered 429).
+const MAX_SOCKETS_PER_USER: usize = 32;
+/// Events read from the store at once when catching up.
+const PAGE: usize = 256;
+/// The read buffer of a socket: client frames are small submits (the whole
+/// frame is read into a larger buffer only when a larger one comes, up to
+/// 64 KiB), so an idle socket holds 4 KiB, not tungstenite's 128 KiB.
+const READ_BUFFER: usize = 4 * 1024;
+/// The most a socket buffers for sending: one frame in flight (an event of
+/// 4,000 characters is at most about 25 KB of JSON) and control frames.
+const MAX_WRITE_BUFFER: usize = 4 * MAX_BODY;
 
 /// WebSocket: every event after afterSeq (backlog, then live), and submits.
 ///
 /// Frames are described by the `ServerFrame` schema (server → client) and
-/// `{"type": "submit", "event": NewEvent}` (client → server). A frame over
-/// 64 KiB closes the socket (1009); a connection that cannot keep up is
-/// closed (4008); logging out closes it (4001).
+/// `{"type": "submit", "event": NewEvent}` (client → server). Close codes:
+/// 1009 a frame over 64 KiB; 1007 a text frame that is not UTF-8; 1002
+/// another protocol error; 4008 a connection that cannot keep up (takes no
+/// frame for 10 s); 4001 logged out or the session expired; 1001 the server
+/// is shutting down, or the connection was silent (no pong, no frame) for
+/// two ping intervals. A user has at most 32 sockets open at once.
 #[utoipa::path(get, path = "/api/rooms/{roomId}/ws", tag = "events", security(("bearer" = [])),
     params(RoomPath, WsQuery),
     responses(
         (status = 101, description = "switching to the WebSocket protocol"),
         (status = 401, description = "unauthorized: no token, unknown token, or expired token (header or `token`)", body = ErrorBody),
-        (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
+        (status = 429, description = "rate_limited: too many requests, or the user has 32 sockets open", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
         (status = 400, description = "bad_query: afterSeq not a non-negative integer", body = ErrorBody),
         (status = 404, description = "room_not_found", body = ErrorBody),
         (status = 426, description = "upgrade_required: a plain GET without the WebSocket upgrade", body = ErrorBody),
@@ -51,6 +103,11 @@ pub async fn connect(
 ) -> Result<Response, ApiError> {
     // 401 comes before a bad parameter: read the token on its own.
     let who = caller(&state, &headers, WsQuery::token(raw.as_deref())).await?;
+    // When the session ends, to close the socket then (4001).
+    let Some((_, session_end)) = state.store.session(&who.token_hash).await? else {
+        return Err(ApiError::unauthorized());
+    };
+    let place = Place::take(&state, &who.user).ok_or_else(too_many_sockets)?;
     let after = WsQuery::from_query(raw.as_deref())?.after_seq.unwrap_or(0);
     let room = room_id(path)?;
     if state.store.room(&room).await?.is_none() {
@@ -60,166 +117,421 @@ pub async fn connect(
         return Err(ApiError::upgrade_required());
     };
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        // Every frame is written out at once (and flushed): nothing waits
+        // in the buffer for more.
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_BODY)
         .max_frame_size(MAX_BODY)
-        .on_upgrade(move |socket| async move {
-            state.metrics.ws_connections.inc();
-            run(socket, &state, &room, &who.user, &who.token_hash, after).await;
-            state.metrics.ws_connections.dec();
+        .on_upgrade(move |mut socket| async move {
+            let _place = place;
+            let _open = Open::count(&state);
+            let session = Session {
+                token_hash: who.token_hash,
+                end_ms: session_end,
+            };
+            let end = serve(&mut socket, &state, &room, &who.user, &session, after).await;
+            goodbye(socket, end).await;
         })
         .into_response())
 }
 
-type Tx = SplitSink<WebSocket, Message>;
-
-struct Closed;
-
-async fn send_text(tx: &mut Tx, text: String) -> Result<(), Closed> {
-    tx.send(Message::Text(text.into()))
-        .await
-        .map_err(|_| Closed)
+/// The 429 of a user who has [`MAX_SOCKETS_PER_USER`] sockets open.
+fn too_many_sockets() -> ApiError {
+    let mut e = ApiError::rate_limited(1);
+    e.message = format!(
+        "a user has at most {MAX_SOCKETS_PER_USER} WebSockets open at once; close one first"
+    );
+    e
 }
 
-async fn send_event(tx: &mut Tx, e: &ChatEvent) -> Result<(), Closed> {
-    let frame = ServerFrame::Event {
-        event: EventBody::from(e),
-    };
-    send_text(tx, frame.to_text()).await
+/// Open sockets per user.
+type OpenSockets = Arc<Mutex<HashMap<String, usize>>>;
+
+/// A user's place among their open sockets, given back when dropped.
+struct Place {
+    open: OpenSockets,
+    user: String,
 }
 
-/// The error frame of a refused submit or a bad frame.
-fn error_frame(event_id: Option<String>, err: &ApiError) -> String {
-    ServerFrame::Error {
-        event_id,
-        error: err.object(),
+impl Place {
+    fn take(state: &AppState, user: &str) -> Option<Place> {
+        let mut open = state.ws_open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(user.to_owned()).or_insert(0);
+        if *n >= MAX_SOCKETS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            open: state.ws_open.clone(),
+            user: user.to_owned(),
+        })
     }
-    .to_text()
 }
 
-/// Sends every stored event after `last`, advancing `last`.
-async fn catch_up(state: &AppState, room: &str, last: &mut u64, tx: &mut Tx) -> Result<(), Closed> {
-    loop {
-        let events = match state.store.events(room, *last, 1000).await {
-            Ok((events, _)) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "catch-up read failed; closing the socket");
-                close(tx, 1011, "store unavailable").await;
-                return Err(Closed);
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
             }
-        };
-        if events.is_empty() {
-            return Ok(());
-        }
-        for e in &events {
-            send_event(tx, e).await?;
-            *last = e.seq;
         }
     }
 }
 
-async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+/// Counts an open connection in `chat_ws_connections` while it lives.
+struct Open(prometheus::IntGauge);
+
+impl Open {
+    fn count(state: &AppState) -> Open {
+        state.metrics.ws_connections.inc();
+        Open(state.metrics.ws_connections.clone())
+    }
 }
 
-/// Submits of one socket waiting for the store at once; more wait for a
-/// place before the next frame is read.
-const MAX_IN_FLIGHT: usize = 256;
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
-async fn run(
-    socket: WebSocket,
+/// The session a socket was opened with.
+struct Session {
+    token_hash: String,
+    /// When it expires, in milliseconds since the epoch.
+    end_ms: i64,
+}
+
+/// Why a socket ends, which says how it takes leave.
+enum End {
+    /// The client sent its close frame: answer it.
+    ClientClosed,
+    /// The connection is gone or broken: nothing more can be sent.
+    Gone,
+    /// A frame could not be sent within [`SEND_TIMEOUT`] (4008).
+    Stuck,
+    /// Nothing was heard from the client for two ping intervals (1001):
+    /// no answer to the close frame is awaited either.
+    Silent,
+    /// The server closes with this code and reason.
+    Close(u16, &'static str),
+}
+
+const SHUTTING_DOWN: End = End::Close(1001, "the server is shutting down");
+const LOGGED_OUT: End = End::Close(4001, "logged out");
+const EXPIRED: End = End::Close(4001, "the session expired");
+
+/// Serves one socket until it ends, and says why it ended.
+async fn serve(
+    ws: &mut WebSocket,
     state: &AppState,
     room: &str,
     user: &str,
-    token_hash: &str,
+    session: &Session,
     after: u64,
-) {
-    let (mut tx, mut rx) = socket.split();
-    // Answers of submits in flight come back here, to be sent in between
-    // event frames.
-    let (answers_tx, mut answers) = mpsc::channel::<String>(MAX_IN_FLIGHT);
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
     let mut logouts = state.logouts.subscribe();
     let mut shutting_down = state.shutting_down.clone();
-    let mut last = after;
-    if catch_up(state, room, &mut last, &mut tx).await.is_err() {
-        return;
-    }
+    let mut feed = Feed {
+        last: after,
+        backlog: VecDeque::new(),
+        behind: true,
+    };
+    let mut answers: FuturesOrdered<BoxFuture<'static, String>> = FuturesOrdered::new();
+    let period = state.config.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    let expiry = session_timer(session.end_ms);
+    tokio::pin!(expiry);
     loop {
-        let step: Result<(), Closed> = tokio::select! {
-            ev = live.recv() => match ev {
-                Ok(e) if e.seq <= last => Ok(()),
-                Ok(e) if e.seq == last + 1 => {
-                    last = e.seq;
-                    send_event(&mut tx, &e).await
+        let out: Message = tokio::select! {
+            _ = shutdown(&mut shutting_down) => return SHUTTING_DOWN,
+            _ = &mut expiry => return EXPIRED,
+            note = logouts.recv() => {
+                match note {
+                    Ok(hash) if hash == session.token_hash => return LOGGED_OUT,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        if let Some(end) = recheck(state, session).await {
+                            return end;
+                        }
+                    }
+                    Err(RecvError::Closed) => return End::Close(1011, "logouts cannot be watched"),
                 }
-                // A gap, or events dropped for a slow reader: resync from the store.
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    state.metrics.ws_resyncs.inc();
-                    catch_up(state, room, &mut last, &mut tx).await
-                }
-                Err(RecvError::Closed) => Err(Closed),
-            },
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let permit = in_flight.clone().acquire_owned().await.expect("never closed");
-                    submit(state, room, user, t.as_str(), answers_tx.clone(), permit).await;
-                    Ok(())
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let err = ApiError::bad_json("frames must be JSON text");
-                    send_text(&mut tx, error_frame(None, &err)).await
-                }
-                Some(Ok(Message::Close(_))) | None => Err(Closed),
-                Some(Ok(_)) => Ok(()),
-                Some(Err(_)) => {
-                    // Most often a frame over 64 KiB.
-                    close(&mut tx, 1009, "frame too large or malformed").await;
-                    Err(Closed)
-                }
-            },
-            Some(frame) = answers.recv() => send_text(&mut tx, frame).await,
-            _ = async { shutting_down.wait_for(|down| *down).await.map(|_| ()) } => {
-                close(&mut tx, 1001, "the server is shutting down").await;
-                Err(Closed)
+                continue;
             }
-            out = logouts.recv() => match out {
-                Ok(h) if h == token_hash => {
-                    close(&mut tx, 4001, "logged out").await;
-                    Err(Closed)
+            _ = ping.tick() => {
+                if heard.elapsed() >= 2 * period {
+                    return End::Silent;
                 }
-                _ => Ok(()),
+                Message::Ping(Bytes::new())
+            }
+            Some(answer) = answers.next(), if !answers.is_empty() => Message::Text(answer.into()),
+            event = live.recv() => match feed.live(event, state) {
+                Ok(Some(text)) => Message::Text(text.into()),
+                Ok(None) => continue,
+                Err(end) => return end,
             },
+            _ = std::future::ready(()), if feed.behind => match feed.backlog.pop_front() {
+                Some(e) => {
+                    feed.last = e.seq;
+                    Message::Text(ServerFrame::event_text(&e).into())
+                }
+                None => {
+                    match read_page(state, room, feed.last).await {
+                        Ok(events) if events.is_empty() => feed.behind = false,
+                        Ok(events) => feed.backlog = events.into(),
+                        Err(end) => return end,
+                    }
+                    continue;
+                }
+            },
+            frame = ws.recv(), if answers.len() < MAX_IN_FLIGHT => {
+                heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        // The session is checked on every submit.
+                        if let Some(end) = session_over(state, session, &mut logouts).await {
+                            return end;
+                        }
+                        answers.push_back(submit(state, room, user, text.as_str()).await);
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let err = ApiError::bad_json("frames must be JSON text");
+                        answers.push_back(answered(ServerFrame::error_text(None, &err)));
+                    }
+                    Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                    // Pings are answered by tungstenite; pongs only say the client is there.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(e)) => return protocol_error(e),
+                    None => return End::Gone,
+                }
+                continue;
+            }
         };
-        if step.is_err() {
-            break;
+        if let Err(end) = deliver(ws, out, &mut shutting_down).await {
+            return end;
         }
     }
 }
 
-/// Handles one client frame: a submit, answered with `ack` or `error`
-/// through `answers` once the store has answered. Submits are queued in the
-/// order their frames came, so the log keeps that order.
+/// Resolves once the server starts shutting down (or has stopped).
+async fn shutdown(shutting_down: &mut watch::Receiver<bool>) {
+    let _ = shutting_down.wait_for(|down| *down).await;
+}
+
+/// Sends one frame, unless the client takes nothing for [`SEND_TIMEOUT`]
+/// or the server starts shutting down meanwhile.
+async fn deliver(
+    ws: &mut WebSocket,
+    msg: Message,
+    shutting_down: &mut watch::Receiver<bool>,
+) -> Result<(), End> {
+    tokio::select! {
+        sent = timeout(SEND_TIMEOUT, ws.send(msg)) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Stuck),
+        },
+        _ = shutdown(shutting_down) => Err(SHUTTING_DOWN),
+    }
+}
+
+/// Takes leave of the client as `end` says, each step within
+/// [`CLOSE_TIMEOUT`] (the close frame of a client that does not read may
+/// never get through: then the connection is just dropped).
+async fn goodbye(mut ws: WebSocket, end: End) {
+    match end {
+        End::Gone => {}
+        // tungstenite has queued the answer to the client's close frame:
+        // closing sends it.
+        End::ClientClosed => {
+            let _ = timeout(CLOSE_TIMEOUT, ws.close()).await;
+        }
+        // The client takes nothing, or says nothing: its answer to the
+        // close frame is not awaited.
+        End::Stuck => {
+            let too_slow = close(4008, "too slow: reconnect with afterSeq");
+            let _ = timeout(CLOSE_TIMEOUT, ws.send(too_slow)).await;
+        }
+        End::Silent => {
+            let silent = close(1001, "nothing heard from the client");
+            let _ = timeout(CLOSE_TIMEOUT, ws.send(silent)).await;
+        }
+        End::Close(code, reason) => {
+            if let Ok(Ok(())) = timeout(CLOSE_TIMEOUT, ws.send(close(code, reason))).await {
+                // Read what the client still sends until its close frame, so
+                // that the connection ends cleanly (unread data would make
+                // the kernel reset it, and the client could lose the close).
+                let _ = timeout(CLOSE_TIMEOUT, async {
+                    while let Some(Ok(m)) = ws.recv().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// How a read error ends the socket: RFC 6455's close codes for what the
+/// client did wrong, nothing to send when the connection is gone.
+fn protocol_error(e: axum::Error) -> End {
+    let Ok(e) = e.into_inner().downcast::<WsError>() else {
+        return End::Gone;
+    };
+    match *e {
+        WsError::Capacity(_) => End::Close(1009, "a frame over 64 KiB"),
+        WsError::Utf8(_) => End::Close(1007, "a text frame that is not UTF-8"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Gone,
+        WsError::Protocol(_) => End::Close(1002, "a WebSocket protocol error"),
+        _ => End::Gone,
+    }
+}
+
+/// Resolves when the session ends (never, if that is beyond what the
+/// clock can count).
+fn session_timer(end_ms: i64) -> impl Future<Output = ()> {
+    let left = u64::try_from(end_ms.saturating_sub(now_ms())).unwrap_or(0);
+    let at = Instant::now().checked_add(Duration::from_millis(left));
+    async move {
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Whether the session is over, checked before a submit: expired, or
+/// logged out (a notification for its token, or notifications lost and the
+/// session gone from the store).
+async fn session_over(
+    state: &AppState,
+    session: &Session,
+    logouts: &mut broadcast::Receiver<String>,
+) -> Option<End> {
+    if now_ms() >= session.end_ms {
+        return Some(EXPIRED);
+    }
+    loop {
+        match logouts.try_recv() {
+            Ok(hash) if hash == session.token_hash => return Some(LOGGED_OUT),
+            Ok(_) => {}
+            Err(TryRecvError::Lagged(_)) => {
+                if let Some(end) = recheck(state, session).await {
+                    return Some(end);
+                }
+            }
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+        }
+    }
+}
+
+/// After lost logout notifications: whether the store still has the
+/// session (`None`), or how the socket ends.
+async fn recheck(state: &AppState, session: &Session) -> Option<End> {
+    match timeout(STORE_TIMEOUT, state.store.session(&session.token_hash)).await {
+        Ok(Ok(Some((_, end_ms)))) if end_ms > now_ms() => None,
+        Ok(Ok(_)) => Some(LOGGED_OUT),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "session check failed; closing the socket");
+            Some(End::Close(1011, "the session could not be checked"))
+        }
+        Err(_) => {
+            tracing::warn!("session check timed out; closing the socket");
+            Some(End::Close(1011, "the session could not be checked"))
+        }
+    }
+}
+
+/// Where the socket is in the room's log.
+struct Feed {
+    /// The last seq sent.
+    last: u64,
+    /// Events read from the store, to send before anything else.
+    backlog: VecDeque<ChatEvent>,
+    /// Whether the store may hold events after `last` that the live
+    /// subscription will not bring: read from it until a read finds none.
+    behind: bool,
+}
+
+impl Feed {
+    /// A live event: the frame to send, if it is the next one. Anything
+    /// else is skipped when already sent or while catching up (every
+    /// published event is in the store already), or starts a catch-up (a
+    /// gap, or events dropped for a slow reader).
+    fn live(
+        &mut self,
+        event: Result<Arc<ChatEvent>, RecvError>,
+        state: &AppState,
+    ) -> Result<Option<String>, End> {
+        match event {
+            Ok(e) if self.behind || e.seq <= self.last => Ok(None),
+            Ok(e) if e.seq == self.last + 1 => {
+                self.last = e.seq;
+                Ok(Some(ServerFrame::event_text(&e)))
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {
+                if !self.behind {
+                    state.metrics.ws_resyncs.inc();
+                    self.behind = true;
+                }
+                Ok(None)
+            }
+            Err(RecvError::Closed) => Err(End::Close(1011, "the live feed ended")),
+        }
+    }
+}
+
+/// The next page of stored events after `last`.
+async fn read_page(state: &AppState, room: &str, last: u64) -> Result<Vec<ChatEvent>, End> {
+    match timeout(STORE_TIMEOUT, state.store.events(room, last, PAGE)).await {
+        Ok(Ok((events, _))) => Ok(events),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "catch-up read failed; closing the socket");
+            Err(End::Close(1011, "the event log could not be read"))
+        }
+        Err(_) => {
+            tracing::warn!("catch-up read timed out; closing the socket");
+            Err(End::Close(1011, "the event log could not be read"))
+        }
+    }
+}
+
+/// An answer known at once.
+fn answered(frame: String) -> BoxFuture<'static, String> {
+    Box::pin(std::future::ready(frame))
+}
+
+/// Handles one text frame: a submit, queued for the writer at once; the
+/// wait for its `ack` or `error` frame (the frame itself when the submit is
+/// refused before it is queued).
 async fn submit(
     state: &AppState,
     room: &str,
     user: &str,
     text: &str,
-    answers: mpsc::Sender<String>,
-    permit: OwnedSemaphorePermit,
-) {
+) -> BoxFuture<'static, String> {
     let frame: Value = match serde_json::from_str(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
             let err = ApiError::bad_json("the frame is not a JSON object");
-            let _ = answers.send(error_frame(None, &err)).await;
-            return;
+            return answered(ServerFrame::error_text(None, &err));
         }
     };
     let event_id = frame
@@ -236,27 +548,14 @@ async fn submit(
         Ok::<_, ApiError>(state.appender.enqueue(room, user, cmd).await?)
     }
     .await;
-    let answer = match queued {
-        Ok(wait) => wait,
-        Err(err) => {
-            let _ = answers.send(error_frame(event_id, &err)).await;
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        let ack = |e: &ChatEvent| {
-            ServerFrame::Ack {
-                event_id: e.event_id,
-                event: EventBody::from(e),
+    match queued {
+        Ok(answer) => Box::pin(async move {
+            match answer.await {
+                Ok(Appended::New(e)) => ServerFrame::ack_text(&e),
+                Ok(Appended::Existing(e)) => ServerFrame::ack_text(&e),
+                Err(err) => ServerFrame::error_text(event_id, &ApiError::from(err)),
             }
-            .to_text()
-        };
-        let frame = match answer.await {
-            Ok(Appended::New(e)) => ack(&e),
-            Ok(Appended::Existing(e)) => ack(&e),
-            Err(err) => error_frame(event_id, &ApiError::from(err)),
-        };
-        let _ = answers.send(frame).await;
-        drop(permit);
-    });
+        }),
+        Err(err) => answered(ServerFrame::error_text(event_id, &err)),
+    }
 }

@@ -2,6 +2,8 @@
 //! small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod raw_ws;
+
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -201,4 +203,44 @@ pub async fn close_code(ws: &mut Ws) -> Option<u16> {
     })
     .await
     .expect("the server closes the socket")
+}
+
+/// The value of an unlabelled metric in `/metrics` (0 when absent).
+pub async fn metric(c: &Client, s: &TestServer, name: &str) -> f64 {
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Checks `cond` every 20 ms until it holds; fails after `secs` seconds,
+/// saying what did not happen.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        while !cond().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("within {secs} s: {what}"));
+}
+
+/// Opens a WebSocket on `path` (with its query).
+pub async fn ws(s: &TestServer, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(s.ws_url(path))
+        .await
+        .unwrap()
+        .0
 }
