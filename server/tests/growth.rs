@@ -53,10 +53,16 @@ async fn a_rooms_bus_channel_goes_with_its_last_subscriber() {
         );
     }
     assert_eq!(metric(&c, &s, "chat_bus_rooms").await, Some(0.0));
+    // Four users, 25 sockets each (a user may hold 32).
+    let mut tokens = Vec::new();
+    for u in ["u0", "u1", "u2", "u3"] {
+        tokens.push(user(&c, &s, u).await);
+    }
     // Twice the same flood: the second leaves no more than the first.
     for _ in 0..2 {
         let mut sockets = Vec::new();
-        for r in &rooms {
+        for (i, r) in rooms.iter().enumerate() {
+            let token = &tokens[i % tokens.len()];
             let url = s.ws_url(&format!("/api/rooms/{r}/ws?token={token}"));
             let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
             sockets.push(ws);

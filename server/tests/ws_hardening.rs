@@ -254,8 +254,13 @@ impl Store for GatedStore {
     async fn delete_session(&self, h: &str) -> Result<(), StoreError> {
         self.inner.delete_session(h).await
     }
-    async fn rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.inner.rooms().await
+    async fn room_list(
+        &self,
+        u: &str,
+        a: Option<&str>,
+        l: usize,
+    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError> {
+        self.inner.room_list(u, a, l).await
     }
     async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {
         self.inner.room(r).await
