@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Every setting's environment variable.
-const VARS: [&str; 12] = [
+const VARS: [&str; 17] = [
     "BIND",
     "DATA_DIR",
     "MONGODB_URI",
@@ -19,6 +19,11 @@ const VARS: [&str; 12] = [
     "SESSION_TTL",
     "SNAPSHOT_EVERY",
     "ROOMS_IN_MEMORY",
+    "SIGN_UPS_PER_MINUTE",
+    "SIGN_INS_PER_MINUTE",
+    "TRUSTED_PROXIES",
+    "MAX_CONNECTIONS",
+    "CLIENT_TIMEOUT",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
@@ -71,6 +76,9 @@ fn a_bad_value_exits_with_2_naming_the_variable() {
         ("SESSION_TTL", "forever"),
         ("SNAPSHOT_EVERY", "0"),
         ("ROOMS_IN_MEMORY", "-3"),
+        ("TRUSTED_PROXIES", "proxy.local"),
+        ("MAX_CONNECTIONS", "0"),
+        ("CLIENT_TIMEOUT", "0s"),
         ("LOG_FORMAT", "xml"),
         ("RUST_LOG", "server=loud"),
     ] {

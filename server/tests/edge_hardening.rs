@@ -206,6 +206,8 @@ async fn made_up_methods_and_paths_never_become_metric_labels() {
             }
         }
     };
+    // /metrics counts itself once it has answered: read it once first
+    c.get(s.url("/metrics")).send().await.unwrap();
     flood(0).await;
     let m1 = c
         .get(s.url("/metrics"))
@@ -428,9 +430,10 @@ async fn sign_ups_and_sign_ins_are_limited_per_client_address() {
     let (i, v) = limited.expect("the 21st sign-up within a minute is refused");
     assert_eq!((i, code(&v)), (20, "rate_limited"));
     assert!(v["error"]["retryAfter"].as_u64().unwrap() >= 1);
-    // 60 sign-ins a minute per address, successful ones too
+    // 60 sign-ins a minute per address, successful ones too (one more
+    // each second while this runs: the allowance refills continuously)
     let mut limited = None;
-    for i in 0..61 {
+    for i in 0..80 {
         let r = c
             .post(s.url("/api/sessions"))
             .json(&json!({"userId": "u0", "password": "correct horse"}))
@@ -444,7 +447,8 @@ async fn sign_ups_and_sign_ins_are_limited_per_client_address() {
         }
         assert_eq!(r.status(), StatusCode::OK);
     }
-    assert_eq!(limited, Some(60));
+    let i = limited.expect("sign-ins are limited per address");
+    assert!((60..70).contains(&i), "limited after {i}");
     s.stop().await;
 }
 
