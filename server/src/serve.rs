@@ -8,6 +8,7 @@
 //! - A write that the client does not take for `CLIENT_TIMEOUT` fails and
 //!   closes the connection ([`StallTimeout`]); request bodies have the same
 //!   deadline (`routes::body_deadline`).
+//! - A request's head is at most 64 KiB (hyper answers 431 beyond).
 //! - At most `MAX_CONNECTIONS` are open; one more is answered `503
 //!   unavailable` (the contract's JSON, `Retry-After: 1`) and closed.
 //! - On shutdown the listener closes, idle connections close, in-flight
@@ -39,6 +40,9 @@ pub const FORCE_AFTER: Duration = Duration::from_secs(30);
 /// Refusals being written at once; connections beyond the cap past this many
 /// are closed without an answer.
 const MAX_REFUSALS: usize = 64;
+
+/// The read buffer of a connection, which bounds a request's head.
+const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// What every connection needs to know.
 pub struct Settings {
@@ -101,7 +105,10 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(settings.client_timeout);
+            .header_read_timeout(settings.client_timeout)
+            // A request's head in at most 64 KiB (431 beyond): hyper's
+            // default (~400 KB) times MAX_CONNECTIONS is a lot of memory.
+            .max_buf_size(MAX_READ_BUFFER);
         let (mut drain, mut force) = (phase_rx.clone(), phase_rx.clone());
         let done = done_rx.clone();
         tokio::spawn(async move {
