@@ -12,11 +12,13 @@ add nothing beyond the first. Bounded in count and time; loopback only.
   python3 scripts/edge-attack.py ./target/release/server [flood ...]
 
 Floods: methods, sign-in-ids, sign-ups, connections, timing.
+SERVER_NOFILE=256 runs the server with that open-files limit (finding 7).
 """
 
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -44,8 +46,15 @@ class Server:
             RUST_LOG="error",
         )
         full.update(env)
+        nofile = os.environ.get("SERVER_NOFILE")
+
+        def limit():
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), int(nofile)))
+
         self.proc = subprocess.Popen(
-            [binary], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [binary], env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=limit,
         )
 
     def status(self, field):
@@ -125,11 +134,13 @@ async def bounded(n, concurrency, make):
 
 
 def ms(xs):
-    xs = sorted(xs)
+    failed = sum(1 for x in xs if x == float("inf"))
+    xs = sorted(x for x in xs if x != float("inf"))
     if not xs:
-        return "-"
+        return f"no answer (n={failed})"
     p99 = xs[min(len(xs) - 1, int(len(xs) * 0.99))]
-    return f"median {statistics.median(xs) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {xs[-1] * 1000:.1f} ms (n={len(xs)})"
+    out = f"median {statistics.median(xs) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {xs[-1] * 1000:.1f} ms (n={len(xs)})"
+    return out + (f", {failed} not answered 200 within 5 s" if failed else "")
 
 
 async def rounds(server, name, flood, rounds=2, extra=None):
@@ -228,6 +239,7 @@ async def flood_sign_ups(binary):
         idle, gets = gets, []
 
         async def flood(k):
+            gets.clear()
             stop = asyncio.Event()
             task = asyncio.create_task(bystander(stop))
             res = await bounded(

@@ -88,7 +88,7 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = trimmed_ip,
         global = true)]
     pub trusted_proxies: Vec<IpAddr>,
-    /// Open connections at most; more are answered 503 and closed (at least 1).
+    /// Open connections at most; at the limit the one idle the longest makes room, or, all busy, 503 (at least 1).
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub max_connections: usize,

@@ -129,9 +129,10 @@ pub async fn run_with(
 /// are answered 429.
 pub const PASSWORD_QUEUE: usize = 32;
 
-/// Descriptors kept for everything but client connections (the store,
-/// logs, refusals being written).
-const SPARE_DESCRIPTORS: u64 = 64;
+/// Descriptors kept for everything but client connections: the store,
+/// logs, evicted connections not yet closed (`serve::MAX_EVICTING`) and
+/// refusals being written.
+const SPARE_DESCRIPTORS: u64 = 128;
 
 /// `MAX_CONNECTIONS`, lowered (with a warning) when the process may not
 /// open that many files: past the limit `accept` fails and nothing answers,

@@ -43,8 +43,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Open connections (WebSockets included).
     pub connections_open: IntGauge,
-    /// Connections refused because `MAX_CONNECTIONS` were open.
+    /// Connections refused because `MAX_CONNECTIONS` were open and busy.
     pub connections_refused: IntCounter,
+    /// Idle connections closed to make room for a new one at the cap.
+    pub connections_evicted: IntCounter,
     /// Expired sessions deleted from the store.
     pub sessions_purged: IntCounter,
     /// Keys in each limit table after its last pruning, by `table`.
@@ -75,7 +77,12 @@ impl Metrics {
         .expect("valid metric");
         let connections_refused = IntCounter::new(
             "chat_connections_refused_total",
-            "connections answered 503 because MAX_CONNECTIONS were open",
+            "connections answered 503 because MAX_CONNECTIONS were open and busy",
+        )
+        .expect("valid metric");
+        let connections_evicted = IntCounter::new(
+            "chat_connections_evicted_total",
+            "idle connections closed to make room at MAX_CONNECTIONS",
         )
         .expect("valid metric");
         let sessions_purged = IntCounter::new(
@@ -120,6 +127,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(connections_evicted.clone()),
             Box::new(sessions_purged.clone()),
             Box::new(limiter_keys.clone()),
             Box::new(appends.clone()),
@@ -135,6 +143,7 @@ impl Metrics {
             requests,
             connections_open,
             connections_refused,
+            connections_evicted,
             sessions_purged,
             limiter_keys,
             appends,

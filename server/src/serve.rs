@@ -6,11 +6,15 @@
 //!   an idle keep-alive connection is closed after it (hyper's header read
 //!   timeout runs from the end of one response to the next request's head).
 //! - A write that the client does not take for `CLIENT_TIMEOUT` fails and
-//!   closes the connection ([`StallTimeout`]); request bodies have the same
-//!   deadline (`routes::body_deadline`).
+//!   closes the connection ([`StallTimeout`]); a request's body has the same
+//!   time from the end of its head (a deadline the router puts on bodies).
 //! - A request's head is at most 64 KiB (hyper answers 431 beyond).
-//! - At most `MAX_CONNECTIONS` are open; one more is answered `503
-//!   unavailable` (the contract's JSON, `Retry-After: 1`) and closed.
+//! - At most `MAX_CONNECTIONS` are open. At the cap, a new connection closes
+//!   the oldest idle one (waiting for its client to send, no request in
+//!   flight; WebSockets are never closed this way) and takes its place, so that a flood of connections
+//!   that send nothing cannot keep anyone out; when every connection is busy
+//!   the new one is answered `503 unavailable` (the contract's JSON,
+//!   `Retry-After: 1`) and closed.
 //! - On shutdown the listener closes, idle connections close, in-flight
 //!   requests finish; connections still open after [`FORCE_AFTER`] are dropped.
 
@@ -22,24 +26,35 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
 /// How long a graceful shutdown waits for open connections before it drops them.
 pub const FORCE_AFTER: Duration = Duration::from_secs(30);
 
-/// Refusals being written at once; connections beyond the cap past this many
-/// are closed without an answer.
-const MAX_REFUSALS: usize = 64;
+/// Connections evicted and not yet closed: the open connections are at most
+/// `MAX_CONNECTIONS` plus this many, for a moment.
+pub const MAX_EVICTING: usize = 64;
+
+/// How long accepting waits when [`MAX_EVICTING`] connections are closing.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// Refusals being written at once; more connections over the cap are
+/// closed without an answer.
+const MAX_REFUSALS: usize = 32;
 
 /// The read buffer of a connection, which bounds a request's head.
 const MAX_READ_BUFFER: usize = 64 * 1024;
@@ -57,6 +72,20 @@ enum Phase {
     Force,
 }
 
+/// What every connection task shares.
+struct Shared {
+    app: Router,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    /// Open connections (WebSockets included).
+    open: Arc<AtomicUsize>,
+    registry: Registry,
+    phase: watch::Receiver<Phase>,
+    /// Dropped by every connection task when it ends: the shutdown waits
+    /// until every clone is gone.
+    done: watch::Receiver<()>,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then shuts down
 /// gracefully (see the module's description). `on_shutdown` runs when the
 /// signal comes, before connections are asked to close.
@@ -68,9 +97,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_shutdown: impl FnOnce() + Send + 'static,
 ) {
-    let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
-    let (done_tx, done_rx) = watch::channel(());
-    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let (phase_tx, phase) = watch::channel(Phase::Serving);
+    let (done_tx, done) = watch::channel(());
+    let shared = Arc::new(Shared {
+        app,
+        settings,
+        metrics,
+        open: Arc::new(AtomicUsize::new(0)),
+        registry: Registry::default(),
+        phase,
+        done,
+    });
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let refusal = refusal_response();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -85,60 +122,37 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics.connections_refused.inc();
-            refuse(stream, &refusals, refusal.clone());
+        if shared.open.load(Ordering::Relaxed) < shared.settings.max_connections {
+            spawn_connection(&shared, stream, peer);
             continue;
+        }
+        // Every slot is taken: close the connection idle the longest (no
+        // request in flight, not a WebSocket) and serve this one at once,
+        // over the cap until the evicted one is gone (at most MAX_EVICTING
+        // so); when all are busy, refuse.
+        let evicted = tokio::select! {
+            evicted = shared.registry.evict_oldest_idle() => evicted,
+            () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = app
-            .clone()
-            .map_request(move |req: hyper::Request<Incoming>| {
-                let mut req = req.map(Body::new);
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
+        if evicted {
+            shared.metrics.connections_evicted.inc();
+            spawn_connection(&shared, stream, peer);
+            continue;
+        }
+        shared.metrics.connections_refused.inc();
+        if let Ok(permit) = refusals.clone().try_acquire_owned() {
+            let refusal = refusal.clone();
+            tokio::spawn(async move {
+                refuse(stream, refusal).await;
+                drop(permit);
             });
-        // The slot goes with the stream, so that it is held as long as the
-        // socket is open, after a WebSocket upgrade too.
-        let guard = ConnectionGuard::new(slot, metrics.clone());
-        let io = TokioIo::new(StallTimeout::new(stream, settings.client_timeout).holding(guard));
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.client_timeout)
-            // A request's head in at most 64 KiB (431 beyond): hyper's
-            // default (~400 KB) times MAX_CONNECTIONS is a lot of memory.
-            .max_buf_size(MAX_READ_BUFFER);
-        let (mut drain, mut force) = (phase_rx.clone(), phase_rx.clone());
-        let done = done_rx.clone();
-        tokio::spawn(async move {
-            let conn = builder
-                .serve_connection(io, TowerToHyperService::new(service))
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            let mut draining = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = drain.wait_for(|p| *p != Phase::Serving), if !draining => {
-                        conn.as_mut().graceful_shutdown();
-                        draining = true;
-                    }
-                    _ = force.wait_for(|p| *p == Phase::Force) => break,
-                }
-            }
-            drop(done);
-        });
+        }
+        // else dropped: closed without an answer
     }
     drop(listener);
     on_shutdown();
     let _ = phase_tx.send(Phase::Draining);
-    drop(done_rx);
+    drop(shared);
     if tokio::time::timeout(FORCE_AFTER, done_tx.closed())
         .await
         .is_err()
@@ -146,6 +160,246 @@ pub async fn serve(
         tracing::warn!("connections still open after {FORCE_AFTER:?}: dropping them");
         let _ = phase_tx.send(Phase::Force);
         done_tx.closed().await;
+    }
+}
+
+/// Serves one connection in a task of its own, counted open for as long as
+/// the socket is.
+fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (entry, tracked) = shared.registry.insert();
+    let in_flight = tracked.in_flight.clone();
+    let app = shared.app.clone();
+    let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+        // In flight from the request's head until its response's body is
+        // sent; a WebSocket upgrade for good (never evicted).
+        let busy = Busy::new(in_flight.clone());
+        if req.headers().contains_key(axum::http::header::UPGRADE) {
+            in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req).await?;
+            Ok::<_, Infallible>(res.map(|b| {
+                Body::new(BusyBody {
+                    inner: b,
+                    _busy: busy,
+                })
+            }))
+        }
+    });
+    // The count goes with the stream, so that it holds as long as the
+    // socket is open, after a WebSocket upgrade too.
+    let guard = ConnectionGuard::new(shared.open.clone(), shared.metrics.clone());
+    let timeout = shared.settings.client_timeout;
+    let io = StallTimeout::new(stream, timeout)
+        .holding(guard)
+        .flagging_reads(tracked.awaiting_client.clone());
+    let io = TokioIo::new(io);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        // A request's head in at most 64 KiB (431 beyond): hyper's
+        // default (~400 KB) times MAX_CONNECTIONS is a lot of memory.
+        .max_buf_size(MAX_READ_BUFFER);
+    let (mut drain, mut force) = (shared.phase.clone(), shared.phase.clone());
+    let done = shared.done.clone();
+    tokio::spawn(async move {
+        let _entry = entry;
+        let conn = builder
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut conn = std::pin::pin!(conn);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = drain.wait_for(|p| *p != Phase::Serving), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                _ = force.wait_for(|p| *p == Phase::Force) => break,
+                () = tracked.evict.notified() => {
+                    // A request may have come in since the choice: let it
+                    // finish, then close.
+                    if tracked.in_flight.load(Ordering::Relaxed) == 0 {
+                        break;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
+        }
+        drop(done);
+    });
+}
+
+/// The open connections that may be evicted, with when they were accepted
+/// and how many requests they have in flight. At most `MAX_CONNECTIONS`
+/// entries: a connection is in it while its task runs.
+#[derive(Default)]
+struct Registry {
+    next: AtomicU64,
+    entries: Arc<Mutex<Entries>>,
+    /// Woken when an evicted connection is gone.
+    closed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Entries {
+    open: HashMap<u64, Tracked>,
+    /// Evicted, not yet closed: at most [`MAX_EVICTING`].
+    evicting: usize,
+}
+
+struct Tracked {
+    accepted: Instant,
+    conn: Connection,
+    evicted: bool,
+}
+
+/// What the accept loop and a connection's task share about it.
+#[derive(Clone, Default)]
+struct Connection {
+    /// Requests in flight (a WebSocket upgrade stays counted).
+    in_flight: Arc<AtomicUsize>,
+    /// Whether the last read found nothing to read: the server is waiting
+    /// on the client. A connection just accepted, with its request already
+    /// in the socket, is not idle until it has been read.
+    awaiting_client: Arc<AtomicBool>,
+    /// Tells the task to close the connection.
+    evict: Arc<Notify>,
+}
+
+impl Connection {
+    fn idle(&self) -> bool {
+        self.awaiting_client.load(Ordering::Relaxed) && self.in_flight.load(Ordering::Relaxed) == 0
+    }
+}
+
+impl Registry {
+    /// A new connection's entry (removed when the returned guard drops),
+    /// its in-flight count and its eviction signal.
+    fn insert(&self) -> (Entry, Connection) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Connection::default();
+        let tracked = Tracked {
+            accepted: Instant::now(),
+            conn: conn.clone(),
+            evicted: false,
+        };
+        lock(&self.entries).open.insert(id, tracked);
+        let entry = Entry {
+            id,
+            entries: self.entries.clone(),
+            closed: self.closed.clone(),
+        };
+        (entry, conn)
+    }
+
+    /// Tells the connection idle the longest to close; false when every
+    /// connection has a request in flight (or is a WebSocket). While
+    /// [`MAX_EVICTING`] are still closing, waits (a second at most, then
+    /// false) for one of them to be gone.
+    async fn evict_oldest_idle(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + EVICTION_WAIT;
+        loop {
+            let closed = self.closed.notified();
+            let mut closed = std::pin::pin!(closed);
+            closed.as_mut().enable();
+            {
+                let mut entries = lock(&self.entries);
+                if entries.evicting < MAX_EVICTING {
+                    let oldest = entries
+                        .open
+                        .values_mut()
+                        .filter(|t| !t.evicted && t.conn.idle())
+                        .min_by_key(|t| t.accepted);
+                    let Some(t) = oldest else {
+                        return false;
+                    };
+                    t.evicted = true;
+                    t.conn.evict.notify_one();
+                    entries.evicting += 1;
+                    return true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection's place in the [`Registry`], given back when its task ends.
+struct Entry {
+    id: u64,
+    entries: Arc<Mutex<Entries>>,
+    closed: Arc<Notify>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let mut entries = lock(&self.entries);
+        if entries.open.remove(&self.id).is_some_and(|t| t.evicted) {
+            entries.evicting -= 1;
+            self.closed.notify_waiters();
+        }
+    }
+}
+
+/// One request in flight on a connection, until dropped.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(in_flight: Arc<AtomicUsize>) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(in_flight)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted in flight until hyper
+/// has sent it (or dropped it).
+struct BusyBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -180,48 +434,41 @@ fn refusal_response() -> Arc<[u8]> {
 
 /// Writes the refusal, then reads what the client sent (so that closing does
 /// not reset the connection before the answer is read), for a second at most.
-fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, answer: Arc<[u8]>) {
-    let Ok(permit) = refusals.clone().try_acquire_owned() else {
-        return;
-    };
-    tokio::spawn(async move {
-        let _permit = permit;
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            stream.write_all(&answer).await?;
-            stream.shutdown().await?;
-            let mut sink = [0u8; 4096];
-            let mut left: usize = 64 * 1024;
-            while left > 0 {
-                match stream.read(&mut sink).await? {
-                    0 => break,
-                    n => left = left.saturating_sub(n),
-                }
+async fn refuse(mut stream: TcpStream, answer: Arc<[u8]>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
             }
-            Ok::<_, io::Error>(())
-        })
-        .await;
-    });
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
 
-/// An open connection: its slot under `MAX_CONNECTIONS`, and its count in
+/// An open connection: its count under `MAX_CONNECTIONS` and in
 /// `chat_connections_open`, both given back when the socket is dropped.
 pub struct ConnectionGuard {
-    _slot: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
 impl ConnectionGuard {
-    fn new(slot: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+    fn new(open: Arc<AtomicUsize>, metrics: Arc<Metrics>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
         metrics.connections_open.inc();
-        ConnectionGuard {
-            _slot: slot,
-            metrics,
-        }
+        ConnectionGuard { open, metrics }
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
         self.metrics.connections_open.dec();
     }
 }
@@ -235,6 +482,8 @@ pub struct StallTimeout<S> {
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
     _guard: Option<ConnectionGuard>,
+    /// Set when a read finds nothing to read, cleared when one returns.
+    awaiting_client: Option<Arc<AtomicBool>>,
 }
 
 impl<S> StallTimeout<S> {
@@ -244,7 +493,14 @@ impl<S> StallTimeout<S> {
             timeout,
             stalled: None,
             _guard: None,
+            awaiting_client: None,
         }
+    }
+
+    /// Keeps `flag` telling whether the last read found nothing to read.
+    pub fn flagging_reads(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.awaiting_client = Some(flag);
+        self
     }
 
     /// Keeps `guard` for as long as the stream lives.
@@ -285,7 +541,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for StallTimeout<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let p = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Some(flag) = &self.awaiting_client {
+            flag.store(p.is_pending(), Ordering::Relaxed);
+        }
+        p
     }
 }
 

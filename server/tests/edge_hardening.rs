@@ -129,6 +129,9 @@ async fn healthz_during<F: std::future::Future>(
             let t = Instant::now();
             let r = tokio::time::timeout(Duration::from_secs(5), c.get(&url).send()).await;
             let ok = matches!(&r, Ok(Ok(r)) if r.status() == StatusCode::OK);
+            if !ok {
+                eprintln!("/healthz probe failed after {:?}: {r:?}", t.elapsed());
+            }
             seen.push(if ok { t.elapsed() } else { Duration::MAX });
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -520,30 +523,65 @@ async fn silent_slow_and_idle_connections_are_closed() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// A connection with a request in flight: a sign-up whose body never
+/// comes, held until the server has asked for it (100 Continue).
+async fn busy_connection(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /api/users HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !String::from_utf8_lossy(&got).contains("100 Continue") {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before 100 Continue");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the request is in flight");
+    c
+}
+
 #[tokio::test]
-async fn connections_beyond_the_cap_are_refused_with_503_and_healthz_recovers() {
-    let s = ChildServer::start(&[("MAX_CONNECTIONS", "8"), ("CLIENT_TIMEOUT", "2s")]).await;
-    let mut held = Vec::new();
+async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_get_503() {
+    let s = ChildServer::start(&[("MAX_CONNECTIONS", "8"), ("CLIENT_TIMEOUT", "3s")]).await;
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // every slot taken by connections that send nothing: a new one closes
+    // the oldest of them and is answered at once
+    let mut idle = Vec::new();
     for _ in 0..8 {
-        held.push(TcpStream::connect(&s.addr).await.unwrap());
+        idle.push(TcpStream::connect(&s.addr).await.unwrap());
     }
-    // every slot taken: the next connection gets a clear refusal
-    let answer = raw_request(&s.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let t = Instant::now();
+    let answer = raw_request(&s.addr, healthz).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(
+        closed_within(&mut idle[0], Duration::from_secs(1)).await,
+        "the oldest idle connection is closed to make room"
+    );
+    drop(idle);
+    // every slot taken by requests in flight: a clear refusal
+    let mut busy = Vec::new();
+    for _ in 0..8 {
+        busy.push(busy_connection(&s.addr).await);
+    }
+    let answer = raw_request(&s.addr, healthz).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("\"unavailable\""), "{answer}");
     assert!(
-        answer.to_ascii_lowercase().contains("retry-after"),
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
         "{answer}"
     );
-    // the held connections time out and free their slots
-    drop(held.pop());
+    // the requests end (their bodies time out) and /healthz answers again
+    drop(busy);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let answer = raw_request(
-            &s.addr,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        let answer = raw_request(&s.addr, healthz).await;
         if answer.starts_with("HTTP/1.1 200") {
             break;
         }
@@ -556,7 +594,9 @@ async fn connections_beyond_the_cap_are_refused_with_503_and_healthz_recovers() 
 
 #[tokio::test]
 async fn a_flood_of_idle_connections_leaves_healthz_answering() {
-    let s = ChildServer::start(&[("CLIENT_TIMEOUT", "2s")]).await;
+    // 300 connections against 64 slots, as 300 against a 256-descriptor
+    // limit in the finding
+    let s = ChildServer::start(&[("CLIENT_TIMEOUT", "2s"), ("MAX_CONNECTIONS", "64")]).await;
     let addr = s.addr.clone();
     let rss0 = s.status_kib("VmRSS");
     let flood = async move {
@@ -577,6 +617,21 @@ async fn a_flood_of_idle_connections_leaves_healthz_answering() {
         s.status_kib("VmRSS"),
         median(health.clone()),
         health.iter().max()
+    );
+    let m = Client::new()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    eprintln!(
+        "{}",
+        m.lines()
+            .filter(|l| l.starts_with("chat_connections"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(closed, 300);
     assert!(
