@@ -12,7 +12,8 @@ add nothing beyond the first. Bounded in count and time; loopback only.
   python3 scripts/edge-attack.py ./target/release/server [flood ...]
 
 Floods: methods, sign-in-ids, sign-ups, connections, timing.
-SERVER_NOFILE=256 runs the server with that open-files limit (finding 7).
+SERVER_NOFILE=256 runs the server with that open-files limit (finding 7);
+ROUNDS=n runs each flood n times (default 2).
 """
 
 import asyncio
@@ -143,7 +144,10 @@ def ms(xs):
     return out + (f", {failed} not answered 200 within 5 s" if failed else "")
 
 
-async def rounds(server, name, flood, rounds=2, extra=None):
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+
+
+async def rounds(server, name, flood, rounds=ROUNDS, extra=None):
     await wait_ready(server.port)
     print(f"\n== {name}")
     print(f"   start: VmRSS {server.status('VmRSS')} KiB, VmHWM {server.status('VmHWM')} KiB")

@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -67,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
+            // A request without a body needs no deadline (nor a timer).
+            if req.body().is_end_stream() {
+                return next.run(req);
+            }
             next.run(req.map(|b| Body::new(Deadline::new(b, body_timeout))))
         }))
         .layer(
