@@ -46,7 +46,7 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 base="http://127.0.0.1:$port"
 step "starting the server on $base (data in $work)"
 BIND="127.0.0.1:$port" DATA_DIR="$work/data" STATIC_DIR="$work/no-web-app" \
-  RATE_LIMIT_PER_USER=0 RUST_LOG="${RUST_LOG:-warn}" \
+  RATE_LIMIT_PER_USER=0 SIGN_UPS_PER_MINUTE=0 SIGN_INS_PER_MINUTE=0 RUST_LOG="${RUST_LOG:-warn}" \
   "$server_bin" >"$work/server.log" 2>&1 &
 server_pid=$!
 

@@ -2,7 +2,7 @@
 //! `with_state` (no globals). Built by [`crate::run_with`].
 
 use crate::appender::Appender;
-use crate::auth::{Logouts, RateLimiter, SignInLimiter};
+use crate::auth::{AddressLimiter, Logouts, PasswordPool, RateLimiter, SignInLimiter};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -19,8 +19,16 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     pub appender: Appender,
     pub metrics: Arc<Metrics>,
+    /// `RATE_LIMIT_PER_USER`, per authenticated user.
     pub rate: Arc<RateLimiter>,
+    /// Failed sign-ins per (user id, client address).
     pub sign_ins: Arc<SignInLimiter>,
+    /// `SIGN_UPS_PER_MINUTE`, per client address.
+    pub sign_ups: Arc<AddressLimiter>,
+    /// `SIGN_INS_PER_MINUTE`, per client address.
+    pub sign_in_attempts: Arc<AddressLimiter>,
+    /// Where argon2 runs (bounded).
+    pub passwords: Arc<PasswordPool>,
     pub logouts: Logouts,
     /// Turns true when the server starts shutting down: open WebSockets
     /// close (1001) so that the graceful shutdown can finish.

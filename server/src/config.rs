@@ -6,7 +6,7 @@
 use clap::builder::RangedU64ValueParser;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -82,6 +82,41 @@ pub struct Config {
     #[arg(long, env = "WS_PING_INTERVAL", default_value = "30s",
         value_parser = positive_duration, global = true)]
     pub ws_ping_interval: Duration,
+    /// Sign-ups a minute per client address (bursts of as many); 0 turns it off.
+    #[arg(long, env = "SIGN_UPS_PER_MINUTE", default_value_t = 20, global = true)]
+    pub sign_ups_per_minute: u32,
+    /// Sign-in attempts a minute per client address, successful or not (bursts of as many); 0 turns it off.
+    #[arg(long, env = "SIGN_INS_PER_MINUTE", default_value_t = 60, global = true)]
+    pub sign_ins_per_minute: u32,
+    /// Proxies whose X-Forwarded-For names the client (comma-separated IPs); none by default.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = trimmed_ip,
+        global = true)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Open connections at most; at the limit the one idle the longest makes room, or, all busy, 503 (at least 1).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub max_connections: usize,
+    /// How long the server waits on a client: for a request's headers, its body, an idle
+    /// keep-alive connection's next request, and any stalled write (e.g. 10s).
+    #[arg(long, env = "CLIENT_TIMEOUT", default_value = "10s",
+        value_parser = positive_duration, global = true)]
+    pub client_timeout: Duration,
+}
+
+/// An IP address, spaces around it allowed (`TRUSTED_PROXIES=10.0.0.1, ::1`).
+fn trimmed_ip(s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|e| format!("{e}: not an IP address"))
+}
+
+/// A duration above zero (`10s`, `500ms`).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be above zero".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Default for Config {
@@ -98,6 +133,11 @@ impl Default for Config {
             snapshot_every: 100,
             rooms_in_memory: 1024,
             ws_ping_interval: Duration::from_secs(30),
+            sign_ups_per_minute: 20,
+            sign_ins_per_minute: 60,
+            trusted_proxies: Vec::new(),
+            max_connections: 1024,
+            client_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -120,15 +160,6 @@ pub enum LogFormat {
     // No doc comments here: clap would show them as a long list in --help.
     Text,
     Json,
-}
-
-/// A duration as humantime reads it (`30s`, `2m`), more than zero.
-fn positive_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Checks a log filter the way tracing-subscriber will read it.
@@ -234,6 +265,11 @@ mod tests {
             "--snapshot-every=7",
             "--rooms-in-memory=3",
             "--ws-ping-interval=5s",
+            "--sign-ups-per-minute=0",
+            "--sign-ins-per-minute=7",
+            "--trusted-proxies=10.0.0.1, ::1",
+            "--max-connections=9",
+            "--client-timeout=1500ms",
             "--log-format=json",
             "--log-filter=warn,server=debug",
         ])
@@ -252,6 +288,11 @@ mod tests {
                 snapshot_every: 7,
                 rooms_in_memory: 3,
                 ws_ping_interval: Duration::from_secs(5),
+                sign_ups_per_minute: 0,
+                sign_ins_per_minute: 7,
+                trusted_proxies: vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+                max_connections: 9,
+                client_timeout: Duration::from_millis(1500),
             }
         );
         assert_eq!(cli.logging.log_format, LogFormat::Json);
@@ -275,6 +316,13 @@ mod tests {
             (&["--rooms-in-memory", "0"][..], "ROOMS_IN_MEMORY"),
             (&["--ws-ping-interval", "0s"][..], "WS_PING_INTERVAL"),
             (&["--ws-ping-interval", "often"][..], "WS_PING_INTERVAL"),
+            (
+                &["--trusted-proxies", "10.0.0.1,proxy"][..],
+                "TRUSTED_PROXIES",
+            ),
+            (&["--max-connections", "0"][..], "MAX_CONNECTIONS"),
+            (&["--client-timeout", "0s"][..], "CLIENT_TIMEOUT"),
+            (&["--sign-ups-per-minute=-1"][..], "SIGN_UPS_PER_MINUTE"),
             (&["--bind", "nope"][..], "BIND"),
             (&["--session-ttl", "forever"][..], "SESSION_TTL"),
             (&["--log-format", "xml"][..], "LOG_FORMAT"),

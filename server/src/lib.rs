@@ -9,19 +9,20 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod error;
+pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod store;
 
 pub use app_state::AppState;
 use appender::Appender;
-use auth::{RateLimiter, SignInLimiter};
+use auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
 use bus::{Bus, LocalBus};
 use config::Config;
 use metrics::Metrics;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use store::embedded::EmbeddedStore;
 use store::Store;
@@ -69,16 +70,25 @@ pub async fn run_with(
         config.snapshot_every,
         config.rooms_in_memory,
     );
-    let per_second = f64::from(config.rate_limit_per_user);
+    let per_user = config.rate_limit_per_user;
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
+    // One argon2 run for the dummy hash: on the blocking pool.
+    let passwords = tokio::task::spawn_blocking(|| {
+        PasswordPool::new(PasswordPool::default_threads(), PASSWORD_QUEUE)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let state = AppState {
+        rate: Arc::new(RateLimiter::new(per_user, per_user.saturating_mul(5))),
+        sign_ins: Arc::new(SignInLimiter::new()),
+        sign_ups: Arc::new(AddressLimiter::per_minute(config.sign_ups_per_minute)),
+        sign_in_attempts: Arc::new(AddressLimiter::per_minute(config.sign_ins_per_minute)),
+        passwords: Arc::new(passwords),
         config: Arc::new(config),
         store,
         bus,
         appender,
         metrics,
-        rate: Arc::new(RateLimiter::new(per_second, per_second * 5.0)),
-        sign_ins: Arc::new(SignInLimiter::new()),
         logouts: tokio::sync::broadcast::channel(256).0,
         shutting_down,
         ws_open: Arc::default(),
@@ -86,19 +96,69 @@ pub async fn run_with(
             .expect("the OpenAPI document serializes")
             .into(),
     };
+    // Housekeeping holds no appender handle: the writer below can end.
+    let housekeeping = tokio::spawn(maintenance::run(
+        maintenance::Limiters {
+            per_user: state.rate.clone(),
+            sign_ups: state.sign_ups.clone(),
+            sign_in_attempts: state.sign_in_attempts.clone(),
+            failed_sign_ins: state.sign_ins.clone(),
+        },
+        state.store.clone(),
+        state.metrics.clone(),
+        state.config.session_ttl,
+        state.shutting_down.clone(),
+    ));
+    let settings = serve::Settings {
+        max_connections: usable_connections(state.config.max_connections),
+        client_timeout: state.config.client_timeout,
+    };
+    let metrics = state.metrics.clone();
     let app = routes::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
+    serve::serve(listener, app, settings, metrics, shutdown, move || {
         let _ = shutdown_tx.send(true);
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await;
+    let _ = housekeeping.await;
     // Every handle of the appender is gone with the router: the writer
     // finishes the appends already queued, then ends.
     let _ = writer.await;
     Ok(())
+}
+
+/// Sign-ups and sign-ins that may wait for the password pool; more at once
+/// are answered 429.
+pub const PASSWORD_QUEUE: usize = 32;
+
+/// Descriptors kept for everything but client connections: the store,
+/// logs, evicted connections not yet closed (`serve::MAX_EVICTING`) and
+/// refusals being written.
+const SPARE_DESCRIPTORS: u64 = 128;
+
+/// `MAX_CONNECTIONS`, lowered (with a warning) when the process may not
+/// open that many files: past the limit `accept` fails and nothing answers,
+/// /healthz included.
+fn usable_connections(wanted: usize) -> usize {
+    let Some(limit) = open_files_limit() else {
+        return wanted;
+    };
+    let usable = usize::try_from(limit.saturating_sub(SPARE_DESCRIPTORS).max(1)).unwrap_or(wanted);
+    if usable < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            open_files_limit = limit,
+            using = usable,
+            "MAX_CONNECTIONS is above what the open-files limit allows; raise `ulimit -n`"
+        );
+        usable
+    } else {
+        wanted
+    }
+}
+
+/// The soft limit on open files of this process (Linux: /proc/self/limits).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -1,15 +1,56 @@
-//! Prometheus metrics: requests, appends, WebSocket connections and the
-//! latency of appends. One registry per server (no globals), rendered by
-//! `GET /metrics`.
+//! Prometheus metrics: requests, appends, connections, WebSocket
+//! connections, the latency of appends, and the sizes of the limit tables.
+//! One registry per server (no globals), rendered by `GET /metrics`. Every
+//! label value comes from a closed set the server defines, never from a
+//! request (a made-up method or path must not become a new series).
 
+use axum::http::{Method, StatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// The `method` label: the standard methods by name, anything else `other`.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `status` label: the class of the status code (`2xx`, …).
+pub fn status_label(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
+    /// By `method` ([`method_label`]), `route` (the matched route template,
+    /// or `unmatched` for the web app and unknown paths) and `status`
+    /// ([`status_label`]).
     pub requests: IntCounterVec,
+    /// Open connections (WebSockets included).
+    pub connections_open: IntGauge,
+    /// Connections refused because `MAX_CONNECTIONS` were open and busy.
+    pub connections_refused: IntCounter,
+    /// Idle connections closed to make room for a new one at the cap.
+    pub connections_evicted: IntCounter,
+    /// Expired sessions deleted from the store.
+    pub sessions_purged: IntCounter,
+    /// Keys in each limit table after its last pruning, by `table`.
+    pub limiter_keys: IntGaugeVec,
     pub appends: IntCounter,
     pub ws_connections: IntGauge,
     /// Sockets that fell behind the live stream and caught up from the store.
@@ -26,9 +67,37 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "chat_http_requests_total",
-                "HTTP requests by method and status",
+                "HTTP requests by method, route template and status class",
             ),
-            &["method", "status"],
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let connections_open = IntGauge::new(
+            "chat_connections_open",
+            "open connections, WebSockets included",
+        )
+        .expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "chat_connections_refused_total",
+            "connections answered 503 because MAX_CONNECTIONS were open and busy",
+        )
+        .expect("valid metric");
+        let connections_evicted = IntCounter::new(
+            "chat_connections_evicted_total",
+            "idle connections closed to make room at MAX_CONNECTIONS",
+        )
+        .expect("valid metric");
+        let sessions_purged = IntCounter::new(
+            "chat_sessions_purged_total",
+            "expired sessions deleted from the store",
+        )
+        .expect("valid metric");
+        let limiter_keys = IntGaugeVec::new(
+            Opts::new(
+                "chat_limiter_keys",
+                "keys in each rate-limit table after its last pruning",
+            ),
+            &["table"],
         )
         .expect("valid metric");
         let appends =
@@ -60,6 +129,11 @@ impl Metrics {
         .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(connections_evicted.clone()),
+            Box::new(sessions_purged.clone()),
+            Box::new(limiter_keys.clone()),
             Box::new(appends.clone()),
             Box::new(ws_connections.clone()),
             Box::new(ws_resyncs.clone()),
@@ -72,6 +146,11 @@ impl Metrics {
         Metrics {
             registry,
             requests,
+            connections_open,
+            connections_refused,
+            connections_evicted,
+            sessions_purged,
+            limiter_keys,
             appends,
             ws_connections,
             ws_resyncs,

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Every setting's environment variable.
-const VARS: [&str; 13] = [
+const VARS: [&str; 18] = [
     "BIND",
     "DATA_DIR",
     "MONGODB_URI",
@@ -20,6 +20,11 @@ const VARS: [&str; 13] = [
     "SNAPSHOT_EVERY",
     "ROOMS_IN_MEMORY",
     "WS_PING_INTERVAL",
+    "SIGN_UPS_PER_MINUTE",
+    "SIGN_INS_PER_MINUTE",
+    "TRUSTED_PROXIES",
+    "MAX_CONNECTIONS",
+    "CLIENT_TIMEOUT",
     "LOG_FORMAT",
     "RUST_LOG",
 ];
@@ -72,6 +77,9 @@ fn a_bad_value_exits_with_2_naming_the_variable() {
         ("SESSION_TTL", "forever"),
         ("SNAPSHOT_EVERY", "0"),
         ("ROOMS_IN_MEMORY", "-3"),
+        ("TRUSTED_PROXIES", "proxy.local"),
+        ("MAX_CONNECTIONS", "0"),
+        ("CLIENT_TIMEOUT", "0s"),
         ("LOG_FORMAT", "xml"),
         ("RUST_LOG", "server=loud"),
     ] {

@@ -23,22 +23,35 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
+/// This process's soft limit on open files (Linux).
+fn open_files_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(1024)
+}
+
 /// Finding 9: an idle socket used to hold a 128 KiB read buffer; sized for
 /// chat frames, idle sockets cost far less than that each.
 #[tokio::test]
 async fn an_idle_socket_costs_little_memory() {
-    let n: usize = std::env::var("WS_MEMORY_SOCKETS")
+    let wanted: usize = std::env::var("WS_MEMORY_SOCKETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    // Each socket takes two descriptors here (client and server side).
+    let n = wanted.min(open_files_limit().saturating_sub(512) / 2);
+    assert!(n >= 200, "the open-files limit allows only {n} sockets");
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let bus = Arc::new(server::bus::LocalBus::default());
-    let s = TestServer::start_with(
-        TestServer::config(dir.path(), 0),
-        Some((store.clone(), bus)),
-    )
-    .await;
+    let config = server::config::Config {
+        max_connections: n + 256,
+        ..TestServer::config(dir.path(), 0)
+    };
+    let s = TestServer::start_with(config, Some((store.clone(), bus))).await;
     let c = reqwest::Client::new();
     let token = user(&c, &s, "alice").await;
     room(&c, &s, &token, "r").await;

@@ -1,5 +1,8 @@
 //! The HTTP routes, one file per group, and what they share: body reading
-//! with the contract's errors, authentication plus rate limiting. The
+//! with the contract's errors and a deadline, authentication plus rate
+//! limiting, the client's address (X-Forwarded-For from trusted proxies
+//! only), request metrics with bounded labels, and the web app fallback
+//! (never for `/api`, `/healthz`, `/metrics`; never out of STATIC_DIR). The
 //! bodies and query strings themselves are typed in `crate::api_types`.
 
 pub(crate) mod ops;
@@ -10,16 +13,25 @@ pub(crate) mod ws;
 use crate::api_types::RoomPath;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
+use crate::metrics::{method_label, status_label};
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
@@ -31,6 +43,9 @@ pub fn router(state: AppState) -> Router {
     let static_dir = state.config.static_dir.clone();
     let web_app =
         ServeDir::new(&static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
+    let fallback =
+        move |req: Request| web_app_or_not_found(static_dir.clone(), web_app.clone(), req);
+    let body_timeout = state.config.client_timeout;
     Router::new()
         .route("/api/users", post(users::create_user))
         .route("/api/sessions", post(users::sign_in))
@@ -47,10 +62,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .fallback_service(web_app)
+        .fallback(fallback)
         // gzip or br when the request's Accept-Encoding allows it.
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            // A request without a body needs no deadline (nor a timer).
+            if req.body().is_end_stream() {
+                return next.run(req);
+            }
+            next.run(req.map(|b| Body::new(Deadline::new(b, body_timeout))))
+        }))
         .layer(
             // Paths only: the WebSocket token travels in the query string.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -60,15 +82,202 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Counts a request by method, matched route template and status class:
+/// values from closed sets only (see `crate::metrics`).
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
+    let method = method_label(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let res = next.run(req).await;
     state
         .metrics
         .requests
-        .with_label_values(&[method.as_str(), res.status().as_str()])
+        .with_label_values(&[
+            method,
+            route.as_deref().unwrap_or("unmatched"),
+            status_label(res.status()),
+        ])
         .inc();
     res
+}
+
+/// Whether a path is the API's or the operations' (first segment `api`,
+/// `healthz` or `metrics` in any case, percent-decoded): those never fall
+/// back to the web app, whose own paths are lower-case and none of these.
+fn is_reserved_path(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let first = percent_encoding::percent_decode_str(first).decode_utf8_lossy();
+    ["api", "healthz", "metrics"]
+        .iter()
+        .any(|r| first.eq_ignore_ascii_case(r))
+}
+
+/// Unmatched paths: 404 `not_found` under `/api` (and `/healthz/…`,
+/// `/metrics/…`); else the web app, never a file that resolves outside
+/// STATIC_DIR (a symlink out of it answers 404 `not_found`).
+async fn web_app_or_not_found(
+    static_dir: PathBuf,
+    web_app: ServeDir<ServeFile>,
+    req: Request,
+) -> Response {
+    if is_reserved_path(req.uri().path()) {
+        return ApiError::not_found().into_response();
+    }
+    if resolves_outside(&static_dir, req.uri().path()).await {
+        return ApiError::not_found().into_response();
+    }
+    match web_app.oneshot(req).await {
+        Ok(res) => res.into_response(),
+        Err(e) => ApiError::internal(format!("serving a static file: {e}")).into_response(),
+    }
+}
+
+/// Whether serving `path` would follow a symlink out of `root`: the path's
+/// deepest existing part (the file, or the directory the lookup stops in),
+/// a directory's index.html, or the index.html fallback of a missing file
+/// resolves, symlinks followed, outside `root`. Paths ServeDir refuses
+/// itself (`..`, …) are left to it.
+async fn resolves_outside(root: &std::path::Path, path: &str) -> bool {
+    let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else {
+        return false;
+    };
+    let mut candidate = root.to_path_buf();
+    let mut segments = 0;
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return false,
+            s if s.contains('\\') || s.contains('\0') => return false,
+            s => {
+                candidate.push(s);
+                segments += 1;
+            }
+        }
+    }
+    let Ok(root) = tokio::fs::canonicalize(root).await else {
+        return false;
+    };
+    let outside = |p: &std::path::Path| !p.starts_with(&root);
+    // The deepest part that exists (at worst the root itself).
+    let mut probe = candidate;
+    let mut missing = false;
+    let resolved = loop {
+        match tokio::fs::canonicalize(&probe).await {
+            Ok(p) => break p,
+            Err(_) if segments > 0 && probe.pop() => {
+                segments -= 1;
+                missing = true;
+            }
+            Err(_) => return false,
+        }
+    };
+    if outside(&resolved) {
+        return true;
+    }
+    let served = if missing {
+        root.join("index.html")
+    } else if resolved.is_dir() {
+        resolved.join("index.html")
+    } else {
+        return false;
+    };
+    match tokio::fs::canonicalize(&served).await {
+        Ok(p) => outside(&p),
+        // No index.html there: ServeDir falls back to the root's.
+        Err(_) => match tokio::fs::canonicalize(root.join("index.html")).await {
+            Ok(p) => outside(&p),
+            Err(_) => false,
+        },
+    }
+}
+
+/// A request body that fails once `timeout` has passed since the request's
+/// head arrived, however the bytes trickle in (`CLIENT_TIMEOUT`); reading it
+/// then answers 400 `bad_json` ([`read_body`]) and the connection closes.
+struct Deadline {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn new(inner: Body, timeout: Duration) -> Self {
+        Deadline {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+        }
+    }
+}
+
+/// The error of a body not received within the client timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the body did not arrive within {0:?}")]
+struct BodyTimedOut(Duration);
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let e = BodyTimedOut(self.timeout);
+            return Poll::Ready(Some(Err(axum::Error::new(e))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is one of
+/// `TRUSTED_PROXIES`, the nearest address in `X-Forwarded-For` that is not
+/// a trusted proxy (read from the right, so a client cannot hide behind a
+/// first hop it made up). At most the last 32 entries are read.
+pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    forwarded_client(&state.config.trusted_proxies, peer.ip(), headers)
+}
+
+fn forwarded_client(trusted: &[IpAddr], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let is_trusted = |ip: IpAddr| {
+        trusted
+            .iter()
+            .any(|t| t.to_canonical() == ip.to_canonical())
+    };
+    let mut client = peer.to_canonical();
+    if !is_trusted(client) {
+        return client;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev().take(32) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(client) {
+            break;
+        }
+    }
+    client
 }
 
 /// The bearer token of a request: the `Authorization` header wins over the
@@ -97,7 +306,8 @@ pub async fn caller(
     Ok(caller)
 }
 
-/// Reads a body of at most 64 KiB (413 beyond).
+/// Reads a body of at most 64 KiB (413 beyond); one that does not arrive
+/// within the client timeout, or breaks off, is 400 `bad_json`.
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -124,4 +334,80 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, 
 pub fn room_id(path: Result<Path<RoomPath>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(p)| p.room_id)
         .map_err(|_| ApiError::room_not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn x_forwarded_for_is_read_from_the_right_and_only_from_trusted_peers() {
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let peer = ip("10.0.0.1");
+        let cases: [(&[&str], &str); 7] = [
+            (&[], "10.0.0.1"),
+            (&["1.2.3.4"], "1.2.3.4"),
+            (&["6.6.6.6, 1.2.3.4"], "1.2.3.4"),
+            (&["6.6.6.6, 1.2.3.4, 10.0.0.2"], "1.2.3.4"),
+            (&["6.6.6.6", "1.2.3.4, 10.0.0.2"], "1.2.3.4"),
+            (&["1.2.3.4, garbage"], "10.0.0.1"),
+            (&["10.0.0.2"], "10.0.0.2"),
+        ];
+        for (values, want) in cases {
+            assert_eq!(
+                forwarded_client(&trusted, peer, &xff(values)),
+                ip(want),
+                "{values:?}"
+            );
+        }
+        // an untrusted peer's header is ignored
+        assert_eq!(
+            forwarded_client(&trusted, ip("5.5.5.5"), &xff(&["1.2.3.4"])),
+            ip("5.5.5.5")
+        );
+        assert_eq!(forwarded_client(&[], peer, &xff(&["1.2.3.4"])), peer);
+        // IPv4-mapped IPv6 peers are their IPv4 address
+        assert_eq!(
+            forwarded_client(&trusted, ip("::ffff:10.0.0.1"), &xff(&["1.2.3.4"])),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn api_health_and_metrics_paths_are_reserved_in_any_case() {
+        for p in [
+            "/api",
+            "/api/",
+            "/API/rooms",
+            "/Api",
+            "/healthz/",
+            "/metrics/x",
+            "/%61pi/x",
+            "//api",
+        ] {
+            assert!(is_reserved_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/apis",
+            "/rooms/api",
+            "/healthzz",
+            "/index.html",
+            "/app.js",
+        ] {
+            assert!(!is_reserved_path(p), "{p}");
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Users and sessions: sign-up, sign-in, sign-out.
 
-use super::read_json;
+use super::{client_ip, read_json};
 use crate::api_types::{Session, SignIn, SignUp, UserCreated};
-use crate::auth::{self, hash_password, new_token, verify_password};
+use crate::auth::{self, new_token, PoolBusy};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::StoreError;
 use crate::AppState;
@@ -12,10 +12,22 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use std::net::SocketAddr;
 
+/// The password pool is full: come back in a second.
+fn busy(_: PoolBusy) -> ApiError {
+    ApiError::rate_limited(1)
+}
+
 /// Create a user.
+///
+/// Limited per client address (`SIGN_UPS_PER_MINUTE`, 20 a minute by
+/// default). A taken id answers 409 before any hashing; the password is
+/// hashed on a small pool, and when too many sign-ups and sign-ins wait for
+/// it the answer is 429 with `Retry-After: 1`.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = SignUp,
     responses(
         (status = 201, description = "created", body = UserCreated),
+        (status = 429, description = "rate_limited: too many sign-ups from this address, or too many password checks at once",
+            headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
         (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
         (status = 400, description = "bad_json: not JSON, a wrong JSON type, or userId/password missing", body = ErrorBody),
         (status = 422, description = "invalid_id: userId not matching the id pattern, or a password outside 8–1024 characters", body = ErrorBody),
@@ -24,14 +36,25 @@ use std::net::SocketAddr;
         (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    let ip = client_ip(&state, peer, &headers);
+    state.sign_ups.check(ip).map_err(ApiError::rate_limited)?;
     let c: SignUp = read_json(body).await?;
     domain::validation::validate_id("userId", &c.user_id)?;
     domain::validation::validate_password(&c.password)?;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&c.password))
+    // No argon2 for an id that is taken (create_user below still refuses
+    // atomically when two sign-ups race for the same id).
+    if state.store.password_hash(&c.user_id).await?.is_some() {
+        return Err(ApiError::user_exists());
+    }
+    let hash = state
+        .passwords
+        .hash(c.password)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(busy)?
         .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?;
     match state.store.create_user(&c.user_id, &hash).await {
         Ok(()) => Ok((
@@ -44,34 +67,43 @@ pub async fn create_user(
 }
 
 /// Sign in: a bearer token.
+///
+/// Limited per client address (`SIGN_INS_PER_MINUTE`, 60 attempts a minute
+/// by default, successful or not), and to 10 failures a minute per user id
+/// and address: past that the pair is refused (429) whatever the password,
+/// until a failure has drained (one every 6 s). An unknown user id takes as
+/// long as a wrong password (the password is checked against a dummy hash).
 #[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = SignIn,
     responses(
         (status = 200, description = "signed in", body = Session),
         (status = 413, description = "payload_too_large: body over 64 KiB", body = ErrorBody),
         (status = 400, description = "bad_json: not JSON, a wrong JSON type, or userId/password missing", body = ErrorBody),
         (status = 401, description = "invalid_credentials: wrong user id or password", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many failed sign-ins for this user id from this address",
+        (status = 429, description = "rate_limited: too many sign-in attempts from this address, too many failed sign-ins for this user id from this address, or too many password checks at once",
             headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
         (status = 500, description = "internal: a bug", body = ErrorBody),
         (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Session>, ApiError> {
+    let ip = client_ip(&state, peer, &headers);
+    state
+        .sign_in_attempts
+        .check(ip)
+        .map_err(ApiError::rate_limited)?;
     let c: SignIn = read_json(body).await?;
-    let ip = addr.ip();
     if let Some(wait) = state.sign_ins.blocked(&c.user_id, ip) {
         return Err(ApiError::rate_limited(wait));
     }
-    let hash = state.store.password_hash(&c.user_id).await?;
-    let password = c.password.clone();
-    let ok = match hash {
-        Some(h) => tokio::task::spawn_blocking(move || verify_password(&password, &h))
-            .await
-            .unwrap_or(false),
-        None => false,
-    };
+    let stored = state.store.password_hash(&c.user_id).await?;
+    let ok = state
+        .passwords
+        .verify(c.password, stored)
+        .await
+        .map_err(busy)?;
     if !ok {
         state.sign_ins.failed(&c.user_id, ip);
         return Err(ApiError::invalid_credentials());

@@ -298,6 +298,50 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    /// One pass over the sessions table (reading), then one write
+    /// transaction deleting what expired, at most `max` rows.
+    async fn purge_expired_sessions(&self, now_ms: i64, max: usize) -> Result<usize, StoreError> {
+        self.blocking(move |db| {
+            let expired: Vec<String> = {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let t = tx.open_table(SESSIONS).map_err(unavailable)?;
+                let mut expired = Vec::new();
+                for row in t.iter().map_err(unavailable)? {
+                    if expired.len() >= max {
+                        break;
+                    }
+                    let (k, v) = row.map_err(unavailable)?;
+                    if v.value().1 <= now_ms {
+                        expired.push(k.value().to_owned());
+                    }
+                }
+                expired
+            };
+            if expired.is_empty() {
+                return Ok(0);
+            }
+            let tx = db.begin_write().map_err(unavailable)?;
+            let mut deleted = 0;
+            {
+                let mut t = tx.open_table(SESSIONS).map_err(unavailable)?;
+                for h in &expired {
+                    // Checked again: the row may have changed since the read.
+                    let still_expired = t
+                        .get(h.as_str())
+                        .map_err(unavailable)?
+                        .is_some_and(|v| v.value().1 <= now_ms);
+                    if still_expired {
+                        t.remove(h.as_str()).map_err(unavailable)?;
+                        deleted += 1;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
     async fn room_list(
         &self,
         user: &str,

@@ -134,6 +134,13 @@ pub trait Store: Send + Sync + 'static {
     /// (user, expiry in ms since the epoch).
     async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Deletes at most `max` sessions that expired before `now_ms`; how many
+    /// it deleted. A store that expires sessions by itself (a TTL index)
+    /// keeps this default, which deletes nothing.
+    async fn purge_expired_sessions(&self, now_ms: i64, max: usize) -> Result<usize, StoreError> {
+        let _ = (now_ms, max);
+        Ok(0)
+    }
 
     /// Up to `limit` rooms in list order (by `createdAt`, then `roomId`)
     /// after the room `after` (from the first when `None`), each with
