@@ -212,11 +212,20 @@ async fn the_room_list_pages_in_its_order() {
             Some(after) => path = format!("/api/rooms?limit=10&after={after}"),
             None => break,
         }
+        assert!(paged.len() < 25, "a page after the last room says so");
     }
     assert_eq!(paged, whole);
     let (_, v) = get(&c, &s, &token, "/api/rooms?limit=0").await;
     assert_eq!(v["rooms"].as_array().unwrap().len(), 0);
-    for bad in ["/api/rooms?after=nope", "/api/rooms?limit=ten"] {
+    // A place no room is at is a place all the same: the rooms after it.
+    let (st, v) = get(&c, &s, &token, "/api/rooms?after=0.zzz").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["rooms"].as_array().unwrap().len(), 25);
+    for bad in [
+        "/api/rooms?after=nope",
+        "/api/rooms?after=1.a%20b",
+        "/api/rooms?limit=ten",
+    ] {
         let (st, v) = get(&c, &s, &token, bad).await;
         assert_eq!(
             (st, code(&v)),

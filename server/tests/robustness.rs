@@ -68,9 +68,9 @@ impl Store for FlakyStore {
     async fn room_list(
         &self,
         u: &str,
-        a: Option<&str>,
+        a: Option<(i64, &str)>,
         l: usize,
-    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError> {
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
         self.inner.room_list(u, a, l).await
     }
     async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {

@@ -257,9 +257,9 @@ impl Store for GatedStore {
     async fn room_list(
         &self,
         u: &str,
-        a: Option<&str>,
+        a: Option<(i64, &str)>,
         l: usize,
-    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError> {
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
         self.inner.room_list(u, a, l).await
     }
     async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {

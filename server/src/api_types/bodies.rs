@@ -96,7 +96,7 @@ pub struct RoomList {
     /// Present when a `limit` left rooms out: pass it as `after` for the
     /// next page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = id_schema)]
+    #[schema(value_type = Option<RoomCursor>)]
     pub next_after: Option<String>,
 }
 

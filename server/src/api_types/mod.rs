@@ -16,8 +16,8 @@ pub use bodies::*;
 pub use frames::*;
 pub use query::*;
 pub use schema::{
-    Id, NonNegativeInteger, ID_PATTERN, LOWER_UUID_PATTERN, NOT_BLANK_PATTERN, TIME_PATTERN,
-    UUID_PATTERN,
+    Id, NonNegativeInteger, RoomCursor, ID_PATTERN, LOWER_UUID_PATTERN, NOT_BLANK_PATTERN,
+    ROOM_CURSOR_PATTERN, TIME_PATTERN, UUID_PATTERN,
 };
 
 use crate::error::ApiError;

@@ -38,10 +38,10 @@ pub struct RoomsQuery {
     /// an empty page). Without it, every room.
     #[param(value_type = Option<NonNegativeInteger>, inline)]
     pub limit: Option<u64>,
-    /// The rooms after this one in the list's order (the `nextAfter` of the
-    /// previous page); 400 `bad_query` when it names no room.
-    #[param(value_type = Option<Id>, inline)]
-    pub after: Option<String>,
+    /// Where the page starts: the `nextAfter` of the previous page (the
+    /// rooms after that place in the list's order).
+    #[param(value_type = Option<RoomCursor>, inline)]
+    pub after: Option<(i64, String)>,
 }
 
 /// The largest page of the room list.
@@ -49,10 +49,17 @@ pub const ROOM_PAGE_MAX: usize = 1000;
 
 impl RoomsQuery {
     pub fn from_query(raw: Option<&str>) -> Result<Self, ApiError> {
-        let mut q = query_map(raw);
+        let q = query_map(raw);
+        let after = match q.get("after") {
+            None => None,
+            Some(c) => Some(
+                RoomCursor::parse(c)
+                    .ok_or_else(|| ApiError::bad_query("after must be a nextAfter of the list"))?,
+            ),
+        };
         Ok(RoomsQuery {
             limit: u64_param(&q, "limit")?,
-            after: q.remove("after"),
+            after,
         })
     }
 }

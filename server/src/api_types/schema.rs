@@ -141,6 +141,42 @@ impl PartialSchema for Id {
 
 impl ToSchema for Id {}
 
+/// A place in the room list: `{createdAt in ms}.{roomId}` (the list's
+/// order), as `nextAfter` gives it. Any such place is valid, whether or not
+/// a room is there.
+pub struct RoomCursor;
+
+/// The cursor's pattern.
+pub const ROOM_CURSOR_PATTERN: &str = r"^-?[0-9]{1,16}\.(?!\.\.?$)[A-Za-z0-9_.-]{1,32}$";
+
+impl RoomCursor {
+    /// The cursor of a room.
+    pub fn of(created_ms: i64, room_id: &str) -> String {
+        format!("{created_ms}.{room_id}")
+    }
+
+    /// The place a cursor names; `None` when it is not one.
+    pub fn parse(s: &str) -> Option<(i64, String)> {
+        let (ms, room) = s.split_once('.')?;
+        let ms: i64 = ms.parse().ok()?;
+        domain::validation::validate_id("after", room).ok()?;
+        Some((ms, room.to_owned()))
+    }
+}
+
+impl PartialSchema for RoomCursor {
+    fn schema() -> RefOr<Schema> {
+        string()
+            .pattern(Some(ROOM_CURSOR_PATTERN))
+            .description(Some(
+                "A place in the list, as `nextAfter` gives it: `{createdAt in ms}.{roomId}`",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for RoomCursor {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 use super::{caller, read_body, read_json, room_id};
 use crate::api_types::{
     Event, EventPage, EventsQuery, MessageBody, MessagePage, MessagesQuery, NewEvent, NewRoom,
-    RoomBody, RoomList, RoomPath, RoomsQuery, SnapshotBody, SnapshotQuery, ROOM_PAGE_MAX,
+    RoomBody, RoomCursor, RoomList, RoomPath, RoomsQuery, SnapshotBody, SnapshotQuery,
+    ROOM_PAGE_MAX,
 };
 use crate::appender::Appended;
 use crate::error::{ApiError, ErrorBody};
@@ -62,7 +63,7 @@ pub async fn create_room(
         (status = 200, description = "every room, or a page of them", body = RoomList),
         (status = 401, description = "unauthorized: no token, unknown token, or expired token", body = ErrorBody),
         (status = 429, description = "rate_limited", headers(("Retry-After" = u64, description = "seconds to wait")), body = ErrorBody),
-        (status = 400, description = "bad_query: limit not a non-negative integer, or after names no room", body = ErrorBody),
+        (status = 400, description = "bad_query: limit not a non-negative integer, or after not a place in the list", body = ErrorBody),
         (status = 500, description = "internal: a bug", body = ErrorBody),
         (status = 503, description = "unavailable: the store cannot be reached", body = ErrorBody)))]
 pub async fn list_rooms(
@@ -78,17 +79,12 @@ pub async fn list_rooms(
     };
     // One more than asked tells whether there is a next page.
     let want = limit.saturating_add(1);
-    let Some(mut page) = state
-        .store
-        .room_list(&who.user, q.after.as_deref(), want)
-        .await?
-    else {
-        return Err(ApiError::bad_query("after names no room"));
-    };
+    let after = q.after.as_ref().map(|(t, id)| (*t, id.as_str()));
+    let mut page = state.store.room_list(&who.user, after, want).await?;
     let more = page.len() > limit;
     page.truncate(limit);
     let next_after = match page.last() {
-        Some((r, _)) if more => Some(r.room_id.clone()),
+        Some((r, _)) if more => Some(RoomCursor::of(r.created_at.as_millis(), &r.room_id)),
         _ => None,
     };
     let rooms = page

@@ -345,29 +345,16 @@ impl Store for EmbeddedStore {
     async fn room_list(
         &self,
         user: &str,
-        after: Option<&str>,
+        after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError> {
-        let (user, after) = (user.to_owned(), after.map(str::to_owned));
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
+        let user = user.to_owned();
+        let after = after.map(|(t, id)| (t, id.to_owned()));
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
             let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
-            let record = |id: &str| -> Result<Option<RoomRecord>, StoreError> {
-                rooms
-                    .get(id)
-                    .map_err(unavailable)?
-                    .map(|v| decode(v.value()))
-                    .transpose()
-            };
-            let start = match &after {
-                None => None,
-                Some(id) => match record(id)? {
-                    Some(r) => Some((r.created_at.as_millis(), r.room_id)),
-                    None => return Ok(None),
-                },
-            };
-            let range = match &start {
+            let range = match &after {
                 Some((t, id)) => order.range((*t, id.as_str())..),
                 None => order.range::<(i64, &str)>(..),
             }
@@ -379,18 +366,24 @@ impl Store for EmbeddedStore {
                 }
                 let (k, _) = row.map_err(unavailable)?;
                 let (t, id) = k.value();
-                if start
+                if after
                     .as_ref()
-                    .is_some_and(|(st, sid)| (*st, sid.as_str()) == (t, id))
+                    .is_some_and(|(at, aid)| (*at, aid.as_str()) == (t, id))
                 {
                     continue;
                 }
-                let r = record(id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("room order names no room {id}")))?;
+                let r: RoomRecord = match rooms.get(id).map_err(unavailable)? {
+                    Some(v) => decode(v.value())?,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "room order names no room {id}"
+                        )))
+                    }
+                };
                 let unread = unread_in(&tx, id, &user)?;
                 out.push((r, unread));
             }
-            Ok(Some(out))
+            Ok(out)
         })
         .await
     }
@@ -765,7 +758,7 @@ mod tests {
                 "{user}"
             );
         }
-        let list = store.room_list("bob", None, 10).await.unwrap().unwrap();
+        let list = store.room_list("bob", None, 10).await.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].0.room_id.as_str(), list[0].1), ("r", 2));
     }

@@ -142,15 +142,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(0)
     }
 
-    /// Up to `limit` rooms in list order (by `createdAt`, then `roomId`)
-    /// after the room `after` (from the first when `None`), each with
-    /// `user`'s unread count; `None` when `after` names no room.
+    /// Up to `limit` rooms in list order (by `createdAt` in ms, then
+    /// `roomId`) after the place `after` (from the first when `None`; no
+    /// room need be there), each with `user`'s unread count.
     async fn room_list(
         &self,
         user: &str,
-        after: Option<&str>,
+        after: Option<(i64, &str)>,
         limit: usize,
-    ) -> Result<Option<Vec<(RoomRecord, u64)>>, StoreError>;
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError>;
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;
 
     /// Events with seq > `after`, ascending, at most `limit`, and the room's last seq.
