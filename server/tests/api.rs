@@ -915,6 +915,17 @@ async fn bodies_keep_the_contracts_shape_and_integers_may_be_written_as_floats()
     )
     .await;
     assert_eq!((st, &v["asOfSeq"]), (StatusCode::OK, &json!(0)));
+    assert_eq!(v["messages"], json!([]));
+    // and one after year 9999 once in UTC: the present
+    let (st, v) = get(
+        &c,
+        &s,
+        &token,
+        "/api/rooms/r/messages?at=9999-12-31T23:59:59.999-01:00",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["asOfSeq"], v["lastSeq"]);
     s.stop().await;
 }
 
