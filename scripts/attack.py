@@ -8,8 +8,8 @@ before and after each round, and /healthz latency (a probe on a fresh
 connection every 50 ms) during each round. A second identical round should
 add nothing beyond the first. Bounded in count and time; loopback only.
 
-  scripts/edge-attack.sh            builds the release server and runs this
-  python3 scripts/edge-attack.py ./target/release/server [flood ...]
+  scripts/attack.sh            builds the release server and runs this
+  python3 scripts/attack.py ./target/release/server [flood ...]
 
 Floods: methods, sign-in-ids, sign-ups, connections, timing.
 SERVER_NOFILE=256 runs the server with that open-files limit (finding 7);
