@@ -16,7 +16,10 @@
 //!   the new one is answered `503 unavailable` (the contract's JSON,
 //!   `Retry-After: 1`) and closed.
 //! - On shutdown the listener closes, idle connections close, in-flight
-//!   requests finish; connections still open after [`FORCE_AFTER`] are dropped.
+//!   requests finish; a connection with no request in flight
+//!   [`DRAIN_IDLE`] later (a request's head still half sent, which hyper
+//!   would wait for until `CLIENT_TIMEOUT`) is closed; connections still
+//!   open after [`FORCE_AFTER`] are dropped.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
@@ -44,6 +47,12 @@ use tower::ServiceExt;
 
 /// How long a graceful shutdown waits for open connections before it drops them.
 pub const FORCE_AFTER: Duration = Duration::from_secs(30);
+
+/// How long after the start of a graceful shutdown a connection without a
+/// request in flight is closed: a head already sent is read and served
+/// within it, one still coming (sent slowly, or never finished) is not
+/// waited for.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
 /// Connections evicted and not yet closed: the open connections are at most
 /// `MAX_CONNECTIONS` plus this many, for a moment.
@@ -214,6 +223,10 @@ fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             .with_upgrades();
         let mut conn = std::pin::pin!(conn);
         let mut draining = false;
+        // Armed when the shutdown starts (see DRAIN_IDLE).
+        let idle_close = tokio::time::sleep(FORCE_AFTER);
+        let mut idle_close = std::pin::pin!(idle_close);
+        let mut idle_armed = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -225,6 +238,15 @@ fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 _ = drain.wait_for(|p| *p != Phase::Serving), if !draining => {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
+                    idle_close.as_mut().reset(tokio::time::Instant::now() + DRAIN_IDLE);
+                    idle_armed = true;
+                }
+                () = idle_close.as_mut(), if idle_armed => {
+                    // Still no request in flight: nothing to finish.
+                    if tracked.in_flight.load(Ordering::Relaxed) == 0 {
+                        break;
+                    }
+                    idle_armed = false;
                 }
                 _ = force.wait_for(|p| *p == Phase::Force) => break,
                 () = tracked.evict.notified() => {

@@ -304,7 +304,7 @@ async fn failed_sign_ins_with_huge_distinct_ids_keep_memory_bounded() {
         after_second - after_first
     );
     // The latency itself is a benchmark's figure (printed above, and by
-    // scripts/edge-attack.sh in release); the test asks that it answers.
+    // scripts/attack.sh in release); the test asks that it answers.
     assert!(
         health.iter().all(|d| *d < Duration::from_secs(5)),
         "{health:?}"
@@ -399,7 +399,7 @@ async fn concurrent_sign_ups_hash_on_a_small_pool_and_taken_ids_are_not_hashed()
         hwm3 - hwm1
     );
     // The latency itself is a benchmark's figure (printed above, and by
-    // scripts/edge-attack.sh in release); the test asks that it answers.
+    // scripts/attack.sh in release); the test asks that it answers.
     assert!(
         health.iter().all(|d| *d < Duration::from_secs(5)),
         "{health:?}"
@@ -526,6 +526,34 @@ async fn silent_slow_and_idle_connections_are_closed() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// A shutdown does not wait for a request's head that is still coming (it
+/// did, until `CLIENT_TIMEOUT`: found by scripts/attack.sh's sigterm flood):
+/// a connection with no request in flight a second into the shutdown is
+/// closed.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_request_head_half_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(&dir.path().join("data"), 0);
+    config.client_timeout = Duration::from_secs(60);
+    let s = TestServer::start_with(config, None).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    // the server has read the half head
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    // stop() fails after 10 s; the client timeout is 60 s
+    s.stop().await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    assert!(closed_within(&mut half, Duration::from_secs(1)).await);
+    assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
+    eprintln!("stopped in {took:?}");
+}
+
 /// A connection with a request in flight: a sign-up whose body never
 /// comes, held until the server has asked for it (100 Continue).
 async fn busy_connection(addr: &str) -> TcpStream {
@@ -649,7 +677,7 @@ async fn a_flood_of_idle_connections_leaves_healthz_answering() {
     );
     assert_eq!(closed, 300);
     // The latency itself is a benchmark's figure (printed above, and by
-    // scripts/edge-attack.sh in release); the test asks that it answers.
+    // scripts/attack.sh in release); the test asks that it answers.
     assert!(
         health.iter().all(|d| *d < Duration::from_secs(5)),
         "{health:?}"
