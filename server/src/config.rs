@@ -78,6 +78,10 @@ pub struct Config {
     #[arg(long, env = "ROOMS_IN_MEMORY", default_value_t = 1024,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_in_memory: usize,
+    /// Memory for the embedded store's page cache, in MiB (at least 1): what the store keeps of the data file in memory.
+    #[arg(long, env = "STORE_CACHE_MIB", default_value_t = 64,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub store_cache_mib: usize,
     /// How often an open WebSocket is pinged (e.g. 30s); one that sends nothing, not even a pong, for two of these is closed.
     #[arg(long, env = "WS_PING_INTERVAL", default_value = "30s",
         value_parser = positive_duration, global = true)]
@@ -132,6 +136,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             snapshot_every: 100,
             rooms_in_memory: 1024,
+            store_cache_mib: 64,
             ws_ping_interval: Duration::from_secs(30),
             sign_ups_per_minute: 20,
             sign_ins_per_minute: 60,
@@ -264,6 +269,7 @@ mod tests {
             "--session-ttl=12h",
             "--snapshot-every=7",
             "--rooms-in-memory=3",
+            "--store-cache-mib=16",
             "--ws-ping-interval=5s",
             "--sign-ups-per-minute=0",
             "--sign-ins-per-minute=7",
@@ -287,6 +293,7 @@ mod tests {
                 session_ttl: Duration::from_secs(12 * 3600),
                 snapshot_every: 7,
                 rooms_in_memory: 3,
+                store_cache_mib: 16,
                 ws_ping_interval: Duration::from_secs(5),
                 sign_ups_per_minute: 0,
                 sign_ins_per_minute: 7,

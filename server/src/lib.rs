@@ -39,7 +39,8 @@ pub fn open_backends(config: &Config) -> Result<Backends, String> {
     if config.redis_url.is_some() {
         return Err("REDIS_URL is not supported yet; unset it to use in-process fan-out".into());
     }
-    let store = EmbeddedStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let store = EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
+        .map_err(|e| e.to_string())?;
     Ok((Arc::new(store), Arc::new(LocalBus::default())))
 }
 

@@ -60,10 +60,20 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir`, with a page cache of 64 MiB.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, 64 << 20)
+    }
+
+    /// Opens (or creates) the store under `dir`, keeping at most
+    /// `cache_bytes` of the data file in memory (redb's own default is
+    /// 1 GiB, which a write flood fills).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let db = Database::create(dir.join("chat.redb")).map_err(unavailable)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("chat.redb"))
+            .map_err(unavailable)?;
         // Create every table once so that readers never meet a missing one.
         let tx = db.begin_write().map_err(unavailable)?;
         {
