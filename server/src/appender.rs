@@ -113,7 +113,7 @@ impl Appender {
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         snapshot_every: u64,
-        rooms_in_memory: usize,
+        cache: RoomCache,
     ) -> (Appender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer {
@@ -122,7 +122,7 @@ impl Appender {
             metrics,
             snapshot_every,
             rooms: HashMap::new(),
-            rooms_in_memory,
+            cache,
             clock: 0,
         };
         (Appender { tx }, tokio::spawn(writer.run(rx)))
@@ -213,6 +213,28 @@ struct RoomCore {
     snap_seq: u64,
     /// When the writer last used it (a counter), for eviction.
     used: u64,
+    /// About how much memory the state holds (never less), for eviction.
+    bytes: usize,
+}
+
+/// What one message costs in a state besides its text (the slot, the
+/// index entry, a share of the reactions).
+const MESSAGE_BYTES: usize = 128;
+
+/// About the memory a state holds: its messages and their text.
+fn state_bytes(state: &RoomState) -> usize {
+    state
+        .messages()
+        .map(|m| MESSAGE_BYTES + m.content.len())
+        .sum()
+}
+
+/// How many room states the writer keeps, and how much memory they may
+/// hold together; the least recently used go first beyond either.
+#[derive(Clone, Copy, Debug)]
+pub struct RoomCache {
+    pub rooms: usize,
+    pub bytes: usize,
 }
 
 struct Writer {
@@ -221,9 +243,10 @@ struct Writer {
     metrics: Arc<Metrics>,
     snapshot_every: u64,
     rooms: HashMap<String, RoomCore>,
-    /// Room states kept in memory; the least recently used are dropped
-    /// beyond that and reloaded (snapshot + tail) when needed.
-    rooms_in_memory: usize,
+    /// How many room states are kept in memory, and how much they hold;
+    /// the least recently used are dropped beyond that and reloaded
+    /// (snapshot + tail) when needed.
+    cache: RoomCache,
     clock: u64,
 }
 
@@ -281,6 +304,7 @@ impl Writer {
             self.rooms.insert(
                 room.to_owned(),
                 RoomCore {
+                    bytes: state_bytes(&state),
                     state,
                     snap_seq,
                     used: 0,
@@ -453,21 +477,25 @@ impl Writer {
         }
     }
 
-    /// Drops the least recently used room states beyond the limit.
+    /// Drops the least recently used room states beyond the limits (the
+    /// newest stays, whatever it holds).
     fn evict(&mut self) {
-        while self.rooms.len() > self.rooms_in_memory.max(1) {
+        let mut bytes: usize = self.rooms.values().map(|core| core.bytes).sum();
+        while self.rooms.len() > 1
+            && (self.rooms.len() > self.cache.rooms || bytes > self.cache.bytes)
+        {
             let oldest = self
                 .rooms
                 .iter()
                 .min_by_key(|(_, core)| core.used)
                 .map(|(room, _)| room.clone());
-            match oldest {
-                Some(room) => {
-                    self.rooms.remove(&room);
-                }
+            match oldest.and_then(|room| self.rooms.remove(&room)) {
+                Some(core) => bytes -= core.bytes,
                 None => break,
             }
         }
+        self.metrics.room_states.set(self.rooms.len() as i64);
+        self.metrics.room_states_bytes.set(bytes as i64);
     }
 
     async fn create_room(
@@ -501,6 +529,7 @@ impl Writer {
         self.rooms.insert(
             room.to_owned(),
             RoomCore {
+                bytes: state_bytes(&state),
                 state,
                 snap_seq: 0,
                 used: self.clock,
@@ -632,6 +661,14 @@ impl Writer {
             }
             EventKind::RoomCreated { .. } => {}
         }
+        // What the state may hold more now (edits and reactions count what
+        // they add, and nothing counts down until the state is reloaded).
+        core.bytes += match &kind {
+            EventKind::MessageSent { content } => MESSAGE_BYTES + content.len(),
+            EventKind::MessageEdited { content, .. } => content.len(),
+            EventKind::ReactionAdded { emoji, .. } => MESSAGE_BYTES / 2 + emoji.len(),
+            _ => 0,
+        };
         let event = Arc::new(event);
         new_ids.insert(key, event.clone());
         commit.events.push(event.clone());

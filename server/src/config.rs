@@ -78,6 +78,10 @@ pub struct Config {
     #[arg(long, env = "ROOMS_IN_MEMORY", default_value_t = 1024,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_in_memory: usize,
+    /// Memory the room states kept for appending may hold together, in MiB (at least 1); least recently used dropped beyond.
+    #[arg(long, env = "ROOMS_MEMORY_MIB", default_value_t = 256,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
+    pub rooms_memory_mib: usize,
     /// Memory for the embedded store's page cache, in MiB (at least 1): what the store keeps of the data file in memory.
     #[arg(long, env = "STORE_CACHE_MIB", default_value_t = 64,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
@@ -136,6 +140,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             snapshot_every: 100,
             rooms_in_memory: 1024,
+            rooms_memory_mib: 256,
             store_cache_mib: 64,
             ws_ping_interval: Duration::from_secs(30),
             sign_ups_per_minute: 20,
@@ -269,6 +274,7 @@ mod tests {
             "--session-ttl=12h",
             "--snapshot-every=7",
             "--rooms-in-memory=3",
+            "--rooms-memory-mib=32",
             "--store-cache-mib=16",
             "--ws-ping-interval=5s",
             "--sign-ups-per-minute=0",
@@ -293,6 +299,7 @@ mod tests {
                 session_ttl: Duration::from_secs(12 * 3600),
                 snapshot_every: 7,
                 rooms_in_memory: 3,
+                rooms_memory_mib: 32,
                 store_cache_mib: 16,
                 ws_ping_interval: Duration::from_secs(5),
                 sign_ups_per_minute: 0,

@@ -17,7 +17,7 @@ pub mod serve;
 pub mod store;
 
 pub use app_state::AppState;
-use appender::Appender;
+use appender::{Appender, RoomCache};
 use auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
 use bus::{Bus, LocalBus};
 use config::Config;
@@ -69,7 +69,10 @@ pub async fn run_with(
         bus.clone(),
         metrics.clone(),
         config.snapshot_every,
-        config.rooms_in_memory,
+        RoomCache {
+            rooms: config.rooms_in_memory,
+            bytes: config.rooms_memory_mib << 20,
+        },
     );
     let per_user = config.rate_limit_per_user;
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);

@@ -57,6 +57,9 @@ pub struct Metrics {
     pub ws_resyncs: IntCounter,
     /// Rooms with live subscribers on the bus (set when scraped).
     pub bus_rooms: IntGauge,
+    /// Room states the writer keeps in memory, and about what they hold.
+    pub room_states: IntGauge,
+    pub room_states_bytes: IntGauge,
     pub append_seconds: Histogram,
     pub commit_seconds: Histogram,
 }
@@ -111,6 +114,16 @@ impl Metrics {
         .expect("valid metric");
         let bus_rooms = IntGauge::new("chat_bus_rooms", "rooms with live subscribers on the bus")
             .expect("valid metric");
+        let room_states = IntGauge::new(
+            "chat_room_states",
+            "room states kept in memory for appending",
+        )
+        .expect("valid metric");
+        let room_states_bytes = IntGauge::new(
+            "chat_room_states_bytes",
+            "about the memory the room states kept for appending hold",
+        )
+        .expect("valid metric");
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
         ];
@@ -138,6 +151,8 @@ impl Metrics {
             Box::new(ws_connections.clone()),
             Box::new(ws_resyncs.clone()),
             Box::new(bus_rooms.clone()),
+            Box::new(room_states.clone()),
+            Box::new(room_states_bytes.clone()),
             Box::new(append_seconds.clone()),
             Box::new(commit_seconds.clone()),
         ] {
@@ -155,6 +170,8 @@ impl Metrics {
             ws_connections,
             ws_resyncs,
             bus_rooms,
+            room_states,
+            room_states_bytes,
             append_seconds,
             commit_seconds,
         }

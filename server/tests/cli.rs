@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Every setting's environment variable.
-const VARS: [&str; 19] = [
+const VARS: [&str; 20] = [
     "BIND",
     "DATA_DIR",
     "MONGODB_URI",
@@ -19,6 +19,7 @@ const VARS: [&str; 19] = [
     "SESSION_TTL",
     "SNAPSHOT_EVERY",
     "ROOMS_IN_MEMORY",
+    "ROOMS_MEMORY_MIB",
     "STORE_CACHE_MIB",
     "WS_PING_INTERVAL",
     "SIGN_UPS_PER_MINUTE",

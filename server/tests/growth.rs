@@ -235,3 +235,42 @@ async fn the_room_list_pages_in_its_order() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn room_states_in_memory_stay_within_their_budget_and_reload_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(dir.path(), 0);
+    config.rooms_memory_mib = 1;
+    let s = TestServer::start_with(config, None).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let rooms = ["a", "b", "c"];
+    for r in rooms {
+        room(&c, &s, &token, r).await;
+    }
+    // 3 rooms of 150 messages of 4,000 characters: 1.8 MiB of text in all.
+    let text = "x".repeat(4000);
+    let mut first = std::collections::HashMap::new();
+    for round in 0..150u64 {
+        for r in rooms {
+            let (st, e) = post(&c, &s, &token, r, send(&text)).await;
+            assert_eq!(
+                (st, e["seq"].as_u64()),
+                (StatusCode::CREATED, Some(round + 2))
+            );
+            first
+                .entry(r)
+                .or_insert_with(|| e["eventId"].as_str().unwrap().to_owned());
+        }
+    }
+    let held = metric(&c, &s, "chat_room_states_bytes").await.unwrap();
+    assert!(held <= 1024.0 * 1024.0, "{held} bytes held");
+    assert!(metric(&c, &s, "chat_room_states").await.unwrap() < 3.0);
+    // every room decides as if it had never left memory (an edit of its first message)
+    for r in rooms {
+        let edit = serde_json::json!({"eventId": uuid::Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "edited", "targetMessageId": first[r]});
+        let (st, e) = post(&c, &s, &token, r, edit).await;
+        assert_eq!((st, e["seq"].as_u64()), (StatusCode::CREATED, Some(152)));
+    }
+    s.stop().await;
+}
