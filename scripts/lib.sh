@@ -35,3 +35,45 @@ ensure_apt() {
       { as_root apt-get update && as_root apt-get install -y "$1"; }
   fi
 }
+
+# The web toolchain, pinned together (trunk uses the wasm-bindgen and
+# wasm-opt on PATH only when their versions match Trunk.toml's [tools]).
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130
+BINARYEN_VERSION=132
+
+# ensure_cargo_tool BINARY CRATE VERSION MINUTES [cargo install flags]:
+# installs the crate's binaries with cargo when BINARY is missing or another
+# version.
+ensure_cargo_tool() {
+  local bin=$1 crate=$2 version=$3 minutes=$4
+  shift 4
+  if ! "$bin" --version 2>/dev/null | grep -qF "$version"; then
+    step "installing $crate $version with cargo (about $minutes minutes on 2 cores)"
+    cargo install "$crate" --version "$version" "$@"
+  fi
+}
+
+# Everything that builds the web bundle: the wasm32 target, trunk,
+# wasm-bindgen-cli and wasm-opt (binaryen from npm, in .tools; Debian's
+# binaryen is too old to load).
+ensure_web_toolchain() {
+  ensure_wasm_target
+  ensure_cargo_tool trunk trunk "$TRUNK_VERSION" 10 --locked
+  # No --locked: its lock file names a webpki-roots the registry lacks.
+  ensure_cargo_tool wasm-bindgen wasm-bindgen-cli "$WASM_BINDGEN_VERSION" 5
+  if ! .tools/node_modules/.bin/wasm-opt --version 2>/dev/null | grep -qF "version $BINARYEN_VERSION"; then
+    ensure_apt npm npm
+    step "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm into .tools (seconds)"
+    mkdir -p .tools
+    npm install --prefix .tools --no-save --no-audit --no-fund "binaryen@$BINARYEN_VERSION"
+  fi
+  PATH="$PWD/.tools/node_modules/.bin:$PATH"
+  export PATH
+}
+
+# Headless Chromium and its driver, for the browser tests.
+ensure_chromium() {
+  ensure_apt chromium chromium
+  ensure_apt chromium-driver chromedriver
+}
