@@ -8,12 +8,19 @@
 //! - When other users' events arrive first, the pending events are decided
 //!   again on top of the new confirmed state (a rebase); those that became
 //!   invalid (their target was deleted, …) are dropped and reported.
+//!
+//! A [`PendingEvent`] serializes to the flat body of a submission plus
+//! `submittedAt`, so a client can keep its unsent events (an offline queue)
+//! and send them as they are: the server ignores the extra field.
 
 use crate::command::Command;
 use crate::error::Refusal;
-use crate::event::{ChatEvent, EventKind};
+use crate::event::{ChatEvent, EventKind, EventType};
 use crate::state::{ApplyError, RoomState};
 use crate::time::Timestamp;
+use crate::view::{ChatMessageView, Incomplete};
+use compact_str::CompactString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 /// An event of this user that the server has not answered yet.
@@ -29,6 +36,46 @@ impl PendingEvent {
     /// The command to send to the server for this event.
     pub fn command(&self) -> Command {
         Command::from_kind(self.event_id, &self.kind)
+    }
+}
+
+/// The wire form of a [`PendingEvent`]: `eventId`, `eventType`, `content`,
+/// `targetMessageId` (as in a submission) and `submittedAt`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePending {
+    event_id: Uuid,
+    event_type: EventType,
+    #[serde(default)]
+    content: Option<CompactString>,
+    #[serde(default)]
+    target_message_id: Option<Uuid>,
+    submitted_at: Timestamp,
+}
+
+impl Serialize for PendingEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WirePending {
+            event_id: self.event_id,
+            event_type: self.kind.event_type(),
+            content: self.kind.content().map(CompactString::from),
+            target_message_id: self.kind.target(),
+            submitted_at: self.submitted_at,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WirePending::deserialize(d)?;
+        let kind = EventKind::from_parts(w.event_type, w.content, w.target_message_id)
+            .map_err(serde::de::Error::custom)?;
+        Ok(PendingEvent {
+            event_id: w.event_id,
+            kind,
+            submitted_at: w.submitted_at,
+        })
     }
 }
 
@@ -100,17 +147,40 @@ impl OptimisticRoom {
 
     /// An event the server stored (an `event` or `ack` frame, or a page of
     /// `/events`). Events already applied are ignored, so a frame may come
-    /// twice. A pending event with the same id is confirmed. Returns the
-    /// pending events the rebase dropped. A gap is an error: the caller
-    /// fetches the missing events first.
+    /// twice. A pending event with the same id is confirmed, even when the
+    /// event was already applied (an event sent again after a reload, whose
+    /// first copy came with the state). Returns the pending events the
+    /// rebase dropped. A gap is an error: the caller fetches the missing
+    /// events first.
     pub fn receive(&mut self, event: ChatEvent) -> Result<Vec<Dropped>, ApplyError> {
-        if event.seq <= self.confirmed.last_seq() {
-            return Ok(Vec::new());
-        }
         let id = event.event_id;
+        if event.seq <= self.confirmed.last_seq() {
+            if !self.is_pending(id) {
+                return Ok(Vec::new());
+            }
+            self.pending.retain(|p| p.event_id != id);
+            return Ok(self.rebase());
+        }
         self.confirmed.apply(event)?;
         self.pending.retain(|p| p.event_id != id);
         Ok(self.rebase())
+    }
+
+    /// Adds a page of older messages to the confirmed state (see
+    /// [`RoomState::add_older`]); what is shown follows.
+    pub fn add_older(
+        &mut self,
+        page: &[ChatMessageView],
+        before: u64,
+        reaches_start: bool,
+    ) -> Result<usize, Incomplete> {
+        let added = self.confirmed.add_older(page, before, reaches_start)?;
+        if added > 0 || self.shown.is_some() {
+            // The pending events only act on what the user saw: nothing of
+            // them changes, but `shown` is a copy to bring up to date.
+            self.rebase();
+        }
+        Ok(added)
     }
 
     /// The server refused a pending event: it is dropped.

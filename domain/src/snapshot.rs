@@ -18,6 +18,7 @@ use crate::message::Message;
 use crate::messages::MessageLog;
 use crate::state::{Coverage, RoomInfo, RoomState};
 use crate::time::Timestamp;
+use crate::view::{ChatMessageView, Incomplete};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -380,6 +381,56 @@ impl RoomState {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Adds a page of older messages to a partial state, as a client scrolls
+    /// up: `page` is the answer of `/messages?beforeSeq=before` (oldest
+    /// first), and `reaches_start` says it holds every message below
+    /// `before` (it was shorter than asked for). The loaded range then
+    /// starts at the page's oldest message (or at seq 1), so views and
+    /// decisions see those messages like the others. Messages the state
+    /// already covers are left as they are. Returns how many were added;
+    /// a complete state takes none. `Err(Incomplete)` when `before` is
+    /// below the loaded range: the page would leave a gap.
+    pub fn add_older(
+        &mut self,
+        page: &[ChatMessageView],
+        before: u64,
+        reaches_start: bool,
+    ) -> Result<usize, Incomplete> {
+        let Some(c) = &self.coverage else {
+            return Ok(0);
+        };
+        if before < c.from {
+            return Err(Incomplete);
+        }
+        let from = c.from;
+        let mut older: Vec<Message> = page
+            .iter()
+            .filter(|v| v.seq >= 1 && v.seq < from && !self.messages.contains(&v.message_id))
+            .map(Message::from_view)
+            .collect();
+        older.sort_unstable_by_key(|m| m.seq);
+        older.dedup_by_key(|m| m.seq);
+        let new_from = match page.iter().map(|v| v.seq).min() {
+            _ if reaches_start => 1,
+            Some(oldest) => oldest.min(from),
+            None => 1,
+        };
+        let added = older.len();
+        if added > 0 {
+            older.extend(self.messages.iter().cloned());
+            match MessageLog::from_ascending(older) {
+                Some(log) => self.messages = log,
+                // Ids that clash with other seqs: stored data contradicts
+                // itself; keep the state as it was.
+                None => return Err(Incomplete),
+            }
+        }
+        if let Some(c) = &mut self.coverage {
+            c.from = new_from;
+        }
+        Ok(added)
     }
 
     /// See [`unknown_read_targets`](RoomState::unknown_read_targets).

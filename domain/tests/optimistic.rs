@@ -119,3 +119,100 @@ fn a_gap_is_an_error_the_caller_sees() {
         }
     );
 }
+
+#[test]
+fn an_event_sent_again_after_it_was_stored_is_confirmed_by_its_old_copy() {
+    // given a message alice sent that the server stored, and a state loaded
+    // after that (a reload) that already holds it
+    let mut server = Log::new();
+    let c = cmd(id(7), EventType::MessageSent, Some("hello"), None);
+    let stored = server.submit("alice", &c).unwrap();
+    server.send(8, "bob", "after");
+    let mut room = OptimisticRoom::new("alice", server.state.clone());
+    // when her queue submits it again
+    room.submit(&c, ts(1)).unwrap();
+    assert!(room.is_pending(id(7)));
+    assert_eq!(
+        room.shown().views(),
+        server.state.views(),
+        "the copy shows no second message"
+    );
+    // then the server's answer (the stored event, an old seq) confirms it
+    assert!(room.receive(stored.clone()).unwrap().is_empty());
+    assert!(room.pending().is_empty());
+    assert_eq!(room.shown(), &server.state);
+    // and an old event nobody waits for changes nothing
+    assert!(room.receive(stored).unwrap().is_empty());
+}
+
+#[test]
+fn a_pending_event_round_trips_through_json_as_a_submission() {
+    let mut server = Log::new();
+    let m = server.send(1, "bob", "bob's");
+    let mut room = OptimisticRoom::new("alice", server.state.clone());
+    let sent = room
+        .submit(
+            &cmd(id(7), EventType::MessageSent, Some("<b>hi</b>"), None),
+            ts(5),
+        )
+        .unwrap();
+    let react = room
+        .submit(
+            &cmd(id(8), EventType::ReactionAdded, Some("👍"), Some(m)),
+            ts(6),
+        )
+        .unwrap();
+    let read = room
+        .submit(&cmd(id(9), EventType::MessageRead, None, Some(m)), ts(7))
+        .unwrap();
+    for p in [&sent, &react, &read] {
+        let json = serde_json::to_string(p).unwrap();
+        let back: domain::PendingEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, p);
+        // the same document is a valid submission of the same command
+        let s = domain::Submission::from_json(json.as_bytes()).unwrap();
+        assert_eq!(s.validate().unwrap(), p.command());
+    }
+    let v: serde_json::Value = serde_json::to_value(&react).unwrap();
+    assert_eq!(v["eventType"], "REACTION_ADDED");
+    assert_eq!(v["targetMessageId"], m.hyphenated().to_string());
+    assert_eq!(v["submittedAt"], ts(6).to_rfc3339());
+    // a document missing what its type needs is refused
+    let bad = r#"{"eventId":"00000000-0000-0000-0000-000000000001","eventType":"MESSAGE_EDITED","content":"x","submittedAt":"2026-01-01T00:00:00.000Z"}"#;
+    assert!(serde_json::from_str::<domain::PendingEvent>(bad).is_err());
+}
+
+#[test]
+fn older_messages_added_under_pending_ones_keep_them_pending() {
+    // given a partial state (only the newest chunk) with a pending reaction
+    let mut server = Log::new();
+    for n in 0..600 {
+        server.send(100 + n, "bob", "old");
+    }
+    let snap = server.state.full_snapshot().unwrap();
+    let plan = snap.head.plan_window(10, None, 0);
+    let chunks = snap
+        .chunks
+        .iter()
+        .filter(|c| plan.contains(&c.index))
+        .cloned()
+        .collect();
+    let partial = domain::RoomState::from_snapshot(&snap.head, chunks).unwrap();
+    let mut room = OptimisticRoom::new("alice", partial);
+    let newest = id(100 + 599);
+    room.submit(
+        &cmd(id(7), EventType::ReactionAdded, Some("👍"), Some(newest)),
+        ts(1),
+    )
+    .unwrap();
+    // when an older page is added
+    let before = room.confirmed().coverage().unwrap().from;
+    let page = server.state.window_views(100, Some(before)).unwrap();
+    assert_eq!(room.add_older(&page, before, false), Ok(100));
+    // then both states hold the older messages and the reaction stays pending
+    assert!(room.shown().message(page[0].message_id).is_some());
+    assert!(room.confirmed().message(page[0].message_id).is_some());
+    assert!(room.is_pending(id(7)));
+    let reacted = room.shown().message(newest).unwrap();
+    assert_eq!(reacted.reactions.users("👍").collect::<Vec<_>>(), ["alice"]);
+}

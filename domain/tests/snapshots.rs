@@ -388,3 +388,97 @@ fn a_state_round_trips_through_json() {
         content: Default::default(),
     };
 }
+
+#[test]
+fn pages_of_older_messages_complete_a_partial_state() {
+    // given a room with reactions, an edit and a read marker, and a partial
+    // state holding only the newest chunk of its snapshot
+    let mut log = log_with_messages(700);
+    log.submit(
+        "bob",
+        &cmd(
+            id(9001),
+            EventType::ReactionAdded,
+            Some("👍"),
+            Some(id(105)),
+        ),
+    )
+    .unwrap();
+    log.submit(
+        "alice",
+        &cmd(
+            id(9002),
+            EventType::MessageEdited,
+            Some("edited"),
+            Some(id(100)),
+        ),
+    )
+    .unwrap();
+    log.submit(
+        "carol",
+        &cmd(id(9003), EventType::MessageRead, None, Some(id(400))),
+    )
+    .unwrap();
+    let snap = log.state.full_snapshot().unwrap();
+    let plan = snap.head.plan_window(50, None, 0);
+    let chunks = snap
+        .chunks
+        .iter()
+        .filter(|c| plan.contains(&c.index))
+        .cloned()
+        .collect();
+    let mut partial = RoomState::from_snapshot(&snap.head, chunks).unwrap();
+    assert!(partial.message(id(105)).is_none());
+    // when a client scrolls up, page by page (`/messages?beforeSeq`)
+    let limit = 200;
+    let mut pages = 0;
+    loop {
+        let before = partial.coverage().unwrap().from;
+        if before <= 1 {
+            break;
+        }
+        let page = log.state.window_views(limit, Some(before)).unwrap();
+        let reaches_start = page.len() < limit;
+        let added = partial.add_older(&page, before, reaches_start).unwrap();
+        assert_eq!(added, page.len());
+        pages += 1;
+    }
+    // then it shows every message as the whole state does, and decides on
+    // the older ones too
+    assert!(pages >= 3);
+    assert_eq!(partial.views(), log.state.views());
+    assert_eq!(
+        partial.window_views(1000, None).unwrap(),
+        log.state.window_views(1000, None).unwrap()
+    );
+    let edit = cmd(
+        id(9004),
+        EventType::MessageEdited,
+        Some("again"),
+        Some(id(103)),
+    );
+    assert_eq!(
+        partial.decide(&edit, "alice"),
+        log.state.decide(&edit, "alice")
+    );
+    // a page that does not reach the loaded range is refused; a complete
+    // state takes nothing
+    let mut partial = RoomState::from_snapshot(
+        &snap.head,
+        snap.chunks
+            .iter()
+            .filter(|c| plan.contains(&c.index))
+            .cloned()
+            .collect(),
+    )
+    .unwrap();
+    let from = partial.coverage().unwrap().from;
+    let early = log.state.window_views(10, Some(from - 100)).unwrap();
+    assert_eq!(
+        partial.add_older(&early, from - 100, false),
+        Err(Incomplete)
+    );
+    let mut whole = log.state.clone();
+    assert_eq!(whole.add_older(&early, 50, false), Ok(0));
+    assert_eq!(whole, log.state);
+}
