@@ -1,4 +1,5 @@
-//! The browser app (Leptos, CSR). For now a placeholder that builds; the app
-//! replays rooms with the domain crate's reducer.
+//! The browser entry point: mounts the app (see `web::app`).
 
-fn main() {}
+fn main() {
+    web::start();
+}

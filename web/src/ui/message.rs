@@ -1,0 +1,406 @@
+//! The message list of the open room (live, or as of the time-travel
+//! point), and one message: an `<article>` with its sender, text, time,
+//! `edited`, reactions, read receipts and `data-state`, and on one's own
+//! messages `Edit` and `Delete`. Text is always a text node.
+
+use crate::app::use_app;
+use crate::browser;
+use crate::live_room::{rows_of, Row, RowState};
+use crate::ui::room::{use_room, Older};
+use leptos::html;
+use leptos::prelude::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use uuid::Uuid;
+use wasm_bindgen::JsCast;
+
+/// The quick reactions offered.
+const EMOJI: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+/// The rows shown, in order and by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Rows {
+    order: Vec<Uuid>,
+    by_id: HashMap<Uuid, Row>,
+}
+
+impl Rows {
+    fn new(rows: Vec<Row>) -> Self {
+        Rows {
+            order: rows.iter().map(|r| r.view.message_id).collect(),
+            by_id: rows.into_iter().map(|r| (r.view.message_id, r)).collect(),
+        }
+    }
+}
+
+#[component]
+pub fn MessageList() -> impl IntoView {
+    let ctx = use_room();
+    let rows = Memo::new(move |_| {
+        let travel = ctx.travel.with(|t| {
+            t.as_ref().map(|t| {
+                t.state
+                    .as_ref()
+                    .map(|s| rows_of(s, t.limit, |_| RowState::Confirmed))
+                    .unwrap_or_default()
+            })
+        });
+        Rows::new(match travel {
+            Some(rows) => rows,
+            None => {
+                let limit = ctx.limit.get();
+                ctx.live
+                    .with(|l| l.as_ref().map(|l| l.rows(limit)).unwrap_or_default())
+            }
+        })
+    });
+    let order = Memo::new(move |_| rows.with(|r| r.order.clone()));
+    let has_older = move || {
+        let travel = ctx.travel.with(|t| {
+            t.as_ref().map(|t| {
+                t.state.as_ref().is_some_and(|s| {
+                    s.message_count() > t.limit || crate::live_room::older_before(s).is_some()
+                })
+            })
+        });
+        travel.unwrap_or_else(|| {
+            let limit = ctx.limit.get();
+            ctx.live
+                .with(|l| l.as_ref().is_some_and(|l| l.has_older(limit)))
+        })
+    };
+    let scroller = NodeRef::<html::Div>::new();
+    // Scroll height before older messages were added above, to keep the
+    // messages in view where they were.
+    let anchor = StoredValue::new(None::<(i32, i32)>);
+    let read_timer = StoredValue::new_local(None::<TimeoutHandle>);
+
+    let schedule_read = move || {
+        if let Some(t) = read_timer.try_get_value().flatten() {
+            t.clear();
+        }
+        let handle = set_timeout_with_handle(
+            move || {
+                if let Some(el) = scroller.get_untracked() {
+                    let visible = visible_ids(&el);
+                    ctx.mark_read(&visible);
+                }
+            },
+            Duration::from_millis(400),
+        )
+        .ok();
+        read_timer.try_set_value(handle);
+    };
+
+    let load_older = move || {
+        if let Some(el) = scroller.get_untracked() {
+            anchor.set_value(Some((el.scroll_height(), el.scroll_top())));
+        }
+        ctx.load_older();
+    };
+
+    // After each change: keep the view on the newest message, or where it
+    // was when older ones were added; then see what is read.
+    Effect::new(move |_| {
+        rows.track();
+        request_animation_frame(move || {
+            let Some(el) = scroller.get_untracked() else {
+                return;
+            };
+            if let Some((height, top)) = anchor.try_get_value().flatten() {
+                if el.scroll_height() != height {
+                    el.set_scroll_top(top + el.scroll_height() - height);
+                    anchor.set_value(None);
+                }
+            } else if ctx.stick.try_get_value().unwrap_or(false) {
+                el.set_scroll_top(el.scroll_height());
+            }
+            schedule_read();
+        });
+    });
+    let focus = window_event_listener(leptos::ev::focus, move |_| schedule_read());
+    on_cleanup(move || {
+        focus.remove();
+        if let Some(t) = read_timer.try_get_value().flatten() {
+            t.clear();
+        }
+    });
+
+    let on_scroll = move |_| {
+        let Some(el) = scroller.get_untracked() else {
+            return;
+        };
+        let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+        ctx.stick.set_value(from_bottom < 64);
+        if el.scroll_top() < 160 && has_older() && ctx.older.get_untracked() == Older::Idle {
+            load_older();
+        }
+        schedule_read();
+    };
+
+    let older_state = move || ctx.older.get();
+    let empty = move || order.with(Vec::is_empty) && !has_older();
+    view! {
+        <div
+            class="messages"
+            node_ref=scroller
+            on:scroll=on_scroll
+            tabindex="0"
+            role="log"
+            aria-label="Messages"
+        >
+            <Show when=has_older>
+                <div class="older">
+                    {move || match older_state() {
+                        Older::Loading => view! { <p class="muted">"Loading older messages…"</p> }.into_any(),
+                        Older::Failed(e) => view! {
+                            <p role="alert" class="alert">{format!("Older messages could not be loaded. {e}")}</p>
+                            <button type="button" on:click=move |_| { ctx.older.set(Older::Idle); load_older(); }>
+                                "Try again"
+                            </button>
+                        }
+                        .into_any(),
+                        Older::Idle => view! {
+                            <button type="button" class="quiet" on:click=move |_| load_older()>
+                                "Load older messages"
+                            </button>
+                        }
+                        .into_any(),
+                    }}
+                </div>
+            </Show>
+            <Show when=empty>
+                <p class="empty">
+                    {move || if ctx.travel.with(Option::is_some) {
+                        "No messages at this point."
+                    } else {
+                        "No messages yet. Say hello!"
+                    }}
+                </p>
+            </Show>
+            <For each=move || order.get() key=|id| *id let:id>
+                <MessageItem id rows=Signal::derive(move || rows.with(|r| r.by_id.get(&id).cloned())) />
+            </For>
+        </div>
+    }
+}
+
+/// Ids of the messages at least partly on screen in the list.
+fn visible_ids(list: &web_sys::HtmlDivElement) -> Vec<Uuid> {
+    let frame = list.get_bounding_client_rect();
+    let Ok(items) = list.query_selector_all("article[data-id]") else {
+        return Vec::new();
+    };
+    (0..items.length())
+        .filter_map(|i| items.item(i)?.dyn_into::<web_sys::Element>().ok())
+        .filter(|el| {
+            let r = el.get_bounding_client_rect();
+            r.bottom() > frame.top() + 4.0 && r.top() < frame.bottom() - 4.0
+        })
+        .filter_map(|el| el.get_attribute("data-id")?.parse().ok())
+        .collect()
+}
+
+#[component]
+fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
+    let ctx = use_room();
+    let app = use_app();
+    let row = Memo::new(move |_| rows.get());
+    let me = app.user().unwrap_or_default();
+    let sender = row.with_untracked(|r| {
+        r.as_ref()
+            .map(|r| r.view.sender_id.clone())
+            .unwrap_or_default()
+    });
+    let mine = sender == me;
+    let state = move || row.with(|r| r.as_ref().map_or(RowState::Confirmed, |r| r.state));
+    let content = move || {
+        row.with(|r| {
+            r.as_ref()
+                .map(|r| r.view.content.clone())
+                .unwrap_or_default()
+        })
+    };
+    let sent_at = move || row.with(|r| r.as_ref().map(|r| r.view.sent_at));
+    let edited = move || row.with(|r| r.as_ref().is_some_and(|r| r.view.edited_at.is_some()));
+    let read_by = move || {
+        row.with(|r| {
+            r.as_ref()
+                .map(|r| r.view.read_by.clone())
+                .unwrap_or_default()
+        })
+    };
+    let error = move || row.with(|r| r.as_ref().and_then(|r| r.error.clone()));
+    let live = move || ctx.travel.with(Option::is_none);
+    let editing = move || ctx.editing.get() == Some(id);
+    let can_change = move || mine && live() && state() != RowState::Failed;
+
+    view! {
+        <article class="msg" class:mine=mine data-id=id.to_string() data-state=move || state().as_str()>
+            <div class="meta">
+                <span class="sender">{sender.clone()}</span>
+                {move || sent_at().map(|t| view! {
+                    <time datetime=t.to_rfc3339() title=browser::full_time(t)>{browser::clock_time(t)}</time>
+                })}
+                <Show when=edited>
+                    <span class="edited">"edited"</span>
+                </Show>
+                <Show when=move || state() == RowState::Pending>
+                    <span class="pending-note">"Sending…"</span>
+                </Show>
+            </div>
+            <Show when=editing fallback=move || view! { <p class="text">{content}</p> }>
+                <EditBox id initial=content() />
+            </Show>
+            <Reactions id row mine_user=me.clone() />
+            <Show when=move || !read_by().is_empty()>
+                <p class="receipts">{move || format!("Read by {}", read_by().join(", "))}</p>
+            </Show>
+            <Show when=move || can_change() && !editing()>
+                <div class="actions">
+                    <button type="button" class="quiet" on:click=move |_| ctx.editing.set(Some(id))>
+                        "Edit"
+                    </button>
+                    <button type="button" class="quiet danger" on:click=move |_| ctx.delete(id)>
+                        "Delete"
+                    </button>
+                </div>
+            </Show>
+            {move || error().map(|e| view! {
+                <div role="alert" class="alert failed-note">
+                    <span>{format!("Not sent: {e}")}</span>
+                    <button type="button" on:click=move |_| ctx.retry(id)>"Retry"</button>
+                    <button type="button" class="quiet" on:click=move |_| ctx.discard(id)>"Discard"</button>
+                </div>
+            })}
+        </article>
+    }
+}
+
+/// The text box that edits a message: Enter saves, Escape cancels.
+#[component]
+fn EditBox(id: Uuid, initial: String) -> impl IntoView {
+    let ctx = use_room();
+    let area = NodeRef::<html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(a) = area.get() {
+            let _ = a.focus();
+            let end = a.value().len() as u32;
+            let _ = a.set_selection_range(end, end);
+        }
+    });
+    let original = initial.clone();
+    let save = move || {
+        let Some(a) = area.get_untracked() else {
+            return;
+        };
+        let text = a.value();
+        ctx.editing.set(None);
+        if text != original && !text.trim().is_empty() {
+            ctx.edit(id, &text);
+        }
+    };
+    let save2 = save.clone();
+    let on_key = move |e: leptos::ev::KeyboardEvent| {
+        if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+            e.prevent_default();
+            save();
+        } else if e.key() == "Escape" {
+            e.prevent_default();
+            ctx.editing.set(None);
+        }
+    };
+    view! {
+        <div class="edit">
+            <textarea aria-label="Edit message" node_ref=area prop:value=initial rows="2" on:keydown=on_key></textarea>
+            <div class="edit-buttons">
+                <span class="hint">"Enter to save · Escape to cancel"</span>
+                <button type="button" class="primary" on:click=move |_| save2()>"Save"</button>
+                <button type="button" class="quiet" on:click=move |_| ctx.editing.set(None)>"Cancel"</button>
+            </div>
+        </div>
+    }
+}
+
+/// The reactions on a message (each a toggle) and the picker that adds one.
+#[component]
+fn Reactions(id: Uuid, row: Memo<Option<Row>>, mine_user: String) -> impl IntoView {
+    let ctx = use_room();
+    let open = RwSignal::new(false);
+    let reactions = Memo::new(move |_| {
+        row.with(|r| {
+            r.as_ref()
+                .map(|r| {
+                    r.view
+                        .reactions
+                        .iter()
+                        .map(|(e, u)| (e.clone(), u.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
+    let live = move || ctx.travel.with(Option::is_none);
+    let can_react =
+        move || live() && row.with(|r| r.as_ref().is_some_and(|r| r.state != RowState::Failed));
+    let me = StoredValue::new(mine_user);
+    view! {
+        <div class="reactions">
+            <For each=move || reactions.get() key=|(e, users)| (e.clone(), users.clone()) let:reaction>
+                {
+                    let (emoji, users) = reaction;
+                    let count = users.len();
+                    let pressed = me.with_value(|m| users.iter().any(|u| u == m));
+                    let title = users.join(", ");
+                    let e2 = emoji.clone();
+                    view! {
+                        <button
+                            type="button"
+                            class="reaction"
+                            aria-pressed=if pressed { "true" } else { "false" }
+                            title=title
+                            disabled=move || !can_react()
+                            on:click=move |_| ctx.react(id, &e2, !pressed)
+                        >
+                            {format!("{emoji} {count}")}
+                        </button>
+                    }
+                }
+            </For>
+            <Show when=can_react>
+                <button
+                    type="button"
+                    class="quiet react"
+                    aria-label="Add reaction"
+                    aria-expanded=move || if open.get() { "true" } else { "false" }
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    "☺+"
+                </button>
+                <Show when=move || open.get()>
+                    <span class="palette" role="group" aria-label="Reactions to add">
+                        {EMOJI
+                            .into_iter()
+                            .map(|e| view! {
+                                <button
+                                    type="button"
+                                    class="quiet"
+                                    aria-label=format!("React with {e}")
+                                    on:click=move |_| {
+                                        open.set(false);
+                                        let has = reactions.with_untracked(|rs| {
+                                            me.with_value(|m| rs.iter().any(|(x, us)| x == e && us.iter().any(|u| u == m)))
+                                        });
+                                        ctx.react(id, e, !has);
+                                    }
+                                >
+                                    {e}
+                                </button>
+                            })
+                            .collect_view()}
+                    </span>
+                </Show>
+            </Show>
+        </div>
+    }
+}
