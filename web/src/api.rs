@@ -4,15 +4,18 @@
 //! as they are decoded by the domain's reducer.
 
 use crate::browser::encode;
+use crate::history::{History, LOG_RADIUS};
 use crate::session::Session;
 use crate::wire::{
     ErrorBody, ErrorInfo, EventsPage, MessagesPage, RawEventsPage, RoomList, RoomSummary,
     SnapshotBody,
 };
 use domain::{ChatEvent, PendingEvent, RoomState};
-use gloo_net::http::{Request, RequestBuilder, Response};
+use gloo_net::http::{Request, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Events asked for per page of `/events` (the server's most).
 pub const EVENTS_PAGE: u64 = 5000;
@@ -55,9 +58,8 @@ impl ApiError {
             }
             ApiError::Http { error, .. } => {
                 let mut m = error.message.clone();
-                if let Some(first) = m.get(0..1) {
-                    let upper = first.to_uppercase();
-                    m.replace_range(0..1, &upper);
+                if let Some(first) = m.get_mut(0..1) {
+                    first.make_ascii_uppercase();
                 }
                 if !m.ends_with('.') {
                     m.push('.');
@@ -83,26 +85,40 @@ fn authed(req: RequestBuilder, token: &str) -> RequestBuilder {
     req.header("Authorization", &format!("Bearer {token}"))
 }
 
-/// The body of a successful answer as text, or the error.
-async fn text(resp: Result<Response, gloo_net::Error>) -> Result<String, ApiError> {
-    let resp = resp.map_err(|_| ApiError::Network)?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|_| ApiError::Network)?;
-    if resp.ok() {
-        return Ok(body);
-    }
-    Err(match serde_json::from_str::<ErrorBody>(&body) {
-        Ok(b) => ApiError::Http {
-            status,
-            error: b.error,
-        },
-        Err(_) => ApiError::bad_body(status, format!("status {status}")),
+/// A request's answer as text, or the error. Boxed, so that the one copy
+/// of this future serves every route (a smaller bundle).
+type Answer = Pin<Box<dyn Future<Output = Result<String, ApiError>>>>;
+
+fn send(req: Result<Request, ApiError>) -> Answer {
+    Box::pin(async move {
+        let resp = req?.send().await.map_err(|_| ApiError::Network)?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|_| ApiError::Network)?;
+        if resp.ok() {
+            return Ok(body);
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(body.as_bytes()) {
+            Ok(b) => ApiError::Http {
+                status,
+                error: b.error,
+            },
+            Err(_) => ApiError::bad_body(status, format!("status {status}")),
+        })
     })
 }
 
-async fn json<T: DeserializeOwned>(resp: Result<Response, gloo_net::Error>) -> Result<T, ApiError> {
-    let body = text(resp).await?;
-    serde_json::from_str(&body).map_err(|e| ApiError::bad_body(200, e))
+/// A GET with the token.
+fn get(url: &str, token: &str) -> Answer {
+    send(
+        authed(Request::get(url), token)
+            .build()
+            .map_err(|_| ApiError::Network),
+    )
+}
+
+async fn json<T: DeserializeOwned>(answer: Answer) -> Result<T, ApiError> {
+    let body = answer.await?;
+    serde_json::from_slice(body.as_bytes()).map_err(|e| ApiError::bad_body(200, e))
 }
 
 fn with_body<B: Serialize>(req: RequestBuilder, body: &B) -> Result<Request, ApiError> {
@@ -125,8 +141,8 @@ pub async fn sign_up(user_id: &str, password: &str) -> Result<(), ApiError> {
     let req = with_body(
         Request::post("/api/users"),
         &Credentials { user_id, password },
-    )?;
-    text(req.send().await).await.map(drop)
+    );
+    send(req).await.map(drop)
 }
 
 /// `POST /api/sessions`.
@@ -134,30 +150,28 @@ pub async fn sign_in(user_id: &str, password: &str) -> Result<Session, ApiError>
     let req = with_body(
         Request::post("/api/sessions"),
         &Credentials { user_id, password },
-    )?;
-    json(req.send().await).await
+    );
+    json(send(req)).await
 }
 
 /// `DELETE /api/sessions/current`.
 pub async fn sign_out(token: &str) -> Result<(), ApiError> {
     let req = authed(Request::delete("/api/sessions/current"), token);
-    text(req.send().await).await.map(drop)
+    send(req.build().map_err(|_| ApiError::Network))
+        .await
+        .map(drop)
 }
 
 /// `GET /api/rooms`: every room, oldest first.
 pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, ApiError> {
-    let req = authed(Request::get("/api/rooms"), token);
-    json::<RoomList>(req.send().await).await.map(|l| l.rooms)
+    json::<RoomList>(get("/api/rooms", token))
+        .await
+        .map(|l| l.rooms)
 }
 
 /// `GET /api/rooms/{id}`.
 pub async fn room(token: &str, room: &str) -> Result<RoomSummary, ApiError> {
-    json(
-        authed(Request::get(&room_url(room, "")), token)
-            .send()
-            .await,
-    )
-    .await
+    json(get(&room_url(room, ""), token)).await
 }
 
 #[derive(Serialize)]
@@ -172,8 +186,8 @@ pub async fn create_room(token: &str, room_id: &str, name: &str) -> Result<RoomS
     let req = with_body(
         authed(Request::post("/api/rooms"), token),
         &NewRoom { room_id, name },
-    )?;
-    json(req.send().await).await
+    );
+    json(send(req)).await
 }
 
 /// `GET /snapshot?window=…` (and `atSeq`): the latest snapshot at or before
@@ -188,7 +202,7 @@ pub async fn snapshot(
     if let Some(k) = at_seq {
         url.push_str(&format!("&atSeq={k}"));
     }
-    json(authed(Request::get(&url), token).send().await).await
+    json(get(&url, token)).await
 }
 
 /// Applies the events after `state` from `/events`, page by page, each
@@ -201,9 +215,9 @@ pub async fn catch_up(token: &str, room: &str, state: &mut RoomState) -> Result<
             room,
             &format!("/events?afterSeq={after}&limit={EVENTS_PAGE}"),
         );
-        let body = text(authed(Request::get(&url), token).send().await).await?;
+        let body = get(&url, token).await?;
         let page: RawEventsPage =
-            serde_json::from_str(&body).map_err(|e| ApiError::bad_body(200, e))?;
+            serde_json::from_slice(body.as_bytes()).map_err(|e| ApiError::bad_body(200, e))?;
         let applied = state
             .apply_json(page.events.get().as_bytes())
             .map_err(|e| ApiError::bad_body(200, e))?;
@@ -221,7 +235,7 @@ pub async fn events(
     limit: u64,
 ) -> Result<EventsPage, ApiError> {
     let url = room_url(room, &format!("/events?afterSeq={after}&limit={limit}"));
-    json(authed(Request::get(&url), token).send().await).await
+    json(get(&url, token)).await
 }
 
 /// The events with seq in `after+1..=upto` (fewer if the room ends first).
@@ -255,7 +269,7 @@ pub async fn messages(
     if let Some(k) = at_seq {
         url.push_str(&format!("&atSeq={k}"));
     }
-    json(authed(Request::get(&url), token).send().await).await
+    json(get(&url, token)).await
 }
 
 /// `POST /events`: one queued event, for rooms not open.
@@ -267,6 +281,41 @@ pub async fn post_event(
     let req = with_body(
         authed(Request::post(&room_url(room, "/events")), token),
         event,
-    )?;
-    json(req.send().await).await
+    );
+    json(send(req)).await
+}
+
+/// A future boxed at this boundary, so that callers' futures stay small.
+pub type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// A room as it is now, fast at any size: the snapshot holding the newest
+/// `window` messages (a partial state for a large room), and the events
+/// after it replayed by the domain's reducer.
+pub fn load_room(token: String, room: String, window: usize) -> Boxed<RoomState> {
+    Box::pin(async move {
+        let mut state = snapshot(&token, &room, None, window).await?.state;
+        catch_up(&token, &room, &mut state).await?;
+        Ok(state)
+    })
+}
+
+/// What time travel to seq `k` replays from: the nearest snapshot at or
+/// before `k` (windowed) and the events from a few before it to a little
+/// past `k` (for the event log and for moving the slider without asking
+/// again). `None` if the pieces do not fit together.
+pub fn load_history(
+    token: String,
+    room: String,
+    k: u64,
+    last: u64,
+    window: usize,
+) -> Boxed<Option<History>> {
+    Box::pin(async move {
+        let snap = snapshot(&token, &room, Some(k), window).await?;
+        let base = snap.state.last_seq();
+        let from = base.saturating_sub(LOG_RADIUS + 1);
+        let upto = (k + LOG_RADIUS + 256).min(last);
+        let events = events_range(&token, &room, from, upto).await?;
+        Ok(History::new(snap.state, events))
+    })
 }

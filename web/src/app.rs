@@ -8,13 +8,32 @@ use crate::link::Link;
 use crate::outbox::Outbox;
 use crate::session::Session;
 use crate::store::{LocalStore, SharedStore};
-use crate::ui::{auth::SignIn, room::RoomPage, rooms::Sidebar, topbar::TopBar};
+use crate::ui::{auth::SignIn, room::RoomView, rooms::Sidebar, topbar::TopBar};
 use crate::wire::RoomSummary;
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes};
+use leptos_router::components::Router;
 use leptos_router::hooks::use_location;
-use leptos_router::path;
 use std::time::Duration;
+
+/// The screen a URL shows: `/` the room list (no room open), `/rooms/{roomId}`
+/// that room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    Rooms,
+    Room(String),
+    NotFound,
+}
+
+impl Page {
+    pub fn of(path: &str) -> Page {
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => Page::Rooms,
+            (Some("rooms"), Some(id), None) => Page::Room(id.to_owned()),
+            _ => Page::NotFound,
+        }
+    }
+}
 
 /// The room list as last fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +113,7 @@ impl AppState {
 
     pub fn sign_out(&self) {
         if let Some(token) = self.token() {
-            leptos::task::spawn_local(async move {
+            crate::browser::spawn(async move {
                 let _ = api::sign_out(&token).await;
             });
         }
@@ -117,7 +136,7 @@ impl AppState {
     pub fn refresh_rooms(&self) {
         let Some(token) = self.token() else { return };
         let app = *self;
-        leptos::task::spawn_local(async move {
+        crate::browser::spawn(async move {
             let result = api::rooms(&token).await;
             app.saw(&result);
             match result {
@@ -155,7 +174,7 @@ impl AppState {
         }
         self.flushing.set_value(true);
         let app = *self;
-        leptos::task::spawn_local(async move {
+        crate::browser::spawn(async move {
             'rooms: for room in rooms {
                 let mut outbox = Outbox::open(store.clone(), &user, &room);
                 for event in outbox.events().to_vec() {
@@ -207,9 +226,13 @@ pub fn App() -> impl IntoView {
     let signed_in = move || app.session.with(Option::is_some);
     view! {
         <Router>
-            <Show when=signed_in fallback=|| view! { <SignIn /> }>
-                <Shell />
-            </Show>
+            {move || {
+                if signed_in() {
+                    view! { <Shell /> }.into_any()
+                } else {
+                    view! { <SignIn /> }.into_any()
+                }
+            }}
         </Router>
     }
 }
@@ -219,7 +242,9 @@ pub fn App() -> impl IntoView {
 fn Shell() -> impl IntoView {
     let app = use_app();
     let location = use_location();
-    let room_open = move || location.pathname.with(|p| p.starts_with("/rooms/"));
+    // The router keeps the URL (history, links); the page is read from it.
+    let page = Memo::new(move |_| location.pathname.with(|p| Page::of(p)));
+    let room_open = move || page.with(|p| matches!(p, Page::Room(_)));
     app.refresh_rooms();
     // Unread counts change as others write: ask again every few seconds
     // while the page is on screen.
@@ -242,10 +267,11 @@ fn Shell() -> impl IntoView {
             <TopBar />
             <Sidebar />
             <main class="main">
-                <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("/") view=NoRoom />
-                    <Route path=path!("/rooms/:id") view=RoomPage />
-                </Routes>
+                {move || match page.get() {
+                    Page::Rooms => view! { <NoRoom /> }.into_any(),
+                    Page::Room(room_id) => view! { <RoomView room_id /> }.into_any(),
+                    Page::NotFound => view! { <NotFound /> }.into_any(),
+                }}
             </main>
         </div>
     }
@@ -270,5 +296,21 @@ fn NotFound() -> impl IntoView {
                 <a href="/">"Back to the rooms"</a>
             </p>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn urls_name_the_screens() {
+        assert_eq!(Page::of("/"), Page::Rooms);
+        assert_eq!(Page::of(""), Page::Rooms);
+        assert_eq!(Page::of("/rooms/general"), Page::Room("general".into()));
+        assert_eq!(Page::of("/rooms/general/"), Page::Room("general".into()));
+        assert_eq!(Page::of("/rooms"), Page::NotFound);
+        assert_eq!(Page::of("/rooms/a/b"), Page::NotFound);
+        assert_eq!(Page::of("/elsewhere"), Page::NotFound);
     }
 }

@@ -70,3 +70,10 @@ pub fn ws_origin() -> String {
 pub fn encode(s: &str) -> String {
     js_sys::encode_uri_component(s).into()
 }
+
+/// Runs a future on the page's event loop. Every task goes through this one
+/// boxed type, so the executor's code is in the bundle once.
+pub fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
+    let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = Box::pin(task);
+    leptos::task::spawn_local(task);
+}

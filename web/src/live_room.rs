@@ -13,7 +13,6 @@ use domain::{
     ApplyError, ChatEvent, ChatMessageView, Command, Dropped, EventKind, EventType, OptimisticRoom,
     PendingEvent, Refusal, RoomState, Timestamp,
 };
-use std::collections::HashSet;
 use uuid::Uuid;
 
 /// An own message the server refused: shown as failed, to retry or discard.
@@ -343,7 +342,7 @@ impl LiveRoom {
     /// is pending while an own event about it (its sending, an edit, a
     /// reaction) waits for the server.
     pub fn rows(&self, limit: usize) -> Vec<Row> {
-        let waiting: HashSet<Uuid> = self
+        let waiting: Vec<Uuid> = self
             .room
             .pending()
             .iter()

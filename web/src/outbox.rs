@@ -24,7 +24,7 @@ impl Outbox {
         let key = format!("{}{room}", prefix(user));
         let events = store
             .get(&key)
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .and_then(|json| serde_json::from_slice(json.as_bytes()).ok())
             .unwrap_or_default();
         Outbox { store, key, events }
     }

@@ -17,7 +17,7 @@ pub struct Session {
 impl Session {
     /// The session saved by [`Session::save`], if any.
     pub fn load(store: &dyn Store) -> Option<Session> {
-        serde_json::from_str(&store.get(KEY)?).ok()
+        serde_json::from_slice(store.get(KEY)?.as_bytes()).ok()
     }
 
     pub fn save(&self, store: &dyn Store) {

@@ -284,7 +284,7 @@ impl Socket {
                     // whether the token or the room is gone.
                     let hooks = hooks.clone();
                     let me = self.clone();
-                    leptos::task::spawn_local(async move {
+                    crate::browser::spawn(async move {
                         match api::room(&token, &room).await {
                             Err(e) if e.is_unauthorized() => {
                                 me.stop();

@@ -115,7 +115,7 @@ struct Frame {
 
 impl ServerFrame {
     pub fn decode(text: &str) -> Result<ServerFrame, String> {
-        let f: Frame = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let f: Frame = serde_json::from_slice(text.as_bytes()).map_err(|e| e.to_string())?;
         match (f.kind.as_str(), f.event, f.error) {
             ("event", Some(e), _) => Ok(ServerFrame::Event(e)),
             ("ack", Some(e), _) => Ok(ServerFrame::Ack(e)),

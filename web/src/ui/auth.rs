@@ -10,8 +10,8 @@ use leptos::prelude::*;
 #[component]
 pub fn SignIn() -> impl IntoView {
     let app = use_app();
-    let user = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
+    let user = NodeRef::<leptos::html::Input>::new();
+    let password = NodeRef::<leptos::html::Input>::new();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
 
@@ -19,7 +19,10 @@ pub fn SignIn() -> impl IntoView {
         if busy.get_untracked() {
             return;
         }
-        let (u, p) = (user.get_untracked(), password.get_untracked());
+        let value = |r: NodeRef<leptos::html::Input>| {
+            r.get_untracked().map(|i| i.value()).unwrap_or_default()
+        };
+        let (u, p) = (value(user), value(password));
         if create {
             let checked = validate_id("User id", &u).and_then(|_| validate_password(&p));
             if let Err(r) = checked {
@@ -32,7 +35,7 @@ pub fn SignIn() -> impl IntoView {
         }
         busy.set(true);
         error.set(None);
-        leptos::task::spawn_local(async move {
+        crate::browser::spawn(async move {
             let result = async {
                 if create {
                     api::sign_up(&u, &p).await?;
@@ -72,7 +75,7 @@ pub fn SignIn() -> impl IntoView {
                     autocomplete="username"
                     autocapitalize="none"
                     spellcheck="false"
-                    bind:value=user
+                    node_ref=user
                 />
                 <label for="password">"Password"</label>
                 <input
@@ -80,7 +83,7 @@ pub fn SignIn() -> impl IntoView {
                     name="password"
                     type="password"
                     autocomplete="current-password"
-                    bind:value=password
+                    node_ref=password
                 />
                 <div class="buttons">
                     <button type="submit" class="primary" disabled=busy>
@@ -98,9 +101,8 @@ pub fn SignIn() -> impl IntoView {
 
 fn sentence(s: &str) -> String {
     let mut out = s.to_owned();
-    if let Some(first) = out.get(0..1) {
-        let upper = first.to_uppercase();
-        out.replace_range(0..1, &upper);
+    if let Some(first) = out.get_mut(0..1) {
+        first.make_ascii_uppercase();
     }
     if !out.ends_with('.') {
         out.push('.');

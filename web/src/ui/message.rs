@@ -9,7 +9,6 @@ use crate::live_room::{rows_of, Row, RowState};
 use crate::ui::room::{use_room, Older};
 use leptos::html;
 use leptos::prelude::*;
-use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
@@ -17,19 +16,22 @@ use wasm_bindgen::JsCast;
 /// The quick reactions offered.
 const EMOJI: [&str; 6] = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
-/// The rows shown, in order and by id.
+/// The rows shown, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Rows {
-    order: Vec<Uuid>,
-    by_id: HashMap<Uuid, Row>,
-}
+struct Rows(Vec<Row>);
 
 impl Rows {
     fn new(rows: Vec<Row>) -> Self {
-        Rows {
-            order: rows.iter().map(|r| r.view.message_id).collect(),
-            by_id: rows.into_iter().map(|r| (r.view.message_id, r)).collect(),
-        }
+        Rows(rows)
+    }
+
+    fn order(&self) -> Vec<Uuid> {
+        self.0.iter().map(|r| r.view.message_id).collect()
+    }
+
+    /// The row of a message: searched from the end, where changes are.
+    fn get(&self, id: Uuid) -> Option<&Row> {
+        self.0.iter().rev().find(|r| r.view.message_id == id)
     }
 }
 
@@ -54,7 +56,7 @@ pub fn MessageList() -> impl IntoView {
             }
         })
     });
-    let order = Memo::new(move |_| rows.with(|r| r.order.clone()));
+    let order = Memo::new(move |_| rows.with(Rows::order));
     let has_older = move || {
         let travel = ctx.travel.with(|t| {
             t.as_ref().map(|t| {
@@ -147,9 +149,9 @@ pub fn MessageList() -> impl IntoView {
             on:scroll=on_scroll
             tabindex="0"
             role="log"
-            aria-label="Messages"
+            aria-label="Conversation"
         >
-            <Show when=has_older>
+            {move || has_older().then(|| view! {
                 <div class="older">
                     {move || match older_state() {
                         Older::Loading => view! { <p class="muted">"Loading older messages…"</p> }.into_any(),
@@ -168,18 +170,18 @@ pub fn MessageList() -> impl IntoView {
                         .into_any(),
                     }}
                 </div>
-            </Show>
-            <Show when=empty>
+            })}
+            {move || empty().then(|| view! {
                 <p class="empty">
-                    {move || if ctx.travel.with(Option::is_some) {
+                    {if ctx.travel.with(Option::is_some) {
                         "No messages at this point."
                     } else {
                         "No messages yet. Say hello!"
                     }}
                 </p>
-            </Show>
+            })}
             <For each=move || order.get() key=|id| *id let:id>
-                <MessageItem id rows=Signal::derive(move || rows.with(|r| r.by_id.get(&id).cloned())) />
+                <MessageItem id rows=Signal::derive(move || rows.with(|r| r.get(id).cloned())) />
             </For>
         </div>
     }
@@ -204,76 +206,146 @@ fn visible_ids(list: &web_sys::HtmlDivElement) -> Vec<Uuid> {
 #[component]
 fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
     let ctx = use_room();
-    let app = use_app();
+    let me = StoredValue::new(use_app().user().unwrap_or_default());
     let row = Memo::new(move |_| rows.get());
-    let me = app.user().unwrap_or_default();
-    let sender = row.with_untracked(|r| {
-        r.as_ref()
-            .map(|r| r.view.sender_id.clone())
-            .unwrap_or_default()
+    let mine = me.with_value(|me| {
+        row.with_untracked(|r| r.as_ref().is_some_and(|r| r.view.sender_id == *me))
     });
-    let mine = sender == me;
-    let state = move || row.with(|r| r.as_ref().map_or(RowState::Confirmed, |r| r.state));
-    let content = move || {
-        row.with(|r| {
-            r.as_ref()
-                .map(|r| r.view.content.clone())
-                .unwrap_or_default()
-        })
-    };
-    let sent_at = move || row.with(|r| r.as_ref().map(|r| r.view.sent_at));
-    let edited = move || row.with(|r| r.as_ref().is_some_and(|r| r.view.edited_at.is_some()));
-    let read_by = move || {
-        row.with(|r| {
-            r.as_ref()
-                .map(|r| r.view.read_by.clone())
-                .unwrap_or_default()
-        })
-    };
-    let error = move || row.with(|r| r.as_ref().and_then(|r| r.error.clone()));
-    let live = move || ctx.travel.with(Option::is_none);
+    let open = RwSignal::new(false);
     let editing = move || ctx.editing.get() == Some(id);
-    let can_change = move || mine && live() && state() != RowState::Failed;
-
+    let state = move || row.with(|r| r.as_ref().map_or(RowState::Confirmed, |r| r.state));
+    // Everything but the edit box follows the row as one piece.
+    let body = move || {
+        let live = ctx.travel.with(Option::is_none);
+        let editing = editing();
+        row.with(|r| {
+            let r = r.as_ref()?;
+            let v = &r.view;
+            let can_change = mine && live && r.state != RowState::Failed;
+            let reactions: Vec<(String, usize, bool, String)> = v
+                .reactions
+                .iter()
+                .map(|(e, users)| {
+                    let pressed = me.with_value(|m| users.iter().any(|u| u == m));
+                    (e.clone(), users.len(), pressed, users.join(", "))
+                })
+                .collect();
+            let has = reactions
+                .iter()
+                .filter(|x| x.2)
+                .map(|x| x.0.clone())
+                .collect::<Vec<_>>();
+            let t = v.sent_at;
+            Some(view! {
+                <div class="meta">
+                    <span class="sender">{v.sender_id.clone()}</span>
+                    <time datetime=t.to_rfc3339() title=browser::full_time(t)>
+                        {browser::clock_time(t)}
+                    </time>
+                    {v.edited_at.map(|_| view! { <span class="edited">"edited"</span> })}
+                    {(r.state == RowState::Pending)
+                        .then(|| view! { <span class="pending-note">"Sending…"</span> })}
+                </div>
+                {(!editing).then(|| view! { <p class="text">{v.content.clone()}</p> })}
+                <div class="foot">
+                    <div class="reactions">
+                        {reactions
+                            .into_iter()
+                            .map(|(emoji, count, pressed, users)| {
+                                let e = emoji.clone();
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="reaction"
+                                        aria-pressed=if pressed { "true" } else { "false" }
+                                        title=users
+                                        disabled=!(live && r.state != RowState::Failed)
+                                        on:click=move |_| ctx.react(id, &e, !pressed)
+                                    >
+                                        {format!("{emoji} {count}")}
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
+                        {(live && r.state != RowState::Failed).then(|| view! {
+                            <button
+                                type="button"
+                                class="quiet react"
+                                aria-label="Add reaction"
+                                aria-expanded=move || if open.get() { "true" } else { "false" }
+                                on:click=move |_| open.update(|o| *o = !*o)
+                            >
+                                "☺+"
+                            </button>
+                            {move || open.get().then(|| palette(id, has.clone(), open))}
+                        })}
+                    </div>
+                    {(can_change && !editing).then(|| view! {
+                        <div class="actions">
+                            <button type="button" class="quiet" on:click=move |_| ctx.editing.set(Some(id))>
+                                "Edit"
+                            </button>
+                            <button type="button" class="quiet danger" on:click=move |_| ctx.delete(id)>
+                                "Delete"
+                            </button>
+                        </div>
+                    })}
+                </div>
+                {(!v.read_by.is_empty())
+                    .then(|| view! { <p class="receipts">{format!("Read by {}", v.read_by.join(", "))}</p> })}
+                {r.error.clone().map(|e| view! {
+                    <div role="alert" class="alert failed-note">
+                        <span>{format!("Not sent: {e}")}</span>
+                        <button type="button" on:click=move |_| ctx.retry(id)>"Retry"</button>
+                        <button type="button" class="quiet" on:click=move |_| ctx.discard(id)>"Discard"</button>
+                    </div>
+                })}
+            })
+        })
+    };
+    let edit_box = move || {
+        editing().then(|| {
+            let initial = row.with_untracked(|r| {
+                r.as_ref()
+                    .map(|r| r.view.content.clone())
+                    .unwrap_or_default()
+            });
+            view! { <EditBox id initial /> }
+        })
+    };
     view! {
         <article class="msg" class:mine=mine data-id=id.to_string() data-state=move || state().as_str()>
-            <div class="meta">
-                <span class="sender">{sender.clone()}</span>
-                {move || sent_at().map(|t| view! {
-                    <time datetime=t.to_rfc3339() title=browser::full_time(t)>{browser::clock_time(t)}</time>
-                })}
-                <Show when=edited>
-                    <span class="edited">"edited"</span>
-                </Show>
-                <Show when=move || state() == RowState::Pending>
-                    <span class="pending-note">"Sending…"</span>
-                </Show>
-            </div>
-            <Show when=editing fallback=move || view! { <p class="text">{content}</p> }>
-                <EditBox id initial=content() />
-            </Show>
-            <Reactions id row mine_user=me.clone() />
-            <Show when=move || !read_by().is_empty()>
-                <p class="receipts">{move || format!("Read by {}", read_by().join(", "))}</p>
-            </Show>
-            <Show when=move || can_change() && !editing()>
-                <div class="actions">
-                    <button type="button" class="quiet" on:click=move |_| ctx.editing.set(Some(id))>
-                        "Edit"
-                    </button>
-                    <button type="button" class="quiet danger" on:click=move |_| ctx.delete(id)>
-                        "Delete"
-                    </button>
-                </div>
-            </Show>
-            {move || error().map(|e| view! {
-                <div role="alert" class="alert failed-note">
-                    <span>{format!("Not sent: {e}")}</span>
-                    <button type="button" on:click=move |_| ctx.retry(id)>"Retry"</button>
-                    <button type="button" class="quiet" on:click=move |_| ctx.discard(id)>"Discard"</button>
-                </div>
-            })}
+            {body}
+            {edit_box}
         </article>
+    }
+}
+
+/// The quick reactions to add (or, for those the user has, remove).
+fn palette(id: Uuid, has: Vec<String>, open: RwSignal<bool>) -> impl IntoView {
+    let ctx = use_room();
+    view! {
+        <span class="palette" role="group" aria-label="Reactions to add">
+            {EMOJI
+                .into_iter()
+                .map(|e| {
+                    let add = !has.iter().any(|h| h == e);
+                    view! {
+                        <button
+                            type="button"
+                            class="quiet"
+                            aria-label=format!("React with {e}")
+                            on:click=move |_| {
+                                open.set(false);
+                                ctx.react(id, e, add);
+                            }
+                        >
+                            {e}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </span>
     }
 }
 
@@ -318,89 +390,6 @@ fn EditBox(id: Uuid, initial: String) -> impl IntoView {
                 <button type="button" class="primary" on:click=move |_| save2()>"Save"</button>
                 <button type="button" class="quiet" on:click=move |_| ctx.editing.set(None)>"Cancel"</button>
             </div>
-        </div>
-    }
-}
-
-/// The reactions on a message (each a toggle) and the picker that adds one.
-#[component]
-fn Reactions(id: Uuid, row: Memo<Option<Row>>, mine_user: String) -> impl IntoView {
-    let ctx = use_room();
-    let open = RwSignal::new(false);
-    let reactions = Memo::new(move |_| {
-        row.with(|r| {
-            r.as_ref()
-                .map(|r| {
-                    r.view
-                        .reactions
-                        .iter()
-                        .map(|(e, u)| (e.clone(), u.clone()))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-    });
-    let live = move || ctx.travel.with(Option::is_none);
-    let can_react =
-        move || live() && row.with(|r| r.as_ref().is_some_and(|r| r.state != RowState::Failed));
-    let me = StoredValue::new(mine_user);
-    view! {
-        <div class="reactions">
-            <For each=move || reactions.get() key=|(e, users)| (e.clone(), users.clone()) let:reaction>
-                {
-                    let (emoji, users) = reaction;
-                    let count = users.len();
-                    let pressed = me.with_value(|m| users.iter().any(|u| u == m));
-                    let title = users.join(", ");
-                    let e2 = emoji.clone();
-                    view! {
-                        <button
-                            type="button"
-                            class="reaction"
-                            aria-pressed=if pressed { "true" } else { "false" }
-                            title=title
-                            disabled=move || !can_react()
-                            on:click=move |_| ctx.react(id, &e2, !pressed)
-                        >
-                            {format!("{emoji} {count}")}
-                        </button>
-                    }
-                }
-            </For>
-            <Show when=can_react>
-                <button
-                    type="button"
-                    class="quiet react"
-                    aria-label="Add reaction"
-                    aria-expanded=move || if open.get() { "true" } else { "false" }
-                    on:click=move |_| open.update(|o| *o = !*o)
-                >
-                    "☺+"
-                </button>
-                <Show when=move || open.get()>
-                    <span class="palette" role="group" aria-label="Reactions to add">
-                        {EMOJI
-                            .into_iter()
-                            .map(|e| view! {
-                                <button
-                                    type="button"
-                                    class="quiet"
-                                    aria-label=format!("React with {e}")
-                                    on:click=move |_| {
-                                        open.set(false);
-                                        let has = reactions.with_untracked(|rs| {
-                                            me.with_value(|m| rs.iter().any(|(x, us)| x == e && us.iter().any(|u| u == m)))
-                                        });
-                                        ctx.react(id, e, !has);
-                                    }
-                                >
-                                    {e}
-                                </button>
-                            })
-                            .collect_view()}
-                    </span>
-                </Show>
-            </Show>
         </div>
     }
 }

@@ -14,7 +14,6 @@ use crate::ui::message::MessageList;
 use crate::ui::travel::{EventLog, TravelBar};
 use domain::{ChatEvent, EventType, Refusal, RoomState};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -231,7 +230,7 @@ impl RoomCtx {
         let ctx = *self;
         let room = self.room();
         self.older.set(Older::Loading);
-        leptos::task::spawn_local(async move {
+        crate::browser::spawn(async move {
             let mut result = api::messages(&token, &room, before, OLDER_PAGE, at_seq).await;
             // A page older than the state (read before events we applied
             // since) could show a deleted message again: read it again.
@@ -346,7 +345,7 @@ impl RoomCtx {
         set_timeout(
             move || {
                 if ctx.travel_gen.try_get_value() == Some(generation) {
-                    leptos::task::spawn_local(ctx.fetch_travel(k, last, generation));
+                    crate::browser::spawn(ctx.fetch_travel(k, last, generation));
                 }
             },
             Duration::from_millis(120),
@@ -356,15 +355,7 @@ impl RoomCtx {
     async fn fetch_travel(self, k: u64, last: u64, generation: u64) {
         let Some(token) = self.token() else { return };
         let room = self.room();
-        let result = async {
-            let snap = api::snapshot(&token, &room, Some(k), PAGE).await?;
-            let base = snap.state.last_seq();
-            let from = base.saturating_sub(LOG_RADIUS + 1);
-            let upto = (k + LOG_RADIUS + 256).min(last);
-            let events = api::events_range(&token, &room, from, upto).await?;
-            Ok(History::new(snap.state, events))
-        }
-        .await;
+        let result = api::load_history(token, room, k, last, PAGE).await;
         self.app.saw(&result);
         if self.travel_gen.try_get_value() != Some(generation) {
             return;
@@ -399,20 +390,10 @@ impl RoomCtx {
     }
 }
 
-/// The route's component: one [`RoomView`] per room id, made anew when the
-/// id changes (leaving a room closes its socket).
+/// The open room; the shell makes one anew for each room id (leaving a
+/// room closes its socket).
 #[component]
-pub fn RoomPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
-    move || {
-        let room_id = id.get();
-        view! { <RoomView room_id /> }
-    }
-}
-
-#[component]
-fn RoomView(room_id: String) -> impl IntoView {
+pub fn RoomView(room_id: String) -> impl IntoView {
     let app = use_app();
     let ctx = RoomCtx {
         app,
@@ -446,14 +427,8 @@ fn RoomView(room_id: String) -> impl IntoView {
         let room = ctx.room();
         let store = app.store.get_value();
         ctx.load.set(Load::Loading);
-        leptos::task::spawn_local(async move {
-            let result = async {
-                let snap = api::snapshot(&token, &room, None, PAGE).await?;
-                let mut state = snap.state;
-                api::catch_up(&token, &room, &mut state).await?;
-                Ok::<_, api::ApiError>(state)
-            }
-            .await;
+        crate::browser::spawn(async move {
+            let result = api::load_room(token, room.clone(), PAGE).await;
             app.saw(&result);
             if ctx.load.try_get_untracked().is_none() {
                 return; // left already
@@ -584,9 +559,7 @@ fn RoomView(room_id: String) -> impl IntoView {
             <Notices />
             <div class="room-body" class:traveling=traveling>
                 <MessageList />
-                <Show when=traveling>
-                    <EventLog />
-                </Show>
+                {move || traveling().then(|| view! { <EventLog /> })}
             </div>
             <Composer />
         }
@@ -615,21 +588,26 @@ fn Notices() -> impl IntoView {
         ctx.live
             .with(|l| l.as_ref().map(|l| l.notices().to_vec()).unwrap_or_default())
     });
-    view! {
-        <div class="notices">
-            <For each=move || notices.get() key=|n| n.id let:n>
-                <div role="alert" class="alert notice">
-                    <span>{n.text.clone()}</span>
-                    <button
-                        type="button"
-                        class="quiet"
-                        aria-label="Dismiss"
-                        on:click=move |_| ctx.dismiss(n.id)
-                    >
-                        "×"
-                    </button>
-                </div>
-            </For>
-        </div>
-    }
+    let list = move || {
+        notices
+            .get()
+            .into_iter()
+            .map(|n| {
+                view! {
+                    <div role="alert" class="alert notice">
+                        <span>{n.text}</span>
+                        <button
+                            type="button"
+                            class="quiet"
+                            aria-label="Dismiss"
+                            on:click=move |_| ctx.dismiss(n.id)
+                        >
+                            "×"
+                        </button>
+                    </div>
+                }
+            })
+            .collect_view()
+    };
+    view! { <div class="notices">{list}</div> }
 }

@@ -4,7 +4,6 @@
 
 use crate::api;
 use crate::app::{use_app, Rooms};
-use crate::wire::RoomSummary;
 use domain::validation::{validate_id, validate_text, ROOM_NAME_MAX};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_navigate};
@@ -26,8 +25,7 @@ fn RoomList() -> impl IntoView {
         Rooms::Loaded(rooms) => rooms.clone(),
         _ => Vec::new(),
     });
-    let ids =
-        Memo::new(move |_| list.with(|l| l.iter().map(|r| r.room_id.clone()).collect::<Vec<_>>()));
+    let location = use_location();
     let state = move || match &*app.rooms.read() {
         Rooms::Loading => Some(view! { <p class="muted pad">"Loading rooms…"</p> }.into_any()),
         Rooms::Failed(e) => Some(
@@ -47,42 +45,34 @@ fn RoomList() -> impl IntoView {
         ),
         Rooms::Loaded(_) => None,
     };
+    // Rebuilt in place when the list or the open room changes: the links
+    // stay, their text and marks follow.
+    let items = move || {
+        let path = location.pathname.get();
+        list.with(|l| {
+            l.iter()
+                .map(|r| {
+                    let href = format!("/rooms/{}", r.room_id);
+                    let current = (path == href).then_some("page");
+                    let unread = r.unread_count;
+                    view! {
+                        <li>
+                            <a href=href aria-current=current class="room-link">
+                                <span class="room-name">{r.name.clone()}</span>
+                                {(unread > 0).then(|| view! { <span class="badge">{unread}</span> })}
+                            </a>
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
+    };
     view! {
         <nav class="rooms" aria-label="Rooms">
             <h2 class="section-title">"Rooms"</h2>
             {state}
-            <ul class="room-list">
-                <For each=move || ids.get() key=|id| id.clone() let:id>
-                    <RoomItem id list />
-                </For>
-            </ul>
+            <ul class="room-list">{items}</ul>
         </nav>
-    }
-}
-
-#[component]
-fn RoomItem(id: String, list: Memo<Vec<RoomSummary>>) -> impl IntoView {
-    let location = use_location();
-    let href = format!("/rooms/{id}");
-    let current = {
-        let href = href.clone();
-        move || location.pathname.with(|p| *p == href).then_some("page")
-    };
-    let room = {
-        let id = id.clone();
-        Memo::new(move |_| list.with(|l| l.iter().find(|r| r.room_id == id).cloned()))
-    };
-    let name = move || room.with(|r| r.as_ref().map(|r| r.name.clone()));
-    let unread = move || room.with(|r| r.as_ref().map_or(0, |r| r.unread_count));
-    view! {
-        <li>
-            <a href=href aria-current=current class="room-link">
-                <span class="room-name">{name}</span>
-                <Show when=move || { unread() > 0 }>
-                    <span class="badge">{unread}</span>
-                </Show>
-            </a>
-        </li>
     }
 }
 
@@ -90,8 +80,11 @@ fn RoomItem(id: String, list: Memo<Vec<RoomSummary>>) -> impl IntoView {
 fn NewRoom() -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
-    let room_id = RwSignal::new(String::new());
-    let name = RwSignal::new(String::new());
+    let room_id = NodeRef::<leptos::html::Input>::new();
+    let name = NodeRef::<leptos::html::Input>::new();
+    let value = move |r: NodeRef<leptos::html::Input>| {
+        r.get_untracked().map(|i| i.value()).unwrap_or_default()
+    };
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let create = move |ev: leptos::ev::SubmitEvent| {
@@ -99,7 +92,7 @@ fn NewRoom() -> impl IntoView {
         if busy.get_untracked() {
             return;
         }
-        let (id, n) = (room_id.get_untracked(), name.get_untracked());
+        let (id, n) = (value(room_id), value(name));
         let checked = validate_id("Room id", &id)
             .and_then(|_| validate_text("Room name", Some(&n), ROOM_NAME_MAX));
         if let Err(r) = checked {
@@ -110,14 +103,17 @@ fn NewRoom() -> impl IntoView {
         busy.set(true);
         error.set(None);
         let navigate = navigate.clone();
-        leptos::task::spawn_local(async move {
+        crate::browser::spawn(async move {
             let result = api::create_room(&token, &id, n.trim()).await;
             app.saw(&result);
             busy.set(false);
             match result {
                 Ok(room) => {
-                    room_id.set(String::new());
-                    name.set(String::new());
+                    for r in [room_id, name] {
+                        if let Some(i) = r.get_untracked() {
+                            i.set_value("");
+                        }
+                    }
                     app.rooms.update(|r| {
                         if let Rooms::Loaded(list) = r {
                             if !list.iter().any(|x| x.room_id == room.room_id) {
@@ -146,10 +142,10 @@ fn NewRoom() -> impl IntoView {
                 spellcheck="false"
                 maxlength="32"
                 placeholder="e.g. general"
-                bind:value=room_id
+                node_ref=room_id
             />
             <label for="new-room-name">"Room name"</label>
-            <input id="new-room-name" autocomplete="off" maxlength="100" placeholder="e.g. General" bind:value=name />
+            <input id="new-room-name" autocomplete="off" maxlength="100" placeholder="e.g. General" node_ref=name />
             <button type="submit" class="primary" disabled=busy>
                 "Create room"
             </button>

@@ -12,20 +12,27 @@ pub fn TopBar() -> impl IntoView {
         app.socket
             .with(|link| Status::of(app.browser_online.get(), app.server_ok.get(), link.as_ref()))
     };
-    let class = move || match status() {
-        Status::Online => "status online",
-        Status::Offline => "status offline",
-        Status::Connecting | Status::Reconnecting => "status trying",
+    // One piece: the element stays, its class and text follow.
+    let line = move || {
+        let s = status();
+        let class = match s {
+            Status::Online => "status online",
+            Status::Offline => "status offline",
+            Status::Connecting | Status::Reconnecting => "status trying",
+        };
+        view! {
+            <p role="status" class=class>
+                {s.label()}
+            </p>
+        }
     };
-    let user = move || app.session.with(|s| s.as_ref().map(|s| s.user_id.clone()));
+    let user = app.user();
     view! {
         <header class="topbar">
             <h1 class="brand">
                 <a href="/">"Chat"</a>
             </h1>
-            <p role="status" class=class>
-                {move || status().label()}
-            </p>
+            {line}
             <span class="me" title="Signed in as">
                 {user}
             </span>
