@@ -192,17 +192,17 @@ pub async fn create_room(token: &str, room_id: &str, name: &str) -> Result<RoomS
 
 /// `GET /snapshot?window=…` (and `atSeq`): the latest snapshot at or before
 /// the point, holding at least the newest `window` messages as of its seq.
-pub async fn snapshot(
+pub fn snapshot(
     token: &str,
     room: &str,
     at_seq: Option<u64>,
     window: usize,
-) -> Result<SnapshotBody, ApiError> {
+) -> Boxed<SnapshotBody> {
     let mut url = room_url(room, &format!("/snapshot?window={window}"));
     if let Some(k) = at_seq {
         url.push_str(&format!("&atSeq={k}"));
     }
-    json(get(&url, token)).await
+    Box::pin(json(get(&url, token)))
 }
 
 /// Applies the events after `state` from `/events`, page by page, each

@@ -357,17 +357,31 @@ fn EditBox(id: Uuid, initial: String) -> impl IntoView {
     Effect::new(move |_| {
         if let Some(a) = area.get() {
             let _ = a.focus();
-            let end = a.value().len() as u32;
+            let end = a.value().encode_utf16().count() as u32;
             let _ = a.set_selection_range(end, end);
         }
     });
+    // Closing gives the focus back to the message's Edit button.
+    let close = move || {
+        ctx.editing.set(None);
+        request_animation_frame(move || {
+            let found = document()
+                .query_selector(&format!("article[data-id=\"{id}\"] .actions button"))
+                .ok()
+                .flatten()
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+            if let Some(button) = found {
+                let _ = button.focus();
+            }
+        });
+    };
     let original = initial.clone();
     let save = move || {
         let Some(a) = area.get_untracked() else {
             return;
         };
         let text = a.value();
-        ctx.editing.set(None);
+        close();
         if text != original && !text.trim().is_empty() {
             ctx.edit(id, &text);
         }
@@ -379,7 +393,7 @@ fn EditBox(id: Uuid, initial: String) -> impl IntoView {
             save();
         } else if e.key() == "Escape" {
             e.prevent_default();
-            ctx.editing.set(None);
+            close();
         }
     };
     view! {
@@ -388,7 +402,7 @@ fn EditBox(id: Uuid, initial: String) -> impl IntoView {
             <div class="edit-buttons">
                 <span class="hint">"Enter to save · Escape to cancel"</span>
                 <button type="button" class="primary" on:click=move |_| save2()>"Save"</button>
-                <button type="button" class="quiet" on:click=move |_| ctx.editing.set(None)>"Cancel"</button>
+                <button type="button" class="quiet" on:click=move |_| close()>"Cancel"</button>
             </div>
         </div>
     }
