@@ -236,6 +236,10 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
                 .map(|x| x.0.clone())
                 .collect::<Vec<_>>();
             let t = v.sent_at;
+            // Receipts name the others: that the user read it goes without saying.
+            let readers: Vec<&str> = me.with_value(|m| {
+                v.read_by.iter().map(String::as_str).filter(|u| u != m).collect()
+            });
             Some(view! {
                 <div class="meta">
                     <span class="sender">{v.sender_id.clone()}</span>
@@ -291,8 +295,8 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
                         </div>
                     })}
                 </div>
-                {(!v.read_by.is_empty())
-                    .then(|| view! { <p class="receipts">{format!("Read by {}", v.read_by.join(", "))}</p> })}
+                {(!readers.is_empty())
+                    .then(|| view! { <p class="receipts">{format!("Read by {}", readers.join(", "))}</p> })}
                 {r.error.clone().map(|e| view! {
                     <div role="alert" class="alert failed-note">
                         <span>{format!("Not sent: {e}")}</span>
