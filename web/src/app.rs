@@ -302,6 +302,8 @@ fn NotFound() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::Page;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn urls_name_the_screens() {

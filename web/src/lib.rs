@@ -27,3 +27,7 @@ pub mod wire;
 pub fn start() {
     leptos::mount::mount_to_body(app::App);
 }
+
+// The unit tests run in headless Chromium too (`--target wasm32-unknown-unknown`).
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -189,6 +189,8 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn status_follows_the_browser_the_server_and_the_socket() {

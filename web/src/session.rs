@@ -35,6 +35,8 @@ impl Session {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn a_saved_session_loads_until_forgotten() {

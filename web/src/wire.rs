@@ -146,6 +146,8 @@ pub fn submit_frame(event: &PendingEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const EVENT: &str = r#"{"eventId":"6f1c0a56-0d4c-4c1e-9a55-6a3f5f3c2b11","roomId":"general","seq":8,"eventType":"MESSAGE_SENT","senderId":"bob","content":"hi","targetMessageId":null,"timestamp":"2026-11-25T08:00:00.123Z"}"#;
 
