@@ -77,3 +77,64 @@ ensure_chromium() {
   ensure_apt chromium chromium
   ensure_apt chromium-driver chromedriver
 }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_http URL PID LOG [SECONDS]: waits until URL answers 2xx; fails,
+# showing the end of LOG, when process PID exits first or after SECONDS
+# (60 by default).
+wait_for_http() {
+  local url=$1 pid=$2 log=$3 deadline=$((SECONDS + ${4:-60}))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$log" >&2
+      echo "the process serving $url exited before answering" >&2
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 40 "$log" >&2
+      echo "$url did not answer within ${4:-60} s" >&2
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
+# stop_process PID: stops a process this script started (SIGTERM, then
+# SIGKILL after 10 s) and waits for it. Started with setsid, its whole
+# process group goes (trunk's cargo and wasm-bindgen children too).
+stop_process() {
+  local pid=$1 i
+  [ -n "$pid" ] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# The release bundle in dist/: `trunk build --release` (the crates fetched
+# first: Trunk.toml's `offline` passes --offline to cargo), then every file
+# precompressed next to itself (FILE.gz, FILE.br; the originals kept), which
+# the server sends to browsers that accept them.
+build_web_bundle() {
+  local started=$SECONDS f
+  ensure_web_toolchain
+  ensure_apt brotli brotli
+  ensure_apt curl curl
+  cargo fetch --quiet
+  step "building the web bundle: trunk build --release into dist/"
+  trunk build --release
+  step "precompressing dist/ (gzip -9 and brotli -q 11 next to each file)"
+  find dist -type f ! -name '*.gz' ! -name '*.br' -print0 |
+    while IFS= read -r -d '' f; do
+      gzip -k -9 -n -f "$f"
+      brotli -k -q 11 -f "$f"
+    done
+  echo "web bundle ready in dist/ ($((SECONDS - started)) s)"
+}

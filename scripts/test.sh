@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what the checks need when it is missing
-# (skipping what is there), then runs formatting, lints, the wasm build of
-# the domain crate and every test. Benchmarks are not run here (see
-# BENCHMARKS.md); clippy still compiles them.
+# (skipping what is there: the rust components, the wasm target, trunk,
+# wasm-bindgen-cli, wasm-opt, chromium and its driver), then runs
+# formatting, lints, the wasm build of the domain crate, builds the web
+# app's release bundle into dist/ (once, before the tests, which may serve
+# it), runs every test, checks that `trunk serve` proxies the API and the
+# WebSocket (scripts/test-trunk-proxy.sh) and fuzzes the API. Benchmarks,
+# the bundle's size (scripts/web-size.sh) and Lighthouse
+# (scripts/lighthouse.sh) are not run here (see BENCHMARKS.md); clippy still
+# compiles the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -16,16 +22,24 @@ export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 
 ensure_rust_components
 ensure_wasm_target
+ensure_web_toolchain
+ensure_chromium
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "modules use each other in one direction"
-python3 scripts/module-cycles.py domain server
+python3 scripts/module-cycles.py domain server web
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p web --target wasm32-unknown-unknown --all-targets -- -D warnings
 step "domain for wasm32-unknown-unknown"
 cargo build -p domain --target wasm32-unknown-unknown
+build_web_bundle
 step "cargo test"
 cargo test --workspace
+step "the web app's state handling in headless Chromium (wasm-bindgen-test)"
+cargo test -p web --target wasm32-unknown-unknown
+step "trunk serve proxies /api and the WebSocket to a running server"
+bash scripts/test-trunk-proxy.sh
 step "the API fuzzed against its OpenAPI description (schemathesis)"
 FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-100}" bash scripts/fuzz-api.sh

@@ -3,7 +3,6 @@
 
 use crate::reactions::Reactions;
 use crate::time::Timestamp;
-use crate::view::ChatMessageView;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,26 +21,4 @@ pub struct Message {
     pub edited_at: Option<Timestamp>,
     /// Emoji → users who reacted with it; an emoji with no users is removed.
     pub reactions: Reactions,
-}
-
-impl Message {
-    /// The message a view shows (its `readBy` aside, which comes from the
-    /// read markers): how a client adds a page of `/messages` to a state.
-    pub fn from_view(view: &ChatMessageView) -> Message {
-        let mut reactions = Reactions::new();
-        for (emoji, users) in &view.reactions {
-            for user in users {
-                reactions.add(emoji.as_str().into(), user.as_str().into());
-            }
-        }
-        Message {
-            id: view.message_id,
-            seq: view.seq,
-            sender_id: view.sender_id.as_str().into(),
-            content: view.content.as_str().into(),
-            sent_at: view.sent_at,
-            edited_at: view.edited_at,
-            reactions,
-        }
-    }
 }

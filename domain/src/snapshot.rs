@@ -408,7 +408,7 @@ impl RoomState {
         let mut older: Vec<Message> = page
             .iter()
             .filter(|v| v.seq >= 1 && v.seq < from && !self.messages.contains(&v.message_id))
-            .map(Message::from_view)
+            .map(Message::from)
             .collect();
         older.sort_unstable_by_key(|m| m.seq);
         older.dedup_by_key(|m| m.seq);

@@ -2,6 +2,7 @@
 //! range-limited window of the newest messages built from a state.
 
 use crate::message::Message;
+use crate::reactions::Reactions;
 use crate::state::RoomState;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,28 @@ impl ChatMessageView {
                 .map(|(emoji, users)| (emoji.to_owned(), users.map(str::to_owned).collect()))
                 .collect(),
             read_by,
+        }
+    }
+}
+
+impl From<&ChatMessageView> for Message {
+    /// The message a view shows (its `readBy` aside, which comes from the
+    /// read markers): how a client adds a page of `/messages` to a state.
+    fn from(view: &ChatMessageView) -> Message {
+        let mut reactions = Reactions::new();
+        for (emoji, users) in &view.reactions {
+            for user in users {
+                reactions.add(emoji.as_str().into(), user.as_str().into());
+            }
+        }
+        Message {
+            id: view.message_id,
+            seq: view.seq,
+            sender_id: view.sender_id.as_str().into(),
+            content: view.content.as_str().into(),
+            sent_at: view.sent_at,
+            edited_at: view.edited_at,
+            reactions,
         }
     }
 }

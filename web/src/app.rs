@@ -1,19 +1,15 @@
-//! The app's shell: the state shared by every screen ([`AppState`]: the
-//! session, the network, the room list), the routes (`/` and
-//! `/rooms/{roomId}`), and the layout around them.
+//! The state shared by every screen ([`AppState`]: the session, the
+//! network, the room list) and the page a URL names (`/` and
+//! `/rooms/{roomId}`); the components that show them are in `ui`.
 
 use crate::api;
 use crate::browser;
 use crate::link::Link;
 use crate::outbox::Outbox;
 use crate::session::Session;
-use crate::store::{LocalStore, SharedStore};
-use crate::ui::{auth::SignIn, room::RoomView, rooms::Sidebar, topbar::TopBar};
+use crate::store::SharedStore;
 use crate::wire::RoomSummary;
 use leptos::prelude::*;
-use leptos_router::components::Router;
-use leptos_router::hooks::use_location;
-use std::time::Duration;
 
 /// The screen a URL shows: `/` the room list (no room open), `/rooms/{roomId}`
 /// that room.
@@ -68,7 +64,7 @@ pub fn use_app() -> AppState {
 }
 
 impl AppState {
-    fn new(store: SharedStore) -> Self {
+    pub fn new(store: SharedStore) -> Self {
         let session = Session::load(&*store);
         AppState {
             store: StoredValue::new(store),
@@ -205,97 +201,6 @@ impl AppState {
             }
             app.flushing.set_value(false);
         });
-    }
-}
-
-#[component]
-pub fn App() -> impl IntoView {
-    let app = AppState::new(LocalStore::shared());
-    provide_context(app);
-    let online = window_event_listener(leptos::ev::online, move |_| {
-        app.browser_online.set(true);
-        app.flush_queues();
-    });
-    let offline = window_event_listener(leptos::ev::offline, move |_| {
-        app.browser_online.set(false);
-    });
-    on_cleanup(move || {
-        online.remove();
-        offline.remove();
-    });
-    let signed_in = move || app.session.with(Option::is_some);
-    view! {
-        <Router>
-            {move || {
-                if signed_in() {
-                    view! { <Shell /> }.into_any()
-                } else {
-                    view! { <SignIn /> }.into_any()
-                }
-            }}
-        </Router>
-    }
-}
-
-/// The signed-in layout: top bar, room list, and the route's screen.
-#[component]
-fn Shell() -> impl IntoView {
-    let app = use_app();
-    let location = use_location();
-    // The router keeps the URL (history, links); the page is read from it.
-    let page = Memo::new(move |_| location.pathname.with(|p| Page::of(p)));
-    let room_open = move || page.with(|p| matches!(p, Page::Room(_)));
-    app.refresh_rooms();
-    // Unread counts change as others write: ask again every few seconds
-    // while the page is on screen.
-    let poll = set_interval_with_handle(
-        move || {
-            if browser::page_visible() {
-                app.refresh_rooms();
-            }
-        },
-        Duration::from_secs(5),
-    )
-    .ok();
-    on_cleanup(move || {
-        if let Some(p) = poll {
-            p.clear();
-        }
-    });
-    view! {
-        <div class="shell" class:room-open=room_open>
-            <TopBar />
-            <Sidebar />
-            <main class="main">
-                {move || match page.get() {
-                    Page::Rooms => view! { <NoRoom /> }.into_any(),
-                    Page::Room(room_id) => view! { <RoomView room_id /> }.into_any(),
-                    Page::NotFound => view! { <NotFound /> }.into_any(),
-                }}
-            </main>
-        </div>
-    }
-}
-
-#[component]
-fn NoRoom() -> impl IntoView {
-    view! {
-        <div class="placeholder">
-            <h2>"No room open"</h2>
-            <p>"Pick a room from the list, or create a new one."</p>
-        </div>
-    }
-}
-
-#[component]
-fn NotFound() -> impl IntoView {
-    view! {
-        <div class="placeholder">
-            <h2>"Page not found"</h2>
-            <p>
-                <a href="/">"Back to the rooms"</a>
-            </p>
-        </div>
     }
 }
 

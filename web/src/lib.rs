@@ -8,7 +8,7 @@
 //! [`link`] (connection and backoff), [`history`] (time travel), [`wire`]
 //! (the API's bodies and frames), [`session`] and [`store`]. The rest is the
 //! browser: [`api`] (HTTP), [`socket`] (the room's WebSocket), [`browser`]
-//! (clock, ids, network state) and the components in [`app`] and [`ui`].
+//! (clock, ids, network state) and the shared state in [`app`] and the components in [`ui`].
 
 pub mod api;
 pub mod app;
@@ -25,7 +25,7 @@ pub mod wire;
 
 /// Mounts the app on the page's body.
 pub fn start() {
-    leptos::mount::mount_to_body(app::App);
+    leptos::mount::mount_to_body(ui::shell::App);
 }
 
 // The unit tests run in headless Chromium too (`--target wasm32-unknown-unknown`).

@@ -90,6 +90,13 @@ impl Socket {
             return;
         };
         let Some(path) = path else { return };
+        // `trunk serve` (which builds without --release) proxies the socket at
+        // /api/ws/… because it routes proxies by prefix only (see Trunk.toml).
+        let path = if cfg!(debug_assertions) {
+            path.replacen("/api/", "/api/ws/", 1)
+        } else {
+            path
+        };
         let url = format!(
             "{}{path}&token={}",
             browser::ws_origin(),

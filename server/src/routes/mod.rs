@@ -1,9 +1,11 @@
 //! The HTTP routes, one file per group, and what they share: body reading
 //! with the contract's errors and a deadline, authentication plus rate
 //! limiting, the client's address (X-Forwarded-For from trusted proxies
-//! only), request metrics with bounded labels, and the web app fallback
-//! (never for `/api`, `/healthz`, `/metrics`; never out of STATIC_DIR). The
-//! bodies and query strings themselves are typed in `crate::api_types`.
+//! only), request metrics with bounded labels, and the web app: static
+//! files served precompressed (`.br`, `.gz` next to each file) with an
+//! `index.html` fallback (never for `/api`, `/healthz`, `/metrics`; never
+//! out of STATIC_DIR). The bodies and query strings themselves are typed in
+//! `crate::api_types`.
 
 pub(crate) mod ops;
 pub(crate) mod rooms;
@@ -18,7 +20,7 @@ use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -27,7 +29,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,10 +43,16 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let static_dir = state.config.static_dir.clone();
-    let web_app =
-        ServeDir::new(&static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
-    let fallback =
-        move |req: Request| web_app_or_not_found(static_dir.clone(), web_app.clone(), req);
+    let web_app = WebApp {
+        files: ServeDir::new(&static_dir)
+            .precompressed_br()
+            .precompressed_gzip(),
+        index: ServeFile::new(static_dir.join("index.html"))
+            .precompressed_br()
+            .precompressed_gzip(),
+        root: static_dir,
+    };
+    let fallback = move |req: Request| web_app_or_not_found(web_app.clone(), req);
     let body_timeout = state.config.client_timeout;
     Router::new()
         .route("/api/users", post(users::create_user))
@@ -63,7 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(fallback)
-        // gzip or br when the request's Accept-Encoding allows it.
+        // gzip or br when the request's Accept-Encoding allows it; never a
+        // response that already has a Content-Encoding (a precompressed
+        // static file).
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -114,32 +124,103 @@ fn is_reserved_path(path: &str) -> bool {
         .any(|r| first.eq_ignore_ascii_case(r))
 }
 
+/// The web app in STATIC_DIR: its files, each served as `FILE.br` or
+/// `FILE.gz` when that exists and the request's Accept-Encoding allows it
+/// (with `Content-Encoding`), and `index.html` (likewise) for any path that
+/// names no file.
+#[derive(Clone)]
+struct WebApp {
+    root: PathBuf,
+    files: ServeDir,
+    index: ServeFile,
+}
+
+/// How long a static response may be cached. trunk names the bundle's
+/// files after a hash of their content (`web-<hash>.js`,
+/// `web-<hash>_bg.wasm`): those never change and are immutable for a year.
+/// `index.html` (which names them) and every other file are revalidated
+/// on each use (`no-cache`, with `Last-Modified`).
+const CACHE_IMMUTABLE: HeaderValue =
+    HeaderValue::from_static("public, max-age=31536000, immutable");
+const CACHE_REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// Whether a file name carries trunk's content hash: a `-`-separated part
+/// of its stem (before the first `.`, without wasm-bindgen's `_bg`) that is
+/// 12 to 16 lower-case hex digits (a 64-bit hash in hex).
+fn is_content_hashed(file_name: &str) -> bool {
+    let stem = file_name.split('.').next().unwrap_or("");
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.split('-').any(|part| {
+        (12..=16).contains(&part.len())
+            && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// Unmatched paths: 404 `not_found` under `/api` (and `/healthz/…`,
 /// `/metrics/…`); else the web app, never a file that resolves outside
-/// STATIC_DIR (a symlink out of it answers 404 `not_found`).
-async fn web_app_or_not_found(
-    static_dir: PathBuf,
-    web_app: ServeDir<ServeFile>,
-    req: Request,
-) -> Response {
-    if is_reserved_path(req.uri().path()) {
+/// STATIC_DIR (a symlink out of it answers 404 `not_found`), with
+/// `Cache-Control` and `Vary: Accept-Encoding` on what it serves.
+async fn web_app_or_not_found(web_app: WebApp, req: Request) -> Response {
+    let path = req.uri().path();
+    if is_reserved_path(path) {
         return ApiError::not_found().into_response();
     }
-    if resolves_outside(&static_dir, req.uri().path()).await {
+    if resolves_outside(&web_app.root, path).await {
         return ApiError::not_found().into_response();
     }
-    match web_app.oneshot(req).await {
-        Ok(res) => res.into_response(),
-        Err(e) => ApiError::internal(format!("serving a static file: {e}")).into_response(),
+    let hashed =
+        !path.ends_with(".html") && is_content_hashed(path.rsplit('/').next().unwrap_or(""));
+    let (parts, body) = req.into_parts();
+    let again = Request::from_parts(parts.clone(), Body::empty());
+    let Ok(res) = web_app
+        .files
+        .oneshot(Request::from_parts(parts, body))
+        .await;
+    let (res, cache) = if res.status() == StatusCode::NOT_FOUND {
+        // No such file: the app's own path, which index.html routes.
+        let Ok(res) = web_app.index.oneshot(again).await;
+        (res.map(Body::new), CACHE_REVALIDATE)
+    } else if hashed {
+        (res.map(Body::new), CACHE_IMMUTABLE)
+    } else {
+        (res.map(Body::new), CACHE_REVALIDATE)
+    };
+    with_cache_headers(res, cache)
+}
+
+/// `Cache-Control` on a file (200, 206 or 304), and `Vary: Accept-Encoding`
+/// since the bytes depend on it (which also keeps the compression layer
+/// from adding it twice).
+fn with_cache_headers(mut res: Response, cache: HeaderValue) -> Response {
+    let served = matches!(
+        res.status(),
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::NOT_MODIFIED
+    );
+    if served {
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, cache);
+        let varies = headers.get_all(header::VARY).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|name| name.trim().eq_ignore_ascii_case("accept-encoding"))
+            })
+        });
+        if !varies {
+            headers.append(header::VARY, header::ACCEPT_ENCODING.into());
+        }
     }
+    res
 }
 
 /// Whether serving `path` would follow a symlink out of `root`: the path's
-/// deepest existing part (the file, or the directory the lookup stops in),
-/// a directory's index.html, or the index.html fallback of a missing file
-/// resolves, symlinks followed, outside `root`. Paths ServeDir refuses
-/// itself (`..`, …) are left to it.
-async fn resolves_outside(root: &std::path::Path, path: &str) -> bool {
+/// deepest existing part (the file, or the directory the lookup stops in)
+/// resolves, symlinks followed, outside `root`, or so does any file that
+/// could be served for it: the file's precompressed variants (`.br`,
+/// `.gz`, which are served even when the file itself is missing), and for
+/// a directory or a missing file the directory's and the root's
+/// `index.html` and their variants. Paths ServeDir refuses itself (`..`,
+/// …) are left to it.
+async fn resolves_outside(root: &FsPath, path: &str) -> bool {
     let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else {
         return false;
     };
@@ -156,12 +237,11 @@ async fn resolves_outside(root: &std::path::Path, path: &str) -> bool {
             }
         }
     }
-    let Ok(root) = tokio::fs::canonicalize(root).await else {
+    let Ok(canonical_root) = tokio::fs::canonicalize(root).await else {
         return false;
     };
-    let outside = |p: &std::path::Path| !p.starts_with(&root);
     // The deepest part that exists (at worst the root itself).
-    let mut probe = candidate;
+    let mut probe = candidate.clone();
     let mut missing = false;
     let resolved = loop {
         match tokio::fs::canonicalize(&probe).await {
@@ -173,24 +253,32 @@ async fn resolves_outside(root: &std::path::Path, path: &str) -> bool {
             Err(_) => return false,
         }
     };
-    if outside(&resolved) {
+    if !resolved.starts_with(&canonical_root) {
         return true;
     }
-    let served = if missing {
-        root.join("index.html")
-    } else if resolved.is_dir() {
-        resolved.join("index.html")
-    } else {
-        return false;
-    };
-    match tokio::fs::canonicalize(&served).await {
-        Ok(p) => outside(&p),
-        // No index.html there: ServeDir falls back to the root's.
-        Err(_) => match tokio::fs::canonicalize(root.join("index.html")).await {
-            Ok(p) => outside(&p),
-            Err(_) => false,
-        },
+    let mut served = with_variants(&candidate).to_vec();
+    if missing || resolved.is_dir() {
+        served.extend(with_variants(&candidate.join("index.html")));
+        served.extend(with_variants(&root.join("index.html")));
     }
+    for file in served {
+        if let Ok(p) = tokio::fs::canonicalize(&file).await {
+            if !p.starts_with(&canonical_root) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A file and its precompressed variants (`FILE.br`, `FILE.gz`).
+fn with_variants(file: &FsPath) -> [PathBuf; 3] {
+    let variant = |ext: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    [file.to_path_buf(), variant(".br"), variant(".gz")]
 }
 
 /// A request body that fails once `timeout` has passed since the request's
@@ -383,6 +471,31 @@ mod tests {
             forwarded_client(&trusted, ip("::ffff:10.0.0.1"), &xff(&["1.2.3.4"])),
             ip("1.2.3.4")
         );
+    }
+
+    #[test]
+    fn trunks_content_hashed_names_are_recognised() {
+        for name in [
+            "web-4f1a2b3c4d5e6f70.js",
+            "web-4f1a2b3c4d5e6f70_bg.wasm",
+            "web-4f1a2b3c4d5e6f70_bg.wasm.br",
+            "style-0123456789abc.css",
+            "4f1a2b3c4d5e6f70-loader.js",
+        ] {
+            assert!(is_content_hashed(name), "{name}");
+        }
+        for name in [
+            "index.html",
+            "web.js",
+            "web_bg.wasm",
+            "favicon.ico",
+            "web-deadbeef.js",
+            "web-4F1A2B3C4D5E6F70.js",
+            "web-4f1a2b3c4d5e6f70a1.js",
+            "inline0.js",
+        ] {
+            assert!(!is_content_hashed(name), "{name}");
+        }
     }
 
     #[test]
