@@ -3,12 +3,13 @@
 # (skipping what is there: the rust components, the wasm target, trunk,
 # wasm-bindgen-cli, wasm-opt, chromium and its driver), then runs
 # formatting, lints, the wasm build of the domain crate, builds the web
-# app's release bundle into dist/ (once, before the tests, which may serve
-# it), runs every test, checks that `trunk serve` proxies the API and the
-# WebSocket (scripts/test-trunk-proxy.sh) and fuzzes the API. Benchmarks,
-# the bundle's size (scripts/web-size.sh) and Lighthouse
-# (scripts/lighthouse.sh) are not run here (see BENCHMARKS.md); clippy still
-# compiles the benchmarks.
+# app's release bundle into dist/ (once, before the tests: the end-to-end
+# tests in e2e/ serve it to headless Chromium), runs every test, runs the
+# web app's tests in headless Chromium, checks that `trunk serve` proxies
+# the API and the WebSocket (scripts/test-trunk-proxy.sh) and fuzzes the
+# API. Benchmarks (scripts/web-bench.sh among them), the bundle's size
+# (scripts/web-size.sh) and Lighthouse (scripts/lighthouse.sh) are not run
+# here (see BENCHMARKS.md); clippy still compiles the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -3,6 +3,8 @@
 
 use domain::Timestamp;
 use uuid::Uuid;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 
 /// Now, from the browser's clock (for pending events until the server's
 /// time is known).
@@ -76,4 +78,28 @@ pub fn encode(s: &str) -> String {
 pub fn spawn(task: impl std::future::Future<Output = ()> + 'static) {
     let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = Box::pin(task);
     leptos::task::spawn_local(task);
+}
+
+/// Leaves a `performance.mark` named `name` now: the benchmark
+/// (`scripts/web-bench.sh`) reads it, counted from the navigation's start.
+pub fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark(name);
+    }
+}
+
+/// Leaves a `performance.mark` once what is in the page now has been
+/// painted: a task queued from the next animation frame runs after that
+/// frame's paint.
+pub fn mark_after_paint(name: &'static str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let after_frame = Closure::once_into_js(move || {
+        let later = Closure::once_into_js(move || mark(name));
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(later.unchecked_ref());
+        }
+    });
+    let _ = window.request_animation_frame(after_frame.unchecked_ref());
 }

@@ -25,6 +25,7 @@ pub mod wire;
 
 /// Mounts the app on the page's body.
 pub fn start() {
+    browser::mark("chat:app-started");
     leptos::mount::mount_to_body(ui::shell::App);
 }
 

@@ -48,7 +48,11 @@ fn replay_speed() {
     }
     times.sort_by(f64::total_cmp);
     let median = times[RUNS / 2];
-    let target = if cfg!(target_arch = "wasm32") { "wasm" } else { "native" };
+    let target = if cfg!(target_arch = "wasm32") {
+        "wasm"
+    } else {
+        "native"
+    };
     say!(
         "REPLAY {target}: {EVENTS} events ({} bytes of JSON, {messages} messages at the end): \
          median {median:.1} ms, best {:.1} ms = {:.3} ms per 1,000 events",

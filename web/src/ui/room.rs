@@ -438,6 +438,7 @@ pub fn RoomView(room_id: String) -> impl IntoView {
                     ctx.live
                         .set(Some(LiveRoom::new(&user, &room, state, store)));
                     ctx.load.set(Load::Ready);
+                    crate::browser::mark_after_paint("chat:room-painted");
                     ctx.socket.with_value(|s| {
                         if let Some(s) = s {
                             s.connect()

@@ -8,7 +8,7 @@ use crate::store::LocalStore;
 use crate::ui::{auth::SignIn, room::RoomView, rooms::Sidebar, topbar::TopBar};
 use leptos::prelude::*;
 use leptos_router::components::Router;
-use leptos_router::hooks::use_location;
+use leptos_router::hooks::{use_location, use_navigate};
 use std::time::Duration;
 
 #[component]
@@ -48,6 +48,18 @@ fn Shell() -> impl IntoView {
     // The router keeps the URL (history, links); the page is read from it.
     let page = Memo::new(move |_| location.pathname.with(|p| Page::of(p)));
     let room_open = move || page.with(|p| matches!(p, Page::Room(_)));
+    // leptos_router writes a followed link's URL into the address bar only
+    // once a `<Routes>` reports the route ready, and this app has none (it
+    // reads the page from the location): the navigation is completed here,
+    // so that a room opened from the list is in the URL (reload, sharing).
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let path = location.pathname.get();
+        let shown = window().location().pathname().unwrap_or_default();
+        if shown != path {
+            navigate(&path, Default::default());
+        }
+    });
     app.refresh_rooms();
     // Unread counts change as others write: ask again every few seconds
     // while the page is on screen.
