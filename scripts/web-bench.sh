@@ -20,5 +20,10 @@ step "navigation → newest messages painted"
 cargo run --quiet --release -p e2e --bin web-bench
 
 step "replay per 1,000 events: native, then WASM in headless Chromium"
-cargo test --quiet --release -p web --test replay_speed -- --ignored --nocapture 2>&1 | grep '^REPLAY'
-cargo test --quiet --profile wasm-release -p web --target wasm32-unknown-unknown --test replay_speed -- --include-ignored 2>&1 | grep 'REPLAY'
+native=$(cargo test --quiet --release -p web --test replay_speed -- --ignored --nocapture 2>&1 | grep '^REPLAY')
+wasm=$(cargo test --profile wasm-release -p web --target wasm32-unknown-unknown \
+  --test replay_speed -- --include-ignored --nocapture 2>&1 | grep '^REPLAY')
+printf '%s\n%s\n' "$native" "$wasm"
+per1000() { sed -E 's/.*= ([0-9.]+) ms per 1,000 events.*/\1/' <<<"$1"; }
+awk -v n="$(per1000 "$native")" -v w="$(per1000 "$wasm")" \
+  'BEGIN { printf "WASM replay speed = %.2f x native (target: at least 0.4)\n", n / w }'

@@ -190,6 +190,8 @@ impl Driver {
     /// A new browser (its own profile, so its own local storage) of the
     /// given window size.
     pub async fn browser(&self, test: &str, width: u32, height: u32) -> Browser {
+        // A failure's screenshot is of this run, never an older one.
+        let _ = std::fs::remove_file(screenshot_dir().join(format!("FAILED-{test}.png")));
         let profile = tempfile::tempdir().unwrap();
         let binary = std::env::var("CHROME_BINARY").unwrap_or_else(|_| {
             ["/usr/lib/chromium/chromium", "/usr/bin/chromium"]

@@ -109,6 +109,11 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
     ann.find("//*[normalize-space(.)='No room open']").await;
     ann.screenshot("room-list").await;
     ann.open_room("general", "General").await;
+    // Back and Forward move between the list and the room.
+    ann.client.back().await.unwrap();
+    ann.find("//*[normalize-space(.)='No room open']").await;
+    ann.client.forward().await.unwrap();
+    ann.wait_for_room("general").await;
 
     // Ann deletes it: gone for Bob too.
     let article = ann.article("Hello Bob (edited text)").await;

@@ -8,7 +8,7 @@
 //! [`link`] (connection and backoff), [`history`] (time travel), [`wire`]
 //! (the API's bodies and frames), [`session`] and [`store`]. The rest is the
 //! browser: [`api`] (HTTP), [`socket`] (the room's WebSocket), [`browser`]
-//! (clock, ids, network state) and the shared state in [`app`] and the components in [`ui`].
+//! (clock, ids, network state), [`route`] (the URL) and the shared state in [`app`] and the components in [`ui`].
 
 pub mod api;
 pub mod app;
@@ -17,6 +17,7 @@ pub mod history;
 pub mod link;
 pub mod live_room;
 pub mod outbox;
+pub mod route;
 pub mod session;
 pub mod socket;
 pub mod store;

@@ -21,16 +21,14 @@ const VISITS: usize = 7;
 async fn main() {
     let server = e2e::Server::start_with(|c| c.rate_limit_per_user = 0).await;
     let http = reqwest::Client::new();
-    let r: Value = http
+    let r = http
         .post(server.url("/api/users"))
         .json(&json!({"userId": "bench", "password": "correct horse battery"}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let token = r["token"].as_str().expect("signed up").to_owned();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let token = server.token("bench", "correct horse battery").await;
 
     for n in SIZES {
         let room = format!("r{n}");

@@ -4,9 +4,9 @@
 
 use crate::api;
 use crate::app::{use_app, Rooms};
+use crate::route::use_route;
 use domain::validation::{validate_id, validate_text, ROOM_NAME_MAX};
 use leptos::prelude::*;
-use leptos_router::hooks::{use_location, use_navigate};
 
 #[component]
 pub fn Sidebar() -> impl IntoView {
@@ -25,7 +25,7 @@ fn RoomList() -> impl IntoView {
         Rooms::Loaded(rooms) => rooms.clone(),
         _ => Vec::new(),
     });
-    let location = use_location();
+    let route = use_route();
     let state = move || match &*app.rooms.read() {
         Rooms::Loading => Some(view! { <p class="muted pad">"Loading rooms…"</p> }.into_any()),
         Rooms::Failed(e) => Some(
@@ -48,7 +48,7 @@ fn RoomList() -> impl IntoView {
     // Rebuilt in place when the list or the open room changes: the links
     // stay, their text and marks follow.
     let items = move || {
-        let path = location.pathname.get();
+        let path = route.path();
         list.with(|l| {
             l.iter()
                 .map(|r| {
@@ -79,7 +79,7 @@ fn RoomList() -> impl IntoView {
 #[component]
 fn NewRoom() -> impl IntoView {
     let app = use_app();
-    let navigate = use_navigate();
+    let route = use_route();
     let room_id = NodeRef::<leptos::html::Input>::new();
     let name = NodeRef::<leptos::html::Input>::new();
     let value = move |r: NodeRef<leptos::html::Input>| {
@@ -102,7 +102,6 @@ fn NewRoom() -> impl IntoView {
         let Some(token) = app.token() else { return };
         busy.set(true);
         error.set(None);
-        let navigate = navigate.clone();
         crate::browser::spawn(async move {
             let result = api::create_room(&token, &id, n.trim()).await;
             app.saw(&result);
@@ -122,7 +121,7 @@ fn NewRoom() -> impl IntoView {
                         }
                     });
                     app.refresh_rooms();
-                    navigate(&format!("/rooms/{}", room.room_id), Default::default());
+                    route.go(&format!("/rooms/{}", room.room_id));
                 }
                 Err(e) if e.code() == "room_exists" => {
                     error.set(Some("A room with this id exists already.".into()))

@@ -4,17 +4,17 @@
 
 use crate::app::{use_app, AppState, Page};
 use crate::browser;
+use crate::route::{use_route, Route};
 use crate::store::LocalStore;
 use crate::ui::{auth::SignIn, room::RoomView, rooms::Sidebar, topbar::TopBar};
 use leptos::prelude::*;
-use leptos_router::components::Router;
-use leptos_router::hooks::{use_location, use_navigate};
 use std::time::Duration;
 
 #[component]
 pub fn App() -> impl IntoView {
     let app = AppState::new(LocalStore::shared());
     provide_context(app);
+    Route::provide();
     let online = window_event_listener(leptos::ev::online, move |_| {
         app.browser_online.set(true);
         app.flush_queues();
@@ -27,16 +27,12 @@ pub fn App() -> impl IntoView {
         offline.remove();
     });
     let signed_in = move || app.session.with(Option::is_some);
-    view! {
-        <Router>
-            {move || {
-                if signed_in() {
-                    view! { <Shell /> }.into_any()
-                } else {
-                    view! { <SignIn /> }.into_any()
-                }
-            }}
-        </Router>
+    move || {
+        if signed_in() {
+            view! { <Shell /> }.into_any()
+        } else {
+            view! { <SignIn /> }.into_any()
+        }
     }
 }
 
@@ -44,22 +40,9 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Shell() -> impl IntoView {
     let app = use_app();
-    let location = use_location();
-    // The router keeps the URL (history, links); the page is read from it.
-    let page = Memo::new(move |_| location.pathname.with(|p| Page::of(p)));
+    let route = use_route();
+    let page = Memo::new(move |_| Page::of(&route.path()));
     let room_open = move || page.with(|p| matches!(p, Page::Room(_)));
-    // leptos_router writes a followed link's URL into the address bar only
-    // once a `<Routes>` reports the route ready, and this app has none (it
-    // reads the page from the location): the navigation is completed here,
-    // so that a room opened from the list is in the URL (reload, sharing).
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        let path = location.pathname.get();
-        let shown = window().location().pathname().unwrap_or_default();
-        if shown != path {
-            navigate(&path, Default::default());
-        }
-    });
     app.refresh_rooms();
     // Unread counts change as others write: ask again every few seconds
     // while the page is on screen.
