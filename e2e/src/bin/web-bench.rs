@@ -61,7 +61,7 @@ async fn main() {
     browser.goto(&server.url("/")).await;
     browser.wait_for_status("Online").await;
 
-    println!("| room | navigation → newest messages painted (median of {VISITS}) | min | max | bundle fetched → app started |");
+    println!("| room | navigation → newest messages painted (median of {VISITS}) | min | max | navigation → app started (median) |");
     println!("|---|---|---|---|---|");
     for n in SIZES {
         let room = format!("r{n}");
