@@ -83,6 +83,42 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
         "Edit/Delete offered on someone else's message"
     );
 
+    // Bob reacts to Ann's message, then takes it back: Ann sees both.
+    let article = bob.article("Hello Bob").await;
+    article
+        .find(fantoccini::Locator::XPath(
+            ".//button[@aria-label='Add reaction']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    bob.find("//button[@aria-label='React with 👍']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let reaction = "return Array.from(document.querySelectorAll('[role=log] article'))\
+                    .filter(a => a.innerText.includes('Hello Bob'))\
+                    .flatMap(a => Array.from(a.querySelectorAll('button.reaction')))\
+                    .map(b => b.innerText.trim()).join(',')";
+    ann.wait_for(
+        "Bob's 👍 on Ann's message",
+        &format!("return (() => {{ {reaction} }})() === '👍 1'"),
+    )
+    .await;
+    bob.find("//*[@role='log']//article[contains(., 'Hello Bob')]//button[contains(@class, 'reaction') and @aria-pressed='true']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    ann.wait_for(
+        "the 👍 to go",
+        &format!("return (() => {{ {reaction} }})() === ''"),
+    )
+    .await;
+
     // Ann edits her message: Bob sees the new text, marked edited.
     let article = ann.article("Hello Bob").await;
     article
@@ -557,6 +593,44 @@ async fn older_messages_load_when_scrolling_up() {
             "message {i}: {m:?}"
         );
     }
+    ann.close().await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_and_back_in() {
+    let w = World::new().await;
+    let (ann, proxy) = w.user("sign_in", "ann", DESKTOP).await;
+    ann.create_room("mine", "Mine").await;
+    ann.click("Sign out").await;
+    ann.field("User id").await;
+    // Signed out stays signed out across a reload.
+    ann.client.refresh().await.unwrap();
+    ann.field("User id").await;
+    assert_eq!(
+        ann.js("return !!document.querySelector('[role=status]')")
+            .await,
+        false
+    );
+
+    // A wrong password is an alert; the right one signs in.
+    ann.type_into("User id", "ann").await;
+    ann.type_into("Password", "not the password").await;
+    ann.click("Sign in").await;
+    ann.wait_for(
+        "an alert about the credentials",
+        "return Array.from(document.querySelectorAll('[role=alert]')).some(a => /wrong/i.test(a.innerText))",
+    )
+    .await;
+    ann.type_into("Password", PASSWORD).await;
+    ann.field("Password")
+        .await
+        .send_keys(e2e::ENTER)
+        .await
+        .unwrap();
+    ann.find("//button[normalize-space(.)='Sign out']").await;
+    ann.goto(&proxy.url("/rooms/mine")).await;
+    ann.wait_for_room("mine").await;
     ann.close().await;
     w.server.stop().await;
 }
