@@ -11,6 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use server::config::Config;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,8 +28,10 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().await
 }
 
-/// How long a test waits for the page to reach a state before failing.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+/// How long a test waits for the page to reach a state before failing:
+/// more than the app's longest reconnect delay (15 s, ±25 %) with room to
+/// spare on a slow machine.
+pub const PATIENCE: Duration = Duration::from_secs(40);
 
 /// The WebDriver "Enter" key.
 pub const ENTER: &str = "\u{E007}";
@@ -124,6 +127,27 @@ impl Server {
         r["messages"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits until the room's messages on the server pass `check`.
+    pub async fn wait_for_messages(
+        &self,
+        token: &str,
+        room: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            let messages = self.messages(token, room).await;
+            if check(&messages) {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the server's messages of {room} never got there: {messages:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends messages through the API (for rooms with a history).
     pub async fn post_messages(
         &self,
@@ -167,7 +191,9 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group, so that its browsers go with it.
         let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -236,6 +262,11 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver and the Chromiums it started (a failed test leaves
+        // its sessions open).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -116,14 +116,8 @@ async fn forward(
         let mut held = Vec::new();
         loop {
             tokio::select! {
-                r = server_read.read(&mut buf) => {
-                    let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
-                    if socket && *mode.borrow() == Mode::Hold {
-                        held.extend_from_slice(&buf[..n]);
-                    } else if client_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
+                // A change of mode first: held bytes go out before newer ones.
+                biased;
                 changed = mode.changed(), if socket => {
                     if changed.is_err() {
                         break;
@@ -138,6 +132,22 @@ async fn forward(
                             held.clear();
                         }
                         _ => {}
+                    }
+                }
+                r = server_read.read(&mut buf) => {
+                    let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
+                    if socket && *mode.borrow() == Mode::Hold {
+                        held.extend_from_slice(&buf[..n]);
+                        continue;
+                    }
+                    if !held.is_empty() {
+                        if client_write.write_all(&held).await.is_err() {
+                            break;
+                        }
+                        held.clear();
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
                     }
                 }
             }

@@ -185,8 +185,9 @@ async fn an_own_message_shows_before_the_server_answers() {
     ann.screenshot("pending-message").await;
     // The server has it (durable) while the browser has not heard back.
     let token = w.server.token("ann", PASSWORD).await;
-    let stored = w.server.messages(&token, "quiet").await;
-    assert_eq!(stored.len(), 1, "{stored:?}");
+    w.server
+        .wait_for_messages(&token, "quiet", |m| m.len() == 1)
+        .await;
     assert_eq!(
         ann.messages().await[0].state,
         "pending",
@@ -228,6 +229,10 @@ async fn a_refused_action_rolls_back_with_an_alert() {
         .await
         .unwrap();
     ann.wait_for_no_message("A message that will go").await;
+    let token = w.server.token("ann", PASSWORD).await;
+    w.server
+        .wait_for_messages(&token, "debate", |m| m.is_empty())
+        .await;
     let article = bob.article("A message that will go").await;
     article
         .find(fantoccini::Locator::XPath(
@@ -443,7 +448,9 @@ async fn time_travel_shows_the_past_and_live_returns() {
     ann.wait_for(
         "the room as it was after event 1 (no message)",
         "return document.querySelectorAll('[role=log] article').length === 0 \
-         && document.querySelector('#time-travel').value === '1'",
+         && document.querySelector('#time-travel').value === '1' \
+         && document.body.innerText.includes('The room as it was after event 1 ') \
+         && document.body.innerText.includes('No messages at this point')",
     )
     .await;
     ann.find("//*[@aria-label='Event log']").await;

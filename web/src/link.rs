@@ -30,7 +30,8 @@ impl Status {
         if !browser_online {
             return Status::Offline;
         }
-        match socket {
+        // A stopped socket (the room is gone) is no socket to wait for.
+        match socket.filter(|l| l.state != LinkState::Stopped) {
             Some(link) => link.status(),
             None => match server_ok {
                 None => Status::Connecting,
@@ -71,14 +72,21 @@ pub enum AfterClose {
 /// The first delay after a drop, and the longest.
 pub const BACKOFF_FIRST_MS: u32 = 500;
 pub const BACKOFF_MAX_MS: u32 = 15_000;
+/// A socket open this long was working: when it drops, the next attempt
+/// goes at once and the backoff starts afresh. One that drops sooner (a
+/// server that accepts and closes, a recurring lag) counts as a failure, so
+/// that reconnecting never spins.
+pub const STABLE_MS: f64 = 10_000.0;
 
 /// The socket of one open room, as a state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     state: LinkState,
-    /// Attempts in a row that ended without the socket opening.
+    /// Attempts in a row that ended without a socket that stayed open.
     failures: u32,
     ever_open: bool,
+    /// When the socket last opened (the page's clock, ms).
+    opened_at: f64,
 }
 
 impl Default for Link {
@@ -93,6 +101,7 @@ impl Link {
             state: LinkState::Connecting,
             failures: 0,
             ever_open: false,
+            opened_at: 0.0,
         }
     }
 
@@ -112,9 +121,8 @@ impl Link {
         match self.state {
             LinkState::Open => Status::Online,
             LinkState::Connecting if !self.ever_open && self.failures == 0 => Status::Connecting,
-            LinkState::Connecting | LinkState::Reconnecting | LinkState::Stopped => {
-                Status::Reconnecting
-            }
+            LinkState::Connecting | LinkState::Reconnecting => Status::Reconnecting,
+            LinkState::Stopped => Status::Online,
             LinkState::Offline => Status::Offline,
         }
     }
@@ -130,15 +138,16 @@ impl Link {
         }
     }
 
-    pub fn opened(&mut self) {
+    /// The socket opened at `now_ms`.
+    pub fn opened(&mut self, now_ms: f64) {
         self.state = LinkState::Open;
-        self.failures = 0;
         self.ever_open = true;
+        self.opened_at = now_ms;
     }
 
-    /// The socket closed with `code`; `browser_online` is the browser's view
-    /// of the network.
-    pub fn closed(&mut self, code: u16, browser_online: bool) -> AfterClose {
+    /// The socket closed with `code` at `now_ms`; `browser_online` is the
+    /// browser's view of the network.
+    pub fn closed(&mut self, code: u16, browser_online: bool, now_ms: f64) -> AfterClose {
         if self.state == LinkState::Stopped {
             return AfterClose::Stop;
         }
@@ -150,18 +159,18 @@ impl Link {
             self.state = LinkState::Offline;
             return AfterClose::WaitOnline;
         }
-        let delay_ms = if self.state == LinkState::Open {
-            // It was working: try again at once, once.
+        let was_working = self.state == LinkState::Open && now_ms - self.opened_at >= STABLE_MS;
+        let delay_ms = if was_working {
+            // Try again at once, with a fresh backoff.
+            self.failures = 0;
             0
         } else {
             let shift = self.failures.min(5);
+            self.failures += 1;
             BACKOFF_FIRST_MS
                 .saturating_mul(1 << shift)
                 .min(BACKOFF_MAX_MS)
         };
-        if self.state != LinkState::Open {
-            self.failures += 1;
-        }
         self.state = LinkState::Reconnecting;
         AfterClose::Retry { delay_ms }
     }
@@ -204,47 +213,82 @@ mod tests {
             Status::of(true, Some(true), Some(&link)),
             Status::Connecting
         );
-        link.opened();
+        link.opened(0.0);
         assert_eq!(Status::of(true, Some(true), Some(&link)).label(), "Online");
-        link.closed(1001, true);
+        link.closed(1001, true, 1.0);
         assert_eq!(
             Status::of(true, Some(true), Some(&link)).label(),
             "Reconnecting…"
         );
         link.went_offline();
         assert_eq!(Status::of(true, Some(true), Some(&link)).label(), "Offline");
+        // A stopped socket (the room is gone): the server's answers decide.
+        link.stop();
+        assert_eq!(Status::of(true, Some(true), Some(&link)).label(), "Online");
+        assert_eq!(
+            Status::of(true, Some(false), Some(&link)).label(),
+            "Reconnecting…"
+        );
     }
 
     #[test]
     fn a_drop_retries_at_once_then_backs_off_until_open() {
         let mut link = Link::new();
         link.connecting();
-        link.opened();
-        assert_eq!(link.closed(1006, true), AfterClose::Retry { delay_ms: 0 });
+        link.opened(1_000.0);
+        // Open for a minute: it was working.
+        assert_eq!(
+            link.closed(1006, true, 61_000.0),
+            AfterClose::Retry { delay_ms: 0 }
+        );
         let mut delays = Vec::new();
         for _ in 0..8 {
             link.connecting();
-            match link.closed(1006, true) {
+            match link.closed(1006, true, 62_000.0) {
                 AfterClose::Retry { delay_ms } => delays.push(delay_ms),
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
         link.connecting();
-        link.opened();
+        link.opened(100_000.0);
+        assert_eq!(
+            link.closed(1006, true, 200_000.0),
+            AfterClose::Retry { delay_ms: 0 }
+        );
         assert_eq!(link.failures(), 0);
+    }
+
+    #[test]
+    fn a_socket_that_keeps_closing_soon_after_opening_backs_off() {
+        let mut link = Link::new();
+        let mut now = 0.0;
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            link.connecting();
+            link.opened(now);
+            now += 200.0;
+            match link.closed(4008, true, now) {
+                AfterClose::Retry { delay_ms } => {
+                    delays.push(delay_ms);
+                    now += f64::from(delay_ms);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 15000]);
     }
 
     #[test]
     fn signed_out_stops_and_offline_waits() {
         let mut link = Link::new();
-        link.opened();
-        assert_eq!(link.closed(4001, true), AfterClose::SignIn);
+        link.opened(0.0);
+        assert_eq!(link.closed(4001, true, 1.0), AfterClose::SignIn);
         assert_eq!(link.state(), LinkState::Stopped);
-        assert_eq!(link.closed(1006, true), AfterClose::Stop);
+        assert_eq!(link.closed(1006, true, 2.0), AfterClose::Stop);
         let mut link = Link::new();
-        link.opened();
-        assert_eq!(link.closed(1006, false), AfterClose::WaitOnline);
+        link.opened(0.0);
+        assert_eq!(link.closed(1006, false, 1.0), AfterClose::WaitOnline);
         link.came_online();
         assert_eq!(link.state(), LinkState::Reconnecting);
     }

@@ -197,13 +197,13 @@ impl LiveRoom {
 
     /// The socket opened: every queued event goes (again), in order. The
     /// server stores an `eventId` once, so a resend is harmless.
-    pub fn socket_opened(&mut self) -> Vec<String> {
-        self.link.opened();
+    pub fn socket_opened(&mut self, now_ms: f64) -> Vec<String> {
+        self.link.opened(now_ms);
         self.outbox.events().iter().map(submit_frame).collect()
     }
 
-    pub fn socket_closed(&mut self, code: u16, browser_online: bool) -> AfterClose {
-        self.link.closed(code, browser_online)
+    pub fn socket_closed(&mut self, code: u16, browser_online: bool, now_ms: f64) -> AfterClose {
+        self.link.closed(code, browser_online, now_ms)
     }
 
     /// The frame to send a queued event again, if it is still queued and

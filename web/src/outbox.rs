@@ -1,14 +1,18 @@
 //! The offline queue: a user's events in one room that the server has not
 //! answered yet, in the order they were made, written to storage on every
 //! change so that a reload loses nothing. Sending them again is safe: the
-//! server stores an `eventId` once.
+//! server stores an `eventId` once. Every change reads the stored queue
+//! first, so that two holders of one queue (the open room and a flush of
+//! the queues over HTTP, or two tabs) do not write over each other.
 
 use crate::store::SharedStore;
 use domain::PendingEvent;
 use uuid::Uuid;
 
+/// Ids never hold a `/` (`domain::validation::validate_id`), so a key names
+/// one user and one room only.
 fn prefix(user: &str) -> String {
-    format!("chat.outbox.{user}.")
+    format!("chat.outbox/{user}/")
 }
 
 /// The queue of one user in one room.
@@ -22,10 +26,7 @@ impl Outbox {
     /// The queue as stored (empty if none, or if what is stored is not a queue).
     pub fn open(store: SharedStore, user: &str, room: &str) -> Self {
         let key = format!("{}{room}", prefix(user));
-        let events = store
-            .get(&key)
-            .and_then(|json| serde_json::from_slice(json.as_bytes()).ok())
-            .unwrap_or_default();
+        let events = load(&store, &key);
         Outbox { store, key, events }
     }
 
@@ -57,6 +58,7 @@ impl Outbox {
 
     /// Queues an event (once per `eventId`).
     pub fn push(&mut self, event: PendingEvent) {
+        self.events = load(&self.store, &self.key);
         if !self.contains(event.event_id) {
             self.events.push(event);
             self.save();
@@ -65,6 +67,7 @@ impl Outbox {
 
     /// Takes an event out of the queue; `false` if it was not there.
     pub fn remove(&mut self, event_id: Uuid) -> bool {
+        self.events = load(&self.store, &self.key);
         let before = self.events.len();
         self.events.retain(|p| p.event_id != event_id);
         let removed = self.events.len() != before;
@@ -81,4 +84,11 @@ impl Outbox {
             self.store.set(&self.key, &json);
         }
     }
+}
+
+fn load(store: &SharedStore, key: &str) -> Vec<PendingEvent> {
+    store
+        .get(key)
+        .and_then(|json| serde_json::from_slice(json.as_bytes()).ok())
+        .unwrap_or_default()
 }

@@ -190,6 +190,10 @@ impl Socket {
     pub fn stop(&self) {
         let mut inner = self.0.borrow_mut();
         inner.stopped = true;
+        // The status line stops saying "Reconnecting…" for it.
+        inner
+            .live
+            .try_update(|l| l.as_mut().map(|l| l.link_mut().stop()));
         if let Some(t) = inner.retry.take() {
             t.clear();
         }
@@ -204,7 +208,7 @@ impl Socket {
             }
             inner
                 .live
-                .try_update(|l| l.as_mut().map(LiveRoom::socket_opened))
+                .try_update(|l| l.as_mut().map(|l| l.socket_opened(js_sys::Date::now())))
                 .flatten()
                 .unwrap_or_default()
         };
@@ -270,7 +274,7 @@ impl Socket {
             let online = browser::is_online();
             let Some(Some((after, failures, room))) = inner.live.try_update(|l| {
                 l.as_mut().map(|l| {
-                    let after = l.socket_closed(code, online);
+                    let after = l.socket_closed(code, online, js_sys::Date::now());
                     (after, l.link().failures(), l.room_id().to_owned())
                 })
             }) else {
@@ -305,6 +309,9 @@ impl Socket {
                         }
                     });
                 }
+                // Spread out, so that the clients of a restarted server
+                // do not all come back in the same millisecond.
+                let delay_ms = (f64::from(delay_ms) * (0.75 + 0.5 * js_sys::Math::random())) as u64;
                 let weak = Rc::downgrade(&self.0);
                 let handle = set_timeout_with_handle(
                     move || {
@@ -312,7 +319,7 @@ impl Socket {
                             s.connect();
                         }
                     },
-                    Duration::from_millis(delay_ms.into()),
+                    Duration::from_millis(delay_ms),
                 )
                 .ok();
                 self.0.borrow_mut().retry = handle;

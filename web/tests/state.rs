@@ -11,7 +11,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use domain::{ChatEvent, EventKind, EventType, RoomState, Submission, Timestamp};
+use domain::{ChatEvent, EventKind, EventType, PendingEvent, RoomState, Submission, Timestamp};
 use serde_json::Value;
 use uuid::Uuid;
 use web::history::History;
@@ -166,7 +166,7 @@ fn error(event_id: Uuid, code: &str, message: &str) -> String {
 
 fn opened(room: &mut LiveRoom) -> Vec<String> {
     room.link_mut().connecting();
-    room.socket_opened()
+    room.socket_opened(0.0)
 }
 
 fn state_of(room: &LiveRoom, message: Uuid) -> Option<RowState> {
@@ -353,7 +353,7 @@ fn offline_actions_queue_in_storage_survive_a_reload_and_go_once_on_reconnect() 
     // given alice offline (the socket closed, the browser offline)
     let mut room = LiveRoom::new("alice", ROOM, server.state.clone(), shared.clone());
     opened(&mut room);
-    assert_eq!(room.socket_closed(1006, false), AfterClose::WaitOnline);
+    assert_eq!(room.socket_closed(1006, false, 1.0), AfterClose::WaitOnline);
     assert_eq!(
         Status::of(false, Some(true), Some(room.link())).label(),
         "Offline"
@@ -462,7 +462,7 @@ fn a_dropped_socket_reconnects_from_the_last_seq_with_backoff_and_resends() {
     let frames = room.send_text(id(20), "in flight", ts(1)).unwrap();
     assert_eq!(frames.len(), 1);
     assert_eq!(
-        room.socket_closed(1001, true),
+        room.socket_closed(1001, true, 60_000.0),
         AfterClose::Retry { delay_ms: 0 }
     );
     assert_eq!(room.link().state(), LinkState::Reconnecting);
@@ -474,12 +474,12 @@ fn a_dropped_socket_reconnects_from_the_last_seq_with_backoff_and_resends() {
     assert_eq!(room.socket_path(), "/api/rooms/general/ws?afterSeq=4");
     room.link_mut().connecting();
     assert_eq!(
-        room.socket_closed(1006, true),
+        room.socket_closed(1006, true, 61_000.0),
         AfterClose::Retry { delay_ms: 500 }
     );
     room.link_mut().connecting();
     assert_eq!(
-        room.socket_closed(1006, true),
+        room.socket_closed(1006, true, 62_000.0),
         AfterClose::Retry { delay_ms: 1000 }
     );
     // meanwhile the server stored the in-flight message and bob wrote
@@ -502,7 +502,7 @@ fn a_dropped_socket_reconnects_from_the_last_seq_with_backoff_and_resends() {
     assert!(room.shown().message(bobs.event_id).is_some());
     assert!(room.queued().is_empty());
     // a 4001 close means signing in again
-    assert_eq!(room.socket_closed(4001, true), AfterClose::SignIn);
+    assert_eq!(room.socket_closed(4001, true, 1.0), AfterClose::SignIn);
 }
 
 #[test]
@@ -667,4 +667,49 @@ fn time_travel_replays_the_room_exactly_as_after_any_seq() {
         "seqs 12 and below are not held"
     );
     assert!(History::new(RoomState::new(), server.events[3..].to_vec()).is_none());
+}
+
+#[test]
+fn queues_of_dotted_ids_and_two_holders_of_one_queue_stay_apart() {
+    let shared = store("outbox-keys");
+    let pending = |n: u128| PendingEvent {
+        event_id: id(n),
+        kind: EventKind::MessageSent {
+            content: "queued".into(),
+        },
+        submitted_at: ts(0),
+    };
+    // given user "a" in room "b.c" and user "a.b" in room "c"
+    let mut first = Outbox::open(shared.clone(), "a", "b.c");
+    first.push(pending(1));
+    let mut second = Outbox::open(shared.clone(), "a.b", "c");
+    second.push(pending(2));
+    // then each sees only their own
+    assert_eq!(
+        Outbox::rooms_with_events(&shared, "a"),
+        vec!["b.c".to_owned()]
+    );
+    assert_eq!(
+        Outbox::rooms_with_events(&shared, "a.b"),
+        vec!["c".to_owned()]
+    );
+    let ids = |user: &str, room: &str| -> Vec<Uuid> {
+        Outbox::open(shared.clone(), user, room)
+            .events()
+            .iter()
+            .map(|p| p.event_id)
+            .collect()
+    };
+    assert_eq!(ids("a", "b.c"), vec![id(1)]);
+    assert_eq!(ids("a.b", "c"), vec![id(2)]);
+
+    // given two holders of one queue (the open room and a flush over HTTP)
+    let mut room = Outbox::open(shared.clone(), "a", "r");
+    let mut flush = Outbox::open(shared.clone(), "a", "r");
+    room.push(pending(3));
+    flush.push(pending(4));
+    // when one takes out an event, the other's stays
+    assert!(flush.remove(id(3)));
+    room.push(pending(5));
+    assert_eq!(ids("a", "r"), vec![id(4), id(5)]);
 }

@@ -40,9 +40,12 @@ pub fn MessageList() -> impl IntoView {
     let ctx = use_room();
     let rows = Memo::new(move |_| {
         let travel = ctx.travel.with(|t| {
+            // While the state of a new point loads, the old one is not shown
+            // under the new slider value.
             t.as_ref().map(|t| {
                 t.state
                     .as_ref()
+                    .filter(|_| !t.loading)
                     .map(|s| rows_of(s, t.limit, |_| RowState::Confirmed))
                     .unwrap_or_default()
             })
@@ -141,6 +144,7 @@ pub fn MessageList() -> impl IntoView {
     };
 
     let older_state = move || ctx.older.get();
+    let travel_loading = move || ctx.travel.with(|t| t.as_ref().is_some_and(|t| t.loading));
     let empty = move || order.with(Vec::is_empty) && !has_older();
     view! {
         <div
@@ -150,6 +154,7 @@ pub fn MessageList() -> impl IntoView {
             tabindex="0"
             role="log"
             aria-label="Conversation"
+            aria-busy=move || if travel_loading() { "true" } else { "false" }
         >
             {move || has_older().then(|| view! {
                 <div class="older">
@@ -173,7 +178,9 @@ pub fn MessageList() -> impl IntoView {
             })}
             {move || empty().then(|| view! {
                 <p class="empty">
-                    {if ctx.travel.with(Option::is_some) {
+                    {if travel_loading() {
+                        "Loading the room as it was…"
+                    } else if ctx.travel.with(Option::is_some) {
                         "No messages at this point."
                     } else {
                         "No messages yet. Say hello!"

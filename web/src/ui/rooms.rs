@@ -31,7 +31,7 @@ fn RoomList() -> impl IntoView {
         Rooms::Failed(e) => Some(
             view! {
                 <div class="pad">
-                    <p class="error-text">{e.clone()}</p>
+                    <p role="alert" class="error-text">{e.clone()}</p>
                     <button type="button" on:click=move |_| app.refresh_rooms()>
                         "Try again"
                     </button>

@@ -65,6 +65,21 @@ fn Shell() -> impl IntoView {
             <TopBar />
             <Sidebar />
             <main class="main">
+                // What the app must tell wherever the user is (a queued
+                // action of another room refused).
+                {move || app.alert.get().map(|text| view! {
+                    <div role="alert" class="alert notice app-alert">
+                        <span>{text}</span>
+                        <button
+                            type="button"
+                            class="quiet"
+                            aria-label="Dismiss"
+                            on:click=move |_| app.alert.set(None)
+                        >
+                            "×"
+                        </button>
+                    </div>
+                })}
                 {move || match page.get() {
                     Page::Rooms => view! { <NoRoom /> }.into_any(),
                     Page::Room(room_id) => view! { <RoomView room_id /> }.into_any(),
