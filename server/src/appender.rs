@@ -2,18 +2,22 @@
 //! assign the next seq, persist durably, update the projection and the
 //! snapshot in the same commit, then publish.
 //!
-//! One writer task owns the in-memory state of every room it has touched
+//! One writer task keeps the in-memory state of the rooms it has touched
 //! and takes requests from a channel. It drains what is waiting into one
 //! batch and writes the whole batch in a single atomic, durable commit
-//! (group commit): one fsync for many events, and seqs that are gap-free and
-//! unique because only this task assigns them.
+//! (group commit): one fsync for many events. The commit is conditional on
+//! each room's log being where the writer saw it, so several writers (other
+//! server instances on the same database) can share a store: on a conflict
+//! the writer drops the states it used, reloads what it missed, decides the
+//! batch again and retries. Seqs stay gap-free and unique, and a cached
+//! state is never trusted over the store.
 //!
 //! It knows no HTTP: it answers with [`AppendError`], which the HTTP layer
 //! maps to the contract's responses (`crate::error`).
 
 use crate::bus::Bus;
 use crate::metrics::Metrics;
-use crate::store::{load_snapshot, Commit, RoomRecord, Store, StoreError, ViewChange};
+use crate::store::{load_snapshot, Commit, RoomRecord, SeqAdvance, Store, StoreError, ViewChange};
 use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -69,11 +73,15 @@ impl From<StoreError> for AppendError {
             StoreError::Corrupt(detail) => AppendError::Corrupt(detail),
             // Only a commit that creates a room says this.
             StoreError::Exists => AppendError::RoomExists,
+            // The appender decides again on a conflict; one that gets here
+            // was left after every attempt.
+            StoreError::Conflict(_) => AppendError::Unavailable(BUSY),
         }
     }
 }
 
 const UNREACHABLE: &str = "the store cannot be reached";
+const BUSY: &str = "the room is too busy right now";
 
 /// The result of an accepted append.
 #[derive(Debug, Clone)]
@@ -98,6 +106,53 @@ enum Request {
         reply: oneshot::Sender<Result<RoomRecord, AppendError>>,
     },
 }
+
+/// What a request asks, without its answer channel: decided again on every
+/// attempt of a batch.
+enum Job {
+    Append {
+        room: String,
+        sender: String,
+        cmd: Command,
+    },
+    CreateRoom {
+        room: String,
+        name: String,
+        creator: String,
+    },
+}
+
+impl Request {
+    fn split(self) -> (Job, ReplyTo) {
+        match self {
+            Request::Append {
+                room,
+                sender,
+                cmd,
+                reply,
+            } => (Job::Append { room, sender, cmd }, ReplyTo::Append(reply)),
+            Request::CreateRoom {
+                room,
+                name,
+                creator,
+                reply,
+            } => (
+                Job::CreateRoom {
+                    room,
+                    name,
+                    creator,
+                },
+                ReplyTo::Room(reply),
+            ),
+        }
+    }
+}
+
+/// How many times a batch is decided again after another writer appended to
+/// one of its rooms first, before its requests are answered 503. Between
+/// attempts it waits a random time below 1, 2, 4, … ms (at most 64): two
+/// writers feeding one hot room would otherwise keep meeting.
+const ATTEMPTS: u32 = 12;
 
 /// The handle the HTTP and WebSocket handlers use.
 #[derive(Clone)]
@@ -250,16 +305,43 @@ struct Writer {
     clock: u64,
 }
 
-enum Reply {
-    Append(
-        oneshot::Sender<Result<Appended, AppendError>>,
-        Result<Appended, AppendError>,
-    ),
-    Room(
-        oneshot::Sender<Result<RoomRecord, AppendError>>,
-        Result<RoomRecord, AppendError>,
-    ),
+enum ReplyTo {
+    Append(oneshot::Sender<Result<Appended, AppendError>>),
+    Room(oneshot::Sender<Result<RoomRecord, AppendError>>),
 }
+
+/// The answer to one job of a batch.
+enum Answer {
+    Append(Result<Appended, AppendError>),
+    Room(Result<RoomRecord, AppendError>),
+}
+
+impl Answer {
+    fn send(self, to: ReplyTo) {
+        match (to, self) {
+            (ReplyTo::Append(tx), Answer::Append(r)) => {
+                let _ = tx.send(r);
+            }
+            (ReplyTo::Room(tx), Answer::Room(r)) => {
+                let _ = tx.send(r);
+            }
+            _ => unreachable!("answers are made in the order of their jobs"),
+        }
+    }
+
+    /// The same for every job: nothing of the batch was written.
+    fn all_refused(jobs: &[Job], err: &AppendError) -> Vec<Answer> {
+        jobs.iter()
+            .map(|j| match j {
+                Job::Append { .. } => Answer::Append(Err(err.clone())),
+                Job::CreateRoom { .. } => Answer::Room(Err(err.clone())),
+            })
+            .collect()
+    }
+}
+
+/// Another writer got to one of the batch's rooms first.
+struct Conflict;
 
 fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now()).expect("the clock is within years 0-9999")
@@ -323,10 +405,10 @@ impl Writer {
 
     /// Which of the batch's eventIds are stored already: one read per room
     /// instead of one per request.
-    async fn stored_ids(&self, batch: &[Request]) -> Result<HashSet<(String, Uuid)>, StoreError> {
+    async fn stored_ids(&self, jobs: &[Job]) -> Result<HashSet<(String, Uuid)>, StoreError> {
         let mut by_room: HashMap<&str, Vec<Uuid>> = HashMap::new();
-        for r in batch {
-            if let Request::Append { room, cmd, .. } = r {
+        for j in jobs {
+            if let Job::Append { room, cmd, .. } = j {
                 by_room.entry(room).or_default().push(cmd.event_id);
             }
         }
@@ -341,64 +423,93 @@ impl Writer {
 
     async fn process(&mut self, batch: Vec<Request>) {
         let started = Instant::now();
-        let stored = match self.stored_ids(&batch).await {
+        let (jobs, replies): (Vec<Job>, Vec<ReplyTo>) =
+            batch.into_iter().map(Request::split).unzip();
+        let mut attempt = 1;
+        let answers = loop {
+            match self.attempt(&jobs, started).await {
+                Ok(answers) => break answers,
+                Err(Conflict) if attempt < ATTEMPTS => {
+                    self.metrics.append_conflicts.inc();
+                    let ceiling_us = 1000u64 << attempt.min(6);
+                    let pause = rand::random::<u64>() % ceiling_us;
+                    tokio::time::sleep(Duration::from_micros(pause)).await;
+                    attempt += 1;
+                }
+                Err(Conflict) => {
+                    tracing::warn!(
+                        attempts = ATTEMPTS,
+                        "other writers kept appending first; the batch is refused"
+                    );
+                    break Answer::all_refused(&jobs, &AppendError::Unavailable(BUSY));
+                }
+            }
+        };
+        for (answer, to) in answers.into_iter().zip(replies) {
+            answer.send(to);
+        }
+    }
+
+    /// Decides every job against the rooms as stored, and commits them
+    /// together if no other writer appended to those rooms meanwhile. A
+    /// conflict drops the room states it used (they are behind the store):
+    /// the next attempt loads what it missed and decides again.
+    async fn attempt(&mut self, jobs: &[Job], started: Instant) -> Result<Vec<Answer>, Conflict> {
+        let stored = match self.stored_ids(jobs).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
-                let err = AppendError::from(e);
-                for req in batch {
-                    let err = err.clone();
-                    match req {
-                        Request::Append { reply, .. } => {
-                            let _ = reply.send(Err(err));
-                        }
-                        Request::CreateRoom { reply, .. } => {
-                            let _ = reply.send(Err(err));
-                        }
-                    }
-                }
-                return;
+                return Ok(Answer::all_refused(jobs, &AppendError::from(e)));
             }
         };
         let mut commit = Commit::default();
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(jobs.len());
         let mut new_ids: HashMap<(String, Uuid), Arc<ChatEvent>> = HashMap::new();
-        let mut touched: Vec<String> = Vec::new();
-        for req in batch {
-            match req {
-                Request::CreateRoom {
+        // The rooms this batch appends to, with their last seq before it.
+        let mut touched: Vec<(String, u64)> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::CreateRoom {
                     room,
                     name,
                     creator,
-                    reply,
                 } => {
-                    let r = self.create_room(&mut commit, &room, &name, &creator).await;
+                    let r = self.create_room(&mut commit, room, name, creator).await;
                     if r.is_ok() {
-                        touched.push(room);
+                        touched.push((room.clone(), 1));
                     }
-                    replies.push(Reply::Room(reply, r));
+                    answers.push(Answer::Room(r));
                 }
-                Request::Append {
-                    room,
-                    sender,
-                    cmd,
-                    reply,
-                } => {
+                Job::Append { room, sender, cmd } => {
+                    let before = self.rooms.get(room).map(|c| c.state.last_seq());
                     let r = self
-                        .append(&mut commit, &mut new_ids, &stored, &room, &sender, cmd)
+                        .append(
+                            &mut commit,
+                            &mut new_ids,
+                            &stored,
+                            room,
+                            sender,
+                            cmd.clone(),
+                        )
                         .await;
-                    if matches!(r, Ok(Appended::New(_))) && !touched.contains(&room) {
-                        touched.push(room);
+                    if let Ok(Appended::New(e)) = &r {
+                        if !touched.iter().any(|(t, _)| t == room) {
+                            touched.push((room.clone(), before.unwrap_or(e.seq - 1)));
+                        }
                     }
-                    replies.push(Reply::Append(reply, r));
+                    answers.push(Answer::Append(r));
                 }
             }
         }
         // Last seqs and snapshots of the rooms this batch changed.
         let mut snapshotted = Vec::new();
-        for room in &touched {
+        for (room, expected) in &touched {
             let core = self.rooms.get(room).expect("touched rooms are loaded");
-            commit.last_seqs.push((room.clone(), core.state.last_seq()));
+            commit.advances.push(SeqAdvance {
+                room: room.clone(),
+                expected: *expected,
+                last: core.state.last_seq(),
+            });
             if snapshot_due(core.state.last_seq(), core.snap_seq, self.snapshot_every) {
                 if let Some(s) = core.state.snapshot() {
                     snapshotted.push((room.clone(), s.head.clone()));
@@ -416,6 +527,12 @@ impl Writer {
                 Err(_) => Err(StoreError::Unavailable("the commit timed out".to_owned())),
             }
         };
+        if result.is_err() {
+            // The in-memory states ran ahead of the store: reload them.
+            for (room, _) in &touched {
+                self.rooms.remove(room);
+            }
+        }
         self.evict();
         match result {
             Ok(()) => {
@@ -435,44 +552,32 @@ impl Writer {
                 for e in events {
                     self.bus.publish(e);
                 }
-                for r in replies {
-                    match r {
-                        Reply::Append(tx, r) => {
-                            let _ = tx.send(r);
-                        }
-                        Reply::Room(tx, r) => {
-                            let _ = tx.send(r);
-                        }
-                    }
-                }
+                Ok(answers)
             }
+            Err(StoreError::Conflict(detail)) => {
+                tracing::debug!(%detail, "another writer appended first; deciding again");
+                Err(Conflict)
+            }
+            // Another writer created one of the batch's new rooms first.
+            Err(StoreError::Exists) => Err(Conflict),
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; the batch is refused");
-                // The in-memory states ran ahead of the store: reload them.
-                for room in &touched {
-                    self.rooms.remove(room);
-                }
                 // Nothing of the batch was written: a retry is right, unless
                 // the store holds data that contradicts itself.
                 let refused = match e {
                     StoreError::Corrupt(detail) => AppendError::Corrupt(detail),
-                    StoreError::Unavailable(_) | StoreError::Exists => {
-                        AppendError::Unavailable(UNREACHABLE)
-                    }
+                    _ => AppendError::Unavailable(UNREACHABLE),
                 };
-                for r in replies {
-                    match r {
-                        Reply::Append(tx, r) => {
-                            let _ = tx.send(r.and_then(|a| match a {
-                                Appended::New(_) => Err(refused.clone()),
-                                existing => Ok(existing),
-                            }));
-                        }
-                        Reply::Room(tx, r) => {
-                            let _ = tx.send(r.and_then(|_| Err(refused.clone())));
-                        }
-                    }
-                }
+                Ok(answers
+                    .into_iter()
+                    .map(|a| match a {
+                        Answer::Append(r) => Answer::Append(r.and_then(|a| match a {
+                            Appended::New(_) => Err(refused.clone()),
+                            existing => Ok(existing),
+                        })),
+                        Answer::Room(r) => Answer::Room(r.and_then(|_| Err(refused.clone()))),
+                    })
+                    .collect())
             }
         }
     }

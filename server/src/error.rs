@@ -317,6 +317,11 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("the store cannot be reached; retry")
             }
             StoreError::Corrupt(detail) => ApiError::internal(format!("corrupt data: {detail}")),
+            // Only the appender writes conditionally, and it decides again.
+            StoreError::Conflict(detail) => {
+                tracing::warn!(%detail, "a write conflict reached the HTTP layer");
+                ApiError::unavailable("the store is busy; retry")
+            }
             // Callers that create something handle `Exists` themselves.
             StoreError::Exists => {
                 ApiError::internal("unexpected \"already exists\" from the store")

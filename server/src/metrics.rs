@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Keys in each limit table after its last pruning, by `table`.
     pub limiter_keys: IntGaugeVec,
     pub appends: IntCounter,
+    /// Batches decided again because another writer appended first.
+    pub append_conflicts: IntCounter,
     pub ws_connections: IntGauge,
     /// Sockets that fell behind the live stream and caught up from the store.
     pub ws_resyncs: IntCounter,
@@ -105,6 +107,11 @@ impl Metrics {
         .expect("valid metric");
         let appends =
             IntCounter::new("chat_appends_total", "events appended").expect("valid metric");
+        let append_conflicts = IntCounter::new(
+            "chat_append_conflicts_total",
+            "batches decided again because another writer appended to one of their rooms first",
+        )
+        .expect("valid metric");
         let ws_connections = IntGauge::new("chat_ws_connections", "open WebSocket connections")
             .expect("valid metric");
         let ws_resyncs = IntCounter::new(
@@ -148,6 +155,7 @@ impl Metrics {
             Box::new(sessions_purged.clone()),
             Box::new(limiter_keys.clone()),
             Box::new(appends.clone()),
+            Box::new(append_conflicts.clone()),
             Box::new(ws_connections.clone()),
             Box::new(ws_resyncs.clone()),
             Box::new(bus_rooms.clone()),
@@ -167,6 +175,7 @@ impl Metrics {
             sessions_purged,
             limiter_keys,
             appends,
+            append_conflicts,
             ws_connections,
             ws_resyncs,
             bus_rooms,

@@ -625,24 +625,48 @@ impl Store for EmbeddedStore {
                         .insert((r.created_at.as_millis(), r.room_id.as_str()), ())
                         .map_err(unavailable)?;
                 }
-                for (room, last) in &c.last_seqs {
-                    let mut rec: RoomRecord = match rooms.get(room.as_str()).map_err(unavailable)? {
+                // Returning an error drops the transaction: nothing is written.
+                for a in &c.advances {
+                    let room = a.room.as_str();
+                    let mut rec: RoomRecord = match rooms.get(room).map_err(unavailable)? {
                         Some(v) => decode(v.value())?,
                         None => return Err(StoreError::Corrupt(format!("no room {room}"))),
                     };
-                    rec.last_seq = *last;
+                    if rec.last_seq != a.expected {
+                        return Err(StoreError::Conflict(format!(
+                            "room {room} is at seq {}, not {}",
+                            rec.last_seq, a.expected
+                        )));
+                    }
+                    rec.last_seq = a.last;
                     rooms
-                        .insert(room.as_str(), encode(&rec).as_slice())
+                        .insert(room, encode(&rec).as_slice())
                         .map_err(unavailable)?;
                 }
                 let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
                 let mut ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
                 for e in &c.events {
-                    events
-                        .insert((e.room_id.as_str(), e.seq), e.to_json().as_bytes())
-                        .map_err(unavailable)?;
-                    ids.insert((e.room_id.as_str(), e.event_id.as_u128()), e.seq)
-                        .map_err(unavailable)?;
+                    let room = e.room_id.as_str();
+                    let taken = events
+                        .insert((room, e.seq), e.to_json().as_bytes())
+                        .map_err(unavailable)?
+                        .is_some();
+                    if taken {
+                        return Err(StoreError::Conflict(format!(
+                            "room {room} has seq {}",
+                            e.seq
+                        )));
+                    }
+                    let duplicate = ids
+                        .insert((room, e.event_id.as_u128()), e.seq)
+                        .map_err(unavailable)?
+                        .is_some();
+                    if duplicate {
+                        return Err(StoreError::Conflict(format!(
+                            "room {room} has event {}",
+                            e.event_id
+                        )));
+                    }
                 }
                 let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
                 for (room, change) in &c.views {

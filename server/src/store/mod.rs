@@ -4,7 +4,10 @@
 //!
 //! Every write of the append path goes through [`Store::commit`], which must
 //! be atomic and durable when it returns: acknowledged means it survives a
-//! crash the next moment.
+//! crash the next moment. It is conditional, so that several writers (tasks
+//! or server instances) can share a store: it writes nothing and reports a
+//! conflict when a room's log is no longer where the writer saw it, and it
+//! never overwrites an event.
 
 pub mod embedded;
 
@@ -53,11 +56,20 @@ pub struct Commit {
     pub views: Vec<(String, ViewChange)>,
     /// (room, user, seq): the user's read marker.
     pub markers: Vec<(String, String, u64)>,
-    /// (room, last seq) after this commit.
-    pub last_seqs: Vec<(String, u64)>,
+    /// The rooms whose logs this commit extends.
+    pub advances: Vec<SeqAdvance>,
     pub snapshots: Vec<(String, Snapshot)>,
     /// Changes to the counts that unread counts are read from.
     pub counts: CountChanges,
+}
+
+/// A room's log moving on: written only if its last seq in the store is
+/// still `expected` (else [`StoreError::Conflict`]); `last` after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqAdvance {
+    pub room: String,
+    pub expected: u64,
+    pub last: u64,
 }
 
 /// Changes to the counts behind unread counts, gathered over a commit so
@@ -115,6 +127,10 @@ pub enum StoreError {
     Exists,
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A conditional write found the data moved on (another writer): nothing
+    /// was written; decide again on what is stored now.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 #[async_trait]
