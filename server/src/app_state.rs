@@ -6,7 +6,7 @@ use crate::auth::{AddressLimiter, Logouts, PasswordPool, RateLimiter, SignInLimi
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::Stores;
 use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+    pub stores: Stores,
     pub bus: Arc<dyn Bus>,
     pub appender: Appender,
     pub metrics: Arc<Metrics>,

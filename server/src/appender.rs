@@ -17,7 +17,7 @@
 
 use crate::bus::Bus;
 use crate::metrics::Metrics;
-use crate::store::{load_snapshot, Commit, RoomRecord, SeqAdvance, Store, StoreError, ViewChange};
+use crate::store::{load_snapshot, Commit, RoomRecord, SeqAdvance, StoreError, Stores, ViewChange};
 use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -164,7 +164,7 @@ impl Appender {
     /// Starts the writer task. It ends once every handle is dropped and the
     /// requests already sent are answered.
     pub fn start(
-        store: Arc<dyn Store>,
+        stores: Stores,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         snapshot_every: u64,
@@ -172,7 +172,7 @@ impl Appender {
     ) -> (Appender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer {
-            store,
+            stores,
             bus,
             metrics,
             snapshot_every,
@@ -293,7 +293,7 @@ pub struct RoomCache {
 }
 
 struct Writer {
-    store: Arc<dyn Store>,
+    stores: Stores,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     snapshot_every: u64,
@@ -364,18 +364,24 @@ impl Writer {
     /// Loads a room's state from its latest snapshot and the events after it.
     async fn load(&mut self, room: &str) -> Result<Option<&mut RoomCore>, StoreError> {
         if !self.rooms.contains_key(room) {
-            if self.store.room(room).await?.is_none() {
+            if self.stores.events.room(room).await?.is_none() {
                 return Ok(None);
             }
-            let (mut state, snap_seq) = match self.store.snapshot_head(room, u64::MAX).await? {
-                Some(head) => {
-                    let state = load_snapshot(&*self.store, room, &head, |_| true).await?;
-                    (state, head.seq)
-                }
-                None => (RoomState::new(), 0),
-            };
+            let (mut state, snap_seq) =
+                match self.stores.snapshots.snapshot_head(room, u64::MAX).await? {
+                    Some(head) => {
+                        let state =
+                            load_snapshot(&*self.stores.snapshots, room, &head, |_| true).await?;
+                        (state, head.seq)
+                    }
+                    None => (RoomState::new(), 0),
+                };
             loop {
-                let (events, _) = self.store.events(room, state.last_seq(), 5000).await?;
+                let (events, _) = self
+                    .stores
+                    .events
+                    .events(room, state.last_seq(), 5000)
+                    .await?;
                 if events.is_empty() {
                     break;
                 }
@@ -414,7 +420,7 @@ impl Writer {
         }
         let mut out = HashSet::new();
         for (room, ids) in by_room {
-            for (id, _) in self.store.seqs_of(room, &ids).await? {
+            for (id, _) in self.stores.events.seqs_of(room, &ids).await? {
                 out.insert((room.to_owned(), id));
             }
         }
@@ -522,7 +528,7 @@ impl Writer {
         let result = if commit.events.is_empty() && commit.new_rooms.is_empty() {
             Ok(())
         } else {
-            match tokio::time::timeout(STORE_TIMEOUT, self.store.commit(commit)).await {
+            match tokio::time::timeout(STORE_TIMEOUT, self.stores.events.commit(commit)).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Unavailable("the commit timed out".to_owned())),
             }
@@ -610,7 +616,8 @@ impl Writer {
         name: &str,
         creator: &str,
     ) -> Result<RoomRecord, AppendError> {
-        let exists = self.rooms.contains_key(room) || self.store.room(room).await?.is_some();
+        let exists =
+            self.rooms.contains_key(room) || self.stores.events.room(room).await?.is_some();
         if exists {
             return Err(AppendError::RoomExists);
         }
@@ -654,7 +661,7 @@ impl Writer {
         sender: &str,
         cmd: Command,
     ) -> Result<Appended, AppendError> {
-        let store = self.store.clone();
+        let events = self.stores.events.clone();
         let Some(core) = self.load(room).await? else {
             return Err(AppendError::RoomNotFound);
         };
@@ -662,7 +669,7 @@ impl Writer {
         let key = (room.to_owned(), cmd.event_id);
         let stored = match new_ids.get(&key) {
             Some(e) => Some(ChatEvent::clone(e)),
-            None if stored_ids.contains(&key) => store.event_by_id(room, cmd.event_id).await?,
+            None if stored_ids.contains(&key) => events.event_by_id(room, cmd.event_id).await?,
             None => None,
         };
         if let Some(stored) = stored {

@@ -5,7 +5,7 @@
 //! table keyed by client input is bounded in size and pruned. No HTTP here:
 //! the routes read the headers and map [`AuthError`] to responses.
 
-use crate::store::{Store, StoreError};
+use crate::store::{AccountStore, StoreError};
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::Argon2;
 use base64::Engine;
@@ -162,7 +162,10 @@ pub enum AuthError {
 }
 
 /// Checks a token: unauthorized when missing, unknown or expired.
-pub async fn authenticate(store: &dyn Store, token: Option<String>) -> Result<Caller, AuthError> {
+pub async fn authenticate(
+    store: &dyn AccountStore,
+    token: Option<String>,
+) -> Result<Caller, AuthError> {
     let token = token.ok_or(AuthError::Unauthorized)?;
     let hash = token_hash(&token);
     match store.session(&hash).await? {

@@ -25,13 +25,14 @@ use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
 use store::embedded::EmbeddedStore;
-use store::Store;
+use store::Stores;
 use tokio::net::TcpListener;
 
-/// The store and the bus a server runs on.
-pub type Backends = (Arc<dyn Store>, Arc<dyn Bus>);
+/// The stores and the bus a server runs on.
+pub type Backends = (Stores, Arc<dyn Bus>);
 
-/// Opens the store and the bus the configuration names.
+/// Opens the stores and the bus the configuration names: the one place
+/// that picks their implementations.
 pub fn open_backends(config: &Config) -> Result<Backends, String> {
     if config.mongodb_uri.is_some() {
         return Err("MONGODB_URI is not supported yet; unset it to use the embedded store".into());
@@ -41,7 +42,10 @@ pub fn open_backends(config: &Config) -> Result<Backends, String> {
     }
     let store = EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
         .map_err(|e| e.to_string())?;
-    Ok((Arc::new(store), Arc::new(LocalBus::default())))
+    Ok((
+        Stores::all_in_one(Arc::new(store)),
+        Arc::new(LocalBus::default()),
+    ))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and
@@ -59,13 +63,13 @@ pub async fn run(
 /// faults; nothing of that is in the binary).
 pub async fn run_with(
     config: Config,
-    (store, bus): Backends,
+    (stores, bus): Backends,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let (appender, writer) = Appender::start(
-        store.clone(),
+        stores.clone(),
         bus.clone(),
         metrics.clone(),
         config.snapshot_every,
@@ -89,7 +93,7 @@ pub async fn run_with(
         sign_in_attempts: Arc::new(AddressLimiter::per_minute(config.sign_ins_per_minute)),
         passwords: Arc::new(passwords),
         config: Arc::new(config),
-        store,
+        stores,
         bus,
         appender,
         metrics,
@@ -108,7 +112,7 @@ pub async fn run_with(
             sign_in_attempts: state.sign_in_attempts.clone(),
             failed_sign_ins: state.sign_ins.clone(),
         },
-        state.store.clone(),
+        state.stores.accounts.clone(),
         state.metrics.clone(),
         state.config.session_ttl,
         state.shutting_down.clone(),

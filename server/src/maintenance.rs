@@ -6,7 +6,7 @@
 use crate::appender::STORE_TIMEOUT;
 use crate::auth::{now_ms, AddressLimiter, RateLimiter, SignInLimiter};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::AccountStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -55,7 +55,7 @@ fn periods(session_ttl: Duration) -> (Duration, Duration) {
 /// Runs until `shutting_down` turns true (or its sender is gone).
 pub async fn run(
     limiters: Limiters,
-    store: Arc<dyn Store>,
+    accounts: Arc<dyn AccountStore>,
     metrics: Arc<Metrics>,
     session_ttl: Duration,
     mut shutting_down: watch::Receiver<bool>,
@@ -75,7 +75,7 @@ pub async fn run(
         }
         let purged = tokio::time::timeout(
             STORE_TIMEOUT,
-            store.purge_expired_sessions(now_ms(), PURGE_BATCH),
+            accounts.purge_expired_sessions(now_ms(), PURGE_BATCH),
         )
         .await;
         match purged {

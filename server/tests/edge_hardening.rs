@@ -891,7 +891,7 @@ async fn expired_sessions_are_purged_from_the_store() {
     }
     let dir = s.stop();
     let store = server::store::embedded::EmbeddedStore::open(&dir.path().join("data")).unwrap();
-    use server::store::Store;
+    use server::store::AccountStore;
     let row = store
         .session(&server::auth::token_hash(&token))
         .await

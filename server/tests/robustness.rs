@@ -6,12 +6,12 @@ mod common;
 
 use async_trait::async_trait;
 use common::*;
-use domain::{ChatEvent, SnapshotChunk, SnapshotHead, Timestamp};
+use domain::{ChatEvent, Timestamp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::store::embedded::EmbeddedStore;
-use server::store::{Commit, RoomRecord, Store, StoreError, ViewPage};
+use server::store::{Commit, EventStore, RoomRecord, StoreError, Stores};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 /// event reads that find corrupt data while `corrupt` is set or skip the
 /// first event of every page while `gap` is set.
 struct FlakyStore {
-    inner: EmbeddedStore,
+    inner: Arc<EmbeddedStore>,
     down: Arc<AtomicBool>,
     corrupt: Arc<AtomicBool>,
     gap: Arc<AtomicBool>,
@@ -31,7 +31,7 @@ struct FlakyStore {
 impl FlakyStore {
     fn new(dir: &std::path::Path) -> Self {
         FlakyStore {
-            inner: EmbeddedStore::open(dir).unwrap(),
+            inner: Arc::new(EmbeddedStore::open(dir).unwrap()),
             down: Arc::default(),
             corrupt: Arc::default(),
             gap: Arc::default(),
@@ -40,7 +40,7 @@ impl FlakyStore {
 }
 
 #[async_trait]
-impl Store for FlakyStore {
+impl EventStore for FlakyStore {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
@@ -49,29 +49,6 @@ impl Store for FlakyStore {
             return Err(StoreError::Unavailable("injected".into()));
         }
         self.inner.ping().await
-    }
-    async fn create_user(&self, u: &str, h: &str) -> Result<(), StoreError> {
-        self.inner.create_user(u, h).await
-    }
-    async fn password_hash(&self, u: &str) -> Result<Option<String>, StoreError> {
-        self.inner.password_hash(u).await
-    }
-    async fn put_session(&self, h: &str, u: &str, e: i64) -> Result<(), StoreError> {
-        self.inner.put_session(h, u, e).await
-    }
-    async fn session(&self, h: &str) -> Result<Option<(String, i64)>, StoreError> {
-        self.inner.session(h).await
-    }
-    async fn delete_session(&self, h: &str) -> Result<(), StoreError> {
-        self.inner.delete_session(h).await
-    }
-    async fn room_list(
-        &self,
-        u: &str,
-        a: Option<(i64, &str)>,
-        l: usize,
-    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
-        self.inner.room_list(u, a, l).await
     }
     async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {
         self.inner.room(r).await
@@ -97,27 +74,25 @@ impl Store for FlakyStore {
     async fn seq_at_time(&self, r: &str, t: Timestamp) -> Result<u64, StoreError> {
         self.inner.seq_at_time(r, t).await
     }
-    async fn views(&self, r: &str, l: usize, b: Option<u64>) -> Result<ViewPage, StoreError> {
-        self.inner.views(r, l, b).await
-    }
-    async fn unread_count(&self, r: &str, u: &str) -> Result<u64, StoreError> {
-        self.inner.unread_count(r, u).await
-    }
-    async fn snapshot_head(&self, r: &str, s: u64) -> Result<Option<SnapshotHead>, StoreError> {
-        self.inner.snapshot_head(r, s).await
-    }
-    async fn snapshot_chunks(
-        &self,
-        r: &str,
-        w: &[(u64, u64)],
-    ) -> Result<Vec<SnapshotChunk>, StoreError> {
-        self.inner.snapshot_chunks(r, w).await
-    }
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected".into()));
         }
         self.inner.commit(c).await
+    }
+}
+
+impl FlakyStore {
+    /// The stores of a server: this one for events, the embedded store
+    /// for the rest.
+    fn stores(self: Arc<Self>) -> Stores {
+        let inner = self.inner.clone();
+        Stores {
+            events: self,
+            views: inner.clone(),
+            snapshots: inner.clone(),
+            accounts: inner,
+        }
     }
 }
 
@@ -173,7 +148,7 @@ async fn an_unreachable_store_answers_503_and_writes_nothing() {
     let store = FlakyStore::new(dir.path());
     let down = store.down.clone();
     let bus = Arc::new(server::bus::LocalBus::default());
-    let s = TestServer::start_with(config, Some((Arc::new(store), bus))).await;
+    let s = TestServer::start_with(config, Some((Arc::new(store).stores(), bus))).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;
     room(&c, &s, &token, "r").await;
@@ -219,7 +194,7 @@ async fn corrupt_stored_data_answers_500_internal_never_503() {
     let store = FlakyStore::new(dir.path());
     let (corrupt, gap) = (store.corrupt.clone(), store.gap.clone());
     let bus = Arc::new(server::bus::LocalBus::default());
-    let s = TestServer::start_with(config, Some((Arc::new(store), bus))).await;
+    let s = TestServer::start_with(config, Some((Arc::new(store).stores(), bus))).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;
     room(&c, &s, &token, "a").await;

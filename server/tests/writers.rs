@@ -8,7 +8,7 @@ use domain::{ChatEvent, Command, EventKind, Message, RoomState};
 use server::appender::{Appended, Appender, RoomCache};
 use server::config::Config;
 use server::metrics::Metrics;
-use server::store::Store;
+use server::store::EventStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -28,7 +28,7 @@ fn send(id: Uuid, text: String) -> Command {
     )
 }
 
-async fn all_events(store: &dyn Store, room: &str) -> Vec<ChatEvent> {
+async fn all_events(store: &dyn EventStore, room: &str) -> Vec<ChatEvent> {
     let mut out: Vec<ChatEvent> = Vec::new();
     loop {
         let after = out.last().map_or(0, |e| e.seq);
@@ -107,7 +107,7 @@ async fn two_writers_on_one_store_lose_nothing_and_never_reuse_a_seq() {
     }
 
     // The log: gap-free, every acknowledged event in it once.
-    let events = all_events(&*store, "shared").await;
+    let events = all_events(&*store.events, "shared").await;
     assert_eq!(events.len(), 1 + 2 + 640 + 20);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1);
@@ -119,7 +119,7 @@ async fn two_writers_on_one_store_lose_nothing_and_never_reuse_a_seq() {
 
     // The projection equals the replay.
     let replayed = RoomState::replay(events).unwrap();
-    let page = store.views("shared", 10_000, None).await.unwrap();
+    let page = store.views.views("shared", 10_000, None).await.unwrap();
     let want: Vec<&Message> = replayed.messages().collect();
     assert_eq!(page.messages.iter().collect::<Vec<_>>(), want);
     assert_eq!(page.last_seq, replayed.last_seq());
@@ -157,6 +157,6 @@ async fn a_room_created_by_two_writers_at_once_exists_once() {
             loser.unwrap_err(),
             server::appender::AppendError::RoomExists
         );
-        assert_eq!(all_events(&*store, &room).await.len(), 1);
+        assert_eq!(all_events(&*store.events, &room).await.len(), 1);
     }
 }

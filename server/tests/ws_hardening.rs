@@ -8,12 +8,12 @@ mod common;
 use async_trait::async_trait;
 use common::raw_ws::{self, RawWs};
 use common::*;
-use domain::{ChatEvent, SnapshotChunk, SnapshotHead, Timestamp};
+use domain::{ChatEvent, Timestamp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::store::embedded::EmbeddedStore;
-use server::store::{Commit, RoomRecord, Store, StoreError, ViewPage};
+use server::store::{AccountStore, Commit, EventStore, RoomRecord, StoreError, Stores};
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,40 +227,17 @@ async fn shutdown_is_bounded_with_a_client_that_does_not_read() {
 /// closed (`true`): a socket reading its backlog stalls there for as long
 /// as the test wants.
 struct GatedStore {
-    inner: EmbeddedStore,
+    inner: Arc<EmbeddedStore>,
     closed: Arc<watch::Sender<bool>>,
 }
 
 #[async_trait]
-impl Store for GatedStore {
+impl EventStore for GatedStore {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
-    }
-    async fn create_user(&self, u: &str, h: &str) -> Result<(), StoreError> {
-        self.inner.create_user(u, h).await
-    }
-    async fn password_hash(&self, u: &str) -> Result<Option<String>, StoreError> {
-        self.inner.password_hash(u).await
-    }
-    async fn put_session(&self, h: &str, u: &str, e: i64) -> Result<(), StoreError> {
-        self.inner.put_session(h, u, e).await
-    }
-    async fn session(&self, h: &str) -> Result<Option<(String, i64)>, StoreError> {
-        self.inner.session(h).await
-    }
-    async fn delete_session(&self, h: &str) -> Result<(), StoreError> {
-        self.inner.delete_session(h).await
-    }
-    async fn room_list(
-        &self,
-        u: &str,
-        a: Option<(i64, &str)>,
-        l: usize,
-    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
-        self.inner.room_list(u, a, l).await
     }
     async fn room(&self, r: &str) -> Result<Option<RoomRecord>, StoreError> {
         self.inner.room(r).await
@@ -278,24 +255,22 @@ impl Store for GatedStore {
     async fn seq_at_time(&self, r: &str, t: Timestamp) -> Result<u64, StoreError> {
         self.inner.seq_at_time(r, t).await
     }
-    async fn views(&self, r: &str, l: usize, b: Option<u64>) -> Result<ViewPage, StoreError> {
-        self.inner.views(r, l, b).await
-    }
-    async fn unread_count(&self, r: &str, u: &str) -> Result<u64, StoreError> {
-        self.inner.unread_count(r, u).await
-    }
-    async fn snapshot_head(&self, r: &str, s: u64) -> Result<Option<SnapshotHead>, StoreError> {
-        self.inner.snapshot_head(r, s).await
-    }
-    async fn snapshot_chunks(
-        &self,
-        r: &str,
-        w: &[(u64, u64)],
-    ) -> Result<Vec<SnapshotChunk>, StoreError> {
-        self.inner.snapshot_chunks(r, w).await
-    }
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         self.inner.commit(c).await
+    }
+}
+
+impl GatedStore {
+    /// The stores of a server: this one for events, the embedded store
+    /// for the rest.
+    fn stores(self: Arc<Self>) -> Stores {
+        let inner = self.inner.clone();
+        Stores {
+            events: self,
+            views: inner.clone(),
+            snapshots: inner.clone(),
+            accounts: inner,
+        }
     }
 }
 
@@ -307,13 +282,13 @@ async fn a_logout_lost_among_many_still_closes_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let closed = Arc::new(watch::channel(false).0);
     let store = Arc::new(GatedStore {
-        inner: EmbeddedStore::open(dir.path()).unwrap(),
+        inner: Arc::new(EmbeddedStore::open(dir.path()).unwrap()),
         closed: closed.clone(),
     });
     let bus = Arc::new(server::bus::LocalBus::default());
     let s = TestServer::start_with(
         TestServer::config(dir.path(), 0),
-        Some((store.clone(), bus)),
+        Some((store.clone().stores(), bus)),
     )
     .await;
     let c = Client::new();
@@ -323,7 +298,11 @@ async fn a_logout_lost_among_many_still_closes_the_socket() {
     let mut others = Vec::new();
     for _ in 0..301 {
         let (t, hash) = server::auth::new_token();
-        store.put_session(&hash, "bob", i64::MAX / 2).await.unwrap();
+        store
+            .inner
+            .put_session(&hash, "bob", i64::MAX / 2)
+            .await
+            .unwrap();
         others.push(t);
     }
     let keep = others.pop().unwrap();

@@ -10,7 +10,7 @@ mod common;
 use common::raw_ws::RawWs;
 use common::*;
 use server::store::embedded::EmbeddedStore;
-use server::store::Store;
+use server::store::{AccountStore, Stores};
 use std::sync::Arc;
 
 /// This process's resident set, in KiB (Linux).
@@ -51,7 +51,7 @@ async fn an_idle_socket_costs_little_memory() {
         max_connections: n + 256,
         ..TestServer::config(dir.path(), 0)
     };
-    let s = TestServer::start_with(config, Some((store.clone(), bus))).await;
+    let s = TestServer::start_with(config, Some((Stores::all_in_one(store.clone()), bus))).await;
     let c = reqwest::Client::new();
     let token = user(&c, &s, "alice").await;
     room(&c, &s, &token, "r").await;

@@ -386,7 +386,7 @@ pub async fn caller(
     query_token: Option<String>,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers).or(query_token);
-    let caller = auth::authenticate(&*state.store, token).await?;
+    let caller = auth::authenticate(&*state.stores.accounts, token).await?;
     state
         .rate
         .check(&caller.user)

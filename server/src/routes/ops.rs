@@ -16,7 +16,7 @@ use axum::Json;
         (status = 503, description = "the store cannot be reached: status unavailable, with the error object", body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let reachable = matches!(
-        tokio::time::timeout(crate::appender::STORE_TIMEOUT, state.store.ping()).await,
+        tokio::time::timeout(crate::appender::STORE_TIMEOUT, state.stores.events.ping()).await,
         Ok(Ok(()))
     );
     let (status, health, error) = if reachable {
@@ -27,7 +27,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     };
     let body = Health {
         status: health,
-        store: state.store.kind(),
+        store: state.stores.events.kind(),
         bus: state.bus.kind(),
         bus_connected: state.bus.connected(),
         error,

@@ -22,7 +22,8 @@ use std::time::Instant;
 
 async fn existing_room(state: &AppState, room: &str) -> Result<RoomRecord, ApiError> {
     state
-        .store
+        .stores
+        .events
         .room(room)
         .await?
         .ok_or_else(ApiError::room_not_found)
@@ -80,7 +81,7 @@ pub async fn list_rooms(
     // One more than asked tells whether there is a next page.
     let want = limit.saturating_add(1);
     let after = q.after.as_ref().map(|(t, id)| (*t, id.as_str()));
-    let mut page = state.store.room_list(&who.user, after, want).await?;
+    let mut page = state.stores.views.room_list(&who.user, after, want).await?;
     let more = page.len() > limit;
     page.truncate(limit);
     let next_after = match page.last() {
@@ -111,7 +112,7 @@ pub async fn get_room(
     let who = caller(&state, &headers, None).await?;
     let room = room_id(path)?;
     let r = existing_room(&state, &room).await?;
-    let unread = state.store.unread_count(&room, &who.user).await?;
+    let unread = state.stores.views.unread_count(&room, &who.user).await?;
     Ok(Json(RoomBody::new(r, unread)))
 }
 
@@ -178,7 +179,7 @@ pub async fn get_events(
     let limit = q.limit.unwrap_or(500).min(5000) as usize;
     let room = room_id(path)?;
     existing_room(&state, &room).await?;
-    let (events, last_seq) = state.store.events(&room, after, limit).await?;
+    let (events, last_seq) = state.stores.events.events(&room, after, limit).await?;
     Ok(Json(EventPage {
         events: events.into_iter().map(Event).collect(),
         last_seq,
@@ -217,7 +218,7 @@ pub async fn get_messages(
         _ => None,
     };
     let Some(point) = point else {
-        let page = state.store.views(&room, limit, before).await?;
+        let page = state.stores.views.views(&room, limit, before).await?;
         let messages = page
             .messages
             .iter()
@@ -255,15 +256,15 @@ async fn time_travel(
             )))
         }
         Point::Seq(k) => k,
-        Point::Time(t) => state.store.seq_at_time(room, t).await?,
+        Point::Time(t) => state.stores.events.seq_at_time(room, t).await?,
     };
-    let head = state.store.snapshot_head(room, k).await?;
+    let head = state.stores.snapshots.snapshot_head(room, k).await?;
     let base = head.as_ref().map_or(0, |h| h.seq);
     let mut tail = Vec::new();
     while base + (tail.len() as u64) < k {
         let after = base + tail.len() as u64;
         let want = (k - after).min(5000) as usize;
-        let (events, _) = state.store.events(room, after, want).await?;
+        let (events, _) = state.stores.events.events(room, after, want).await?;
         if events.is_empty() {
             break;
         }
@@ -280,13 +281,13 @@ async fn time_travel(
         let mut s = match &head {
             Some(h) => {
                 let plan = h.plan_window(limit, before, slack);
-                load_snapshot(&*state.store, room, h, |i| plan.contains(&i)).await?
+                load_snapshot(&*state.stores.snapshots, room, h, |i| plan.contains(&i)).await?
             }
             None => RoomState::new(),
         };
         let unknown = s.unknown_read_targets(&tail);
         if !unknown.is_empty() {
-            s.provide_outside_seqs(state.store.seqs_of(room, &unknown).await?);
+            s.provide_outside_seqs(state.stores.events.seqs_of(room, &unknown).await?);
         }
         s.apply_all(tail.clone())
             .map_err(|e| corrupt(e.to_string()))?;
@@ -326,7 +327,7 @@ pub async fn get_snapshot(
         )));
     }
     let n = q.at_seq.unwrap_or(r.last_seq);
-    let Some(head) = state.store.snapshot_head(&room, n).await? else {
+    let Some(head) = state.stores.snapshots.snapshot_head(&room, n).await? else {
         return Ok(Json(SnapshotBody {
             seq: 0,
             state: RoomState::new(),
@@ -336,9 +337,12 @@ pub async fn get_snapshot(
         // The chunks of the newest `w` messages as of the snapshot.
         Some(w) => {
             let plan = head.plan_window(w, None, 0);
-            load_snapshot(&*state.store, &room, &head, |i| plan.contains(&i)).await?
+            load_snapshot(&*state.stores.snapshots, &room, &head, |i| {
+                plan.contains(&i)
+            })
+            .await?
         }
-        None => load_snapshot(&*state.store, &room, &head, |_| true).await?,
+        None => load_snapshot(&*state.stores.snapshots, &room, &head, |_| true).await?,
     };
     Ok(Json(SnapshotBody {
         seq: head.seq,

@@ -47,7 +47,13 @@ pub async fn create_user(
     domain::validation::validate_password(&c.password)?;
     // No argon2 for an id that is taken (create_user below still refuses
     // atomically when two sign-ups race for the same id).
-    if state.store.password_hash(&c.user_id).await?.is_some() {
+    if state
+        .stores
+        .accounts
+        .password_hash(&c.user_id)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::user_exists());
     }
     let hash = state
@@ -56,7 +62,7 @@ pub async fn create_user(
         .await
         .map_err(busy)?
         .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?;
-    match state.store.create_user(&c.user_id, &hash).await {
+    match state.stores.accounts.create_user(&c.user_id, &hash).await {
         Ok(()) => Ok((
             StatusCode::CREATED,
             Json(UserCreated { user_id: c.user_id }),
@@ -98,7 +104,7 @@ pub async fn sign_in(
     if let Some(wait) = state.sign_ins.blocked(&c.user_id, ip) {
         return Err(ApiError::rate_limited(wait));
     }
-    let stored = state.store.password_hash(&c.user_id).await?;
+    let stored = state.stores.accounts.password_hash(&c.user_id).await?;
     let ok = state
         .passwords
         .verify(c.password, stored)
@@ -111,7 +117,8 @@ pub async fn sign_in(
     let (token, token_hash) = new_token();
     let ttl_ms = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
     state
-        .store
+        .stores
+        .accounts
         .put_session(
             &token_hash,
             &c.user_id,
@@ -135,8 +142,12 @@ pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::authenticate(&*state.store, super::bearer(&headers)).await?;
-    state.store.delete_session(&caller.token_hash).await?;
+    let caller = auth::authenticate(&*state.stores.accounts, super::bearer(&headers)).await?;
+    state
+        .stores
+        .accounts
+        .delete_session(&caller.token_hash)
+        .await?;
     // Close that token's open sockets (4001).
     let _ = state.logouts.send(caller.token_hash);
     Ok(StatusCode::NO_CONTENT)

@@ -104,13 +104,13 @@ pub async fn connect(
     // 401 comes before a bad parameter: read the token on its own.
     let who = caller(&state, &headers, WsQuery::token(raw.as_deref())).await?;
     // When the session ends, to close the socket then (4001).
-    let Some((_, session_end)) = state.store.session(&who.token_hash).await? else {
+    let Some((_, session_end)) = state.stores.accounts.session(&who.token_hash).await? else {
         return Err(ApiError::unauthorized());
     };
     let place = Place::take(&state, &who.user).ok_or_else(too_many_sockets)?;
     let after = WsQuery::from_query(raw.as_deref())?.after_seq.unwrap_or(0);
     let room = room_id(path)?;
-    if state.store.room(&room).await?.is_none() {
+    if state.stores.events.room(&room).await?.is_none() {
         return Err(ApiError::room_not_found());
     }
     let Ok(upgrade) = upgrade else {
@@ -445,7 +445,12 @@ async fn session_over(
 /// After lost logout notifications: whether the store still has the
 /// session (`None`), or how the socket ends.
 async fn recheck(state: &AppState, session: &Session) -> Option<End> {
-    match timeout(STORE_TIMEOUT, state.store.session(&session.token_hash)).await {
+    match timeout(
+        STORE_TIMEOUT,
+        state.stores.accounts.session(&session.token_hash),
+    )
+    .await
+    {
         Ok(Ok(Some((_, end_ms)))) if end_ms > now_ms() => None,
         Ok(Ok(_)) => Some(LOGGED_OUT),
         Ok(Err(e)) => {
@@ -500,7 +505,7 @@ impl Feed {
 
 /// The next page of stored events after `last`.
 async fn read_page(state: &AppState, room: &str, last: u64) -> Result<Vec<ChatEvent>, End> {
-    match timeout(STORE_TIMEOUT, state.store.events(room, last, PAGE)).await {
+    match timeout(STORE_TIMEOUT, state.stores.events.events(room, last, PAGE)).await {
         Ok(Ok((events, _))) => Ok(events),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "catch-up read failed; closing the socket");

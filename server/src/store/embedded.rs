@@ -3,7 +3,10 @@
 //! (fsync) when it returns. redb is synchronous, so each call runs on the
 //! blocking thread pool.
 
-use super::{Commit, RoomRecord, Store, StoreError, UnreadChange, ViewChange, ViewPage};
+use super::{
+    AccountStore, Commit, EventStore, ProjectionStore, RoomRecord, SnapshotStore, StoreError,
+    UnreadChange, ViewChange, ViewPage,
+};
 use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
@@ -224,16 +227,7 @@ fn last_seq_in(
 }
 
 #[async_trait]
-impl Store for EmbeddedStore {
-    fn kind(&self) -> &'static str {
-        "embedded"
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.blocking(|db| db.begin_read().map(|_| ()).map_err(unavailable))
-            .await
-    }
-
+impl AccountStore for EmbeddedStore {
     async fn create_user(&self, user: &str, password_hash: &str) -> Result<(), StoreError> {
         let (user, hash) = (user.to_owned(), password_hash.to_owned());
         self.blocking(move |db| {
@@ -351,51 +345,17 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
 
-    async fn room_list(
-        &self,
-        user: &str,
-        after: Option<(i64, &str)>,
-        limit: usize,
-    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
-        let user = user.to_owned();
-        let after = after.map(|(t, id)| (t, id.to_owned()));
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-            let order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
-            let range = match &after {
-                Some((t, id)) => order.range((*t, id.as_str())..),
-                None => order.range::<(i64, &str)>(..),
-            }
-            .map_err(unavailable)?;
-            let mut out = Vec::new();
-            for row in range {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, _) = row.map_err(unavailable)?;
-                let (t, id) = k.value();
-                if after
-                    .as_ref()
-                    .is_some_and(|(at, aid)| (*at, aid.as_str()) == (t, id))
-                {
-                    continue;
-                }
-                let r: RoomRecord = match rooms.get(id).map_err(unavailable)? {
-                    Some(v) => decode(v.value())?,
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "room order names no room {id}"
-                        )))
-                    }
-                };
-                let unread = unread_in(&tx, id, &user)?;
-                out.push((r, unread));
-            }
-            Ok(out)
-        })
-        .await
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(unavailable))
+            .await
     }
 
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError> {
@@ -499,106 +459,6 @@ impl Store for EmbeddedStore {
                 }
             }
             Ok(lo)
-        })
-        .await
-    }
-
-    async fn views(
-        &self,
-        room: &str,
-        limit: usize,
-        before: Option<u64>,
-    ) -> Result<ViewPage, StoreError> {
-        let room = room.to_owned();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let last_seq = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
-            let t = tx.open_table(VIEWS).map_err(unavailable)?;
-            let mut messages: Vec<Message> = Vec::new();
-            let upper = before.unwrap_or(u64::MAX);
-            if limit > 0 && upper > 0 {
-                for row in t
-                    .range((room.as_str(), 0)..(room.as_str(), upper))
-                    .map_err(unavailable)?
-                    .rev()
-                    .take(limit)
-                {
-                    let (_, v) = row.map_err(unavailable)?;
-                    messages.push(decode(v.value())?);
-                }
-            }
-            messages.reverse();
-            let m = tx.open_table(MARKERS).map_err(unavailable)?;
-            let mut read_markers = BTreeMap::new();
-            for row in m.range((room.as_str(), "")..).map_err(unavailable)? {
-                let (k, v) = row.map_err(unavailable)?;
-                let (r, user) = k.value();
-                if r != room {
-                    break;
-                }
-                read_markers.insert(CompactString::from(user), v.value());
-            }
-            Ok(ViewPage {
-                messages,
-                read_markers,
-                last_seq,
-            })
-        })
-        .await
-    }
-
-    async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError> {
-        let (room, user) = (room.to_owned(), user.to_owned());
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            unread_in(&tx, &room, &user)
-        })
-        .await
-    }
-
-    async fn snapshot_head(
-        &self,
-        room: &str,
-        at_most: u64,
-    ) -> Result<Option<SnapshotHead>, StoreError> {
-        let room = room.to_owned();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let t = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
-            let mut it = t
-                .range((room.as_str(), 0)..=(room.as_str(), at_most))
-                .map_err(unavailable)?;
-            match it.next_back() {
-                Some(row) => {
-                    let (_, v) = row.map_err(unavailable)?;
-                    Ok(Some(decode(v.value())?))
-                }
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    async fn snapshot_chunks(
-        &self,
-        room: &str,
-        which: &[(u64, u64)],
-    ) -> Result<Vec<SnapshotChunk>, StoreError> {
-        let (room, which) = (room.to_owned(), which.to_vec());
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let t = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
-            let mut out = Vec::with_capacity(which.len());
-            for (index, version) in which {
-                let v = t
-                    .get((room.as_str(), index, version))
-                    .map_err(unavailable)?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("missing chunk {index}@{version}"))
-                    })?;
-                out.push(decode(v.value())?);
-            }
-            Ok(out)
         })
         .await
     }
@@ -725,6 +585,158 @@ impl Store for EmbeddedStore {
                 }
             }
             tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for EmbeddedStore {
+    async fn room_list(
+        &self,
+        user: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
+        let user = user.to_owned();
+        let after = after.map(|(t, id)| (t, id.to_owned()));
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+            let order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
+            let range = match &after {
+                Some((t, id)) => order.range((*t, id.as_str())..),
+                None => order.range::<(i64, &str)>(..),
+            }
+            .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in range {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(unavailable)?;
+                let (t, id) = k.value();
+                if after
+                    .as_ref()
+                    .is_some_and(|(at, aid)| (*at, aid.as_str()) == (t, id))
+                {
+                    continue;
+                }
+                let r: RoomRecord = match rooms.get(id).map_err(unavailable)? {
+                    Some(v) => decode(v.value())?,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "room order names no room {id}"
+                        )))
+                    }
+                };
+                let unread = unread_in(&tx, id, &user)?;
+                out.push((r, unread));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn views(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<ViewPage, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let last_seq = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
+            let t = tx.open_table(VIEWS).map_err(unavailable)?;
+            let mut messages: Vec<Message> = Vec::new();
+            let upper = before.unwrap_or(u64::MAX);
+            if limit > 0 && upper > 0 {
+                for row in t
+                    .range((room.as_str(), 0)..(room.as_str(), upper))
+                    .map_err(unavailable)?
+                    .rev()
+                    .take(limit)
+                {
+                    let (_, v) = row.map_err(unavailable)?;
+                    messages.push(decode(v.value())?);
+                }
+            }
+            messages.reverse();
+            let m = tx.open_table(MARKERS).map_err(unavailable)?;
+            let mut read_markers = BTreeMap::new();
+            for row in m.range((room.as_str(), "")..).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                let (r, user) = k.value();
+                if r != room {
+                    break;
+                }
+                read_markers.insert(CompactString::from(user), v.value());
+            }
+            Ok(ViewPage {
+                messages,
+                read_markers,
+                last_seq,
+            })
+        })
+        .await
+    }
+
+    async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError> {
+        let (room, user) = (room.to_owned(), user.to_owned());
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            unread_in(&tx, &room, &user)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for EmbeddedStore {
+    async fn snapshot_head(
+        &self,
+        room: &str,
+        at_most: u64,
+    ) -> Result<Option<SnapshotHead>, StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+            let mut it = t
+                .range((room.as_str(), 0)..=(room.as_str(), at_most))
+                .map_err(unavailable)?;
+            match it.next_back() {
+                Some(row) => {
+                    let (_, v) = row.map_err(unavailable)?;
+                    Ok(Some(decode(v.value())?))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn snapshot_chunks(
+        &self,
+        room: &str,
+        which: &[(u64, u64)],
+    ) -> Result<Vec<SnapshotChunk>, StoreError> {
+        let (room, which) = (room.to_owned(), which.to_vec());
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(which.len());
+            for (index, version) in which {
+                let v = t
+                    .get((room.as_str(), index, version))
+                    .map_err(unavailable)?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("missing chunk {index}@{version}"))
+                    })?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
         })
         .await
     }

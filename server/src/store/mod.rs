@@ -1,8 +1,10 @@
 //! The store: where events, users, sessions, rooms, the `ChatMessageView`
-//! projection and snapshots live. One trait, so the embedded store (redb, on
-//! local disk) and MongoDB are interchangeable behind the same server.
+//! projection and snapshots live. One trait per concern ([`EventStore`],
+//! [`ProjectionStore`], [`SnapshotStore`], [`AccountStore`], gathered in
+//! [`Stores`]), so that the embedded store (redb, on local disk) and
+//! MongoDB are interchangeable behind the same server.
 //!
-//! Every write of the append path goes through [`Store::commit`], which must
+//! Every write of the append path goes through [`EventStore::commit`], which must
 //! be atomic and durable when it returns: acknowledged means it survives a
 //! crash the next moment. It is conditional, so that several writers (tasks
 //! or server instances) can share a store: it writes nothing and reports a
@@ -16,6 +18,7 @@ use domain::CompactString;
 use domain::{ChatEvent, Message, RoomState, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A room's row: its facts and its last seq.
@@ -133,12 +136,9 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// Users and sessions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// `"embedded"` or `"mongodb"`.
-    fn kind(&self) -> &'static str;
-    async fn ping(&self) -> Result<(), StoreError>;
-
+pub trait AccountStore: Send + Sync + 'static {
     async fn create_user(&self, user: &str, password_hash: &str) -> Result<(), StoreError>;
     async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError>;
     async fn put_session(
@@ -157,18 +157,17 @@ pub trait Store: Send + Sync + 'static {
         let _ = (now_ms, max);
         Ok(0)
     }
+}
 
-    /// Up to `limit` rooms in list order (by `createdAt` in ms, then
-    /// `roomId`) after the place `after` (from the first when `None`; no
-    /// room need be there), each with `user`'s unread count.
-    async fn room_list(
-        &self,
-        user: &str,
-        after: Option<(i64, &str)>,
-        limit: usize,
-    ) -> Result<Vec<(RoomRecord, u64)>, StoreError>;
+/// The rooms and their logs of events: the source of truth, and the one
+/// write path ([`EventStore::commit`]).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// `"embedded"` or `"mongodb"`.
+    fn kind(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
+
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;
-
     /// Events with seq > `after`, ascending, at most `limit`, and the room's last seq.
     async fn events(
         &self,
@@ -182,6 +181,27 @@ pub trait Store: Send + Sync + 'static {
     /// Seq of the last event with timestamp ≤ `t` (0 when none).
     async fn seq_at_time(&self, room: &str, t: Timestamp) -> Result<u64, StoreError>;
 
+    /// Writes a group commit durably: its events (conditionally, see
+    /// [`SeqAdvance`]) and, with them, the projection's and the snapshots'
+    /// changes they cause. Fails with `Exists` (and writes nothing) if a
+    /// new room's id is taken, with `Conflict` (and writes nothing) if
+    /// another writer moved one of the rooms on.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+}
+
+/// The read side kept from the events: `ChatMessageView` rows, read
+/// markers, and the counts behind the room list's unread counts.
+#[async_trait]
+pub trait ProjectionStore: Send + Sync + 'static {
+    /// Up to `limit` rooms in list order (by `createdAt` in ms, then
+    /// `roomId`) after the place `after` (from the first when `None`; no
+    /// room need be there), each with `user`'s unread count.
+    async fn room_list(
+        &self,
+        user: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError>;
     /// The newest `limit` view rows with seq < `before`, oldest first, with
     /// the room's read markers and last seq.
     async fn views(
@@ -192,7 +212,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ViewPage, StoreError>;
     /// Messages of others above `user`'s read marker, in O(1).
     async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError>;
+}
 
+/// Snapshots of room states, so that replay starts late.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + 'static {
     /// The latest snapshot head with seq ≤ `at_most`.
     async fn snapshot_head(
         &self,
@@ -205,16 +229,37 @@ pub trait Store: Send + Sync + 'static {
         room: &str,
         which: &[(u64, u64)],
     ) -> Result<Vec<SnapshotChunk>, StoreError>;
+}
 
-    /// Writes a whole group commit atomically and durably. Fails with
-    /// `Exists` (and writes nothing) if a new room's id is taken.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+/// The stores the server uses, each behind its trait; which implementation
+/// each is comes from one place, `crate::open_backends`.
+#[derive(Clone)]
+pub struct Stores {
+    pub events: Arc<dyn EventStore>,
+    pub views: Arc<dyn ProjectionStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl Stores {
+    /// All four from one value that implements them all (the embedded store).
+    pub fn all_in_one<S>(store: Arc<S>) -> Stores
+    where
+        S: EventStore + ProjectionStore + SnapshotStore + AccountStore,
+    {
+        Stores {
+            events: store.clone(),
+            views: store.clone(),
+            snapshots: store.clone(),
+            accounts: store,
+        }
+    }
 }
 
 /// Rebuilds a state from a stored snapshot: its head and the chunks whose
 /// index `wanted` accepts (all of them for a complete state).
 pub async fn load_snapshot(
-    store: &dyn Store,
+    store: &dyn SnapshotStore,
     room: &str,
     head: &SnapshotHead,
     wanted: impl Fn(u64) -> bool,
