@@ -78,6 +78,49 @@ ensure_chromium() {
   ensure_apt chromium-driver chromedriver
 }
 
+# The MongoDB-compatible server the tests run the store against (see
+# ../shared/TOOLCHAIN.md: no registry here ships a real mongod). Production
+# runs a real MongoDB replica set; the code is plain MongoDB.
+SECANTUS_VERSION=0.7.0b3
+SECANTUS_VENV=.tools/venv-secantus
+ensure_mongodb_server() {
+  if ! "$SECANTUS_VENV/bin/pip" show SecantusDB 2>/dev/null | grep -qx "Version: $SECANTUS_VERSION"; then
+    step "installing SecantusDB $SECANTUS_VERSION (a MongoDB-compatible server, Python build) into $SECANTUS_VENV (seconds)"
+    mkdir -p .tools
+    [ -x "$SECANTUS_VENV/bin/pip" ] || python3 -m venv "$SECANTUS_VENV"
+    "$SECANTUS_VENV/bin/pip" install --quiet --disable-pip-version-check "SecantusDB==$SECANTUS_VERSION"
+  fi
+}
+
+# start_mongodb_server: starts it on a free loopback port, its data in a
+# fresh temporary directory; sets MONGODB_TEST_URI, MONGODB_PID and
+# MONGODB_DIR (stop_mongodb_server stops it and removes the data).
+start_mongodb_server() {
+  local port
+  port=$(free_port)
+  MONGODB_DIR=$(mktemp -d)
+  setsid "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" \
+    --storage-path "$MONGODB_DIR/data" >"$MONGODB_DIR/log" 2>&1 &
+  MONGODB_PID=$!
+  local deadline=$((SECONDS + 30))
+  until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do
+    if ! kill -0 "$MONGODB_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 20 "$MONGODB_DIR/log" >&2
+      echo "the MongoDB-compatible server did not start" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  MONGODB_TEST_URI="mongodb://127.0.0.1:$port"
+  echo "MongoDB-compatible server (SecantusDB $SECANTUS_VERSION) on $MONGODB_TEST_URI, pid $MONGODB_PID"
+}
+
+stop_mongodb_server() {
+  stop_process "${MONGODB_PID:-}"
+  [ -z "${MONGODB_DIR:-}" ] || rm -rf "$MONGODB_DIR"
+  MONGODB_PID='' MONGODB_DIR=''
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

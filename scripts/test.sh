@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what the checks need when it is missing
 # (skipping what is there: the rust components, the wasm target, trunk,
-# wasm-bindgen-cli, wasm-opt, chromium and its driver), then runs
+# wasm-bindgen-cli, wasm-opt, chromium and its driver, SecantusDB), then runs
 # formatting, lints, the wasm build of the domain crate, builds the web
 # app's release bundle into dist/ (once, before the tests: the end-to-end
 # tests in e2e/ serve it to headless Chromium), runs every test, runs the
+# server's suites again on MongoDB (a MongoDB-compatible server, SecantusDB,
+# started on a free loopback port and stopped by pid), runs the
 # web app's tests in headless Chromium, checks that `trunk serve` proxies
 # the API and the WebSocket (scripts/test-trunk-proxy.sh) and fuzzes the
 # API. Benchmarks (scripts/web-bench.sh among them), the bundle's size
@@ -25,6 +27,7 @@ ensure_rust_components
 ensure_wasm_target
 ensure_web_toolchain
 ensure_chromium
+ensure_mongodb_server
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,6 +41,14 @@ cargo build -p domain --target wasm32-unknown-unknown
 build_web_bundle
 step "cargo test"
 cargo test --workspace
+step "the server's suites again, on MongoDB (SecantusDB, a MongoDB-compatible server)"
+start_mongodb_server
+trap stop_mongodb_server EXIT
+# The big-room test writes 20,000 events there (100,000 on the embedded
+# store): the Python test server takes about 1,800 inserts a second.
+TEST_MONGODB_URI="$MONGODB_TEST_URI" BIG_ROOM_N=20000 cargo test -p server --no-fail-fast
+stop_mongodb_server
+trap - EXIT
 step "the web app's state handling in headless Chromium (wasm-bindgen-test)"
 cargo test -p web --target wasm32-unknown-unknown
 step "trunk serve proxies /api and the WebSocket to a running server"

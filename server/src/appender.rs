@@ -152,7 +152,11 @@ impl Request {
 /// one of its rooms first, before its requests are answered 503. Between
 /// attempts it waits a random time below 1, 2, 4, … ms (at most 64): two
 /// writers feeding one hot room would otherwise keep meeting.
-const ATTEMPTS: u32 = 12;
+const ATTEMPTS: u32 = 60;
+/// How long a writer counts as contended after meeting another one: it then
+/// keeps a copy of each room's state from before a batch, so that a
+/// conflict costs one read of the events it missed instead of a reload.
+const CONTENDED: Duration = Duration::from_secs(1);
 
 /// The handle the HTTP and WebSocket handlers use.
 #[derive(Clone)]
@@ -179,6 +183,7 @@ impl Appender {
             rooms: HashMap::new(),
             cache,
             clock: 0,
+            contended_until: None,
         };
         (Appender { tx }, tokio::spawn(writer.run(rx)))
     }
@@ -303,6 +308,9 @@ struct Writer {
     /// (snapshot + tail) when needed.
     cache: RoomCache,
     clock: u64,
+    /// Until when this writer counts as contended: it met another writer
+    /// in the last second.
+    contended_until: Option<Instant>,
 }
 
 enum ReplyTo {
@@ -409,6 +417,26 @@ impl Writer {
         Ok(None)
     }
 
+    /// Applies the events stored after `state`'s last seq.
+    async fn catch_up(&self, mut state: RoomState) -> Result<RoomState, StoreError> {
+        let Some(room) = state.room_id().map(str::to_owned) else {
+            return Err(StoreError::Corrupt("a room state without its room".into()));
+        };
+        loop {
+            let (events, _) = self
+                .stores
+                .events
+                .events(&room, state.last_seq(), 5000)
+                .await?;
+            if events.is_empty() {
+                return Ok(state);
+            }
+            state
+                .apply_all(events)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+    }
+
     /// Which of the batch's eventIds are stored already: one read per room
     /// instead of one per request.
     async fn stored_ids(&self, jobs: &[Job]) -> Result<HashSet<(String, Uuid)>, StoreError> {
@@ -437,7 +465,8 @@ impl Writer {
                 Ok(answers) => break answers,
                 Err(Conflict) if attempt < ATTEMPTS => {
                     self.metrics.append_conflicts.inc();
-                    let ceiling_us = 1000u64 << attempt.min(6);
+                    self.contended_until = Some(Instant::now() + CONTENDED);
+                    let ceiling_us = 500u64 << attempt.min(5);
                     let pause = rand::random::<u64>() % ceiling_us;
                     tokio::time::sleep(Duration::from_micros(pause)).await;
                     attempt += 1;
@@ -468,6 +497,20 @@ impl Writer {
                 return Ok(Answer::all_refused(jobs, &AppendError::from(e)));
             }
         };
+        // Copies of the states before this batch, when another writer is
+        // about: a conflict then only needs the events it missed.
+        let mut before_batch: HashMap<String, (RoomState, u64)> = HashMap::new();
+        if self.contended_until.is_some_and(|t| t > Instant::now()) {
+            for job in jobs {
+                if let Job::Append { room, .. } = job {
+                    if let Some(core) = self.rooms.get(room) {
+                        before_batch
+                            .entry(room.clone())
+                            .or_insert_with(|| (core.state.clone(), core.snap_seq));
+                    }
+                }
+            }
+        }
         let mut commit = Commit::default();
         let mut answers = Vec::with_capacity(jobs.len());
         let mut new_ids: HashMap<(String, Uuid), Arc<ChatEvent>> = HashMap::new();
@@ -534,9 +577,26 @@ impl Writer {
             }
         };
         if result.is_err() {
-            // The in-memory states ran ahead of the store: reload them.
+            // The in-memory states ran ahead of the store: back to the copy
+            // from before the batch, caught up with what the other writer
+            // appended; without a copy, reloaded when next used.
             for (room, _) in &touched {
-                self.rooms.remove(room);
+                let caught_up = match before_batch.remove(room) {
+                    Some((state, snap_seq)) => {
+                        self.catch_up(state).await.ok().map(|s| (s, snap_seq))
+                    }
+                    None => None,
+                };
+                match (caught_up, self.rooms.get_mut(room)) {
+                    (Some((state, snap_seq)), Some(core)) => {
+                        core.bytes = state_bytes(&state);
+                        core.state = state;
+                        core.snap_seq = snap_seq;
+                    }
+                    _ => {
+                        self.rooms.remove(room);
+                    }
+                }
             }
         }
         self.evict();

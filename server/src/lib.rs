@@ -25,6 +25,7 @@ use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
 use store::embedded::EmbeddedStore;
+use store::mongo::MongoStore;
 use store::Stores;
 use tokio::net::TcpListener;
 
@@ -33,12 +34,16 @@ pub type Backends = (Stores, Arc<dyn Bus>);
 
 /// Opens the stores and the bus the configuration names: the one place
 /// that picks their implementations.
-pub fn open_backends(config: &Config) -> Result<Backends, String> {
-    if config.mongodb_uri.is_some() {
-        return Err("MONGODB_URI is not supported yet; unset it to use the embedded store".into());
-    }
+pub async fn open_backends(config: &Config) -> Result<Backends, String> {
     if config.redis_url.is_some() {
         return Err("REDIS_URL is not supported yet; unset it to use in-process fan-out".into());
+    }
+    if let Some(uri) = &config.mongodb_uri {
+        let store = MongoStore::open(uri, &config.mongodb_db).await?;
+        return Ok((
+            Stores::all_in_one(Arc::new(store)),
+            Arc::new(LocalBus::default()),
+        ));
     }
     let store = EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
         .map_err(|e| e.to_string())?;
@@ -55,7 +60,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let backends = open_backends(&config)?;
+    let backends = open_backends(&config).await?;
     run_with(config, backends, listener, shutdown).await
 }
 

@@ -1,5 +1,5 @@
 //! Several writers on one store, as several server instances share one
-//! database: two appenders over one embedded store append to the same room
+//! database: two appenders over one store append to the same room
 //! at once. The store's conditional commit and the appender's retry keep the
 //! log gap-free, never reuse a seq, store a duplicated `eventId` once, and
 //! keep the projection equal to the replay.
@@ -28,6 +28,20 @@ fn send(id: Uuid, text: String) -> Command {
     )
 }
 
+/// The embedded store in `dir`, or a fresh database of the MongoDB server
+/// `TEST_WRITERS_MONGODB_URI` names. (Two writers on one hot room of the
+/// MongoDB-compatible test server: the loser of each conflict keeps losing
+/// to the writer whose transactions follow each other, so this pass is not
+/// in the test command yet; see the notes of the MongoDB issue.)
+fn config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        mongodb_uri: std::env::var("TEST_WRITERS_MONGODB_URI").ok(),
+        mongodb_db: format!("writers_{}", Uuid::new_v4().simple()),
+        ..Config::default()
+    }
+}
+
 async fn all_events(store: &dyn EventStore, room: &str) -> Vec<ChatEvent> {
     let mut out: Vec<ChatEvent> = Vec::new();
     loop {
@@ -43,11 +57,8 @@ async fn all_events(store: &dyn EventStore, room: &str) -> Vec<ChatEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_writers_on_one_store_lose_nothing_and_never_reuse_a_seq() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let (store, bus) = server::open_backends(&config).unwrap();
+    let config = config(dir.path());
+    let (store, bus) = server::open_backends(&config).await.unwrap();
     let metrics = Arc::new(Metrics::new());
     let (a, a_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
     let (b, b_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
@@ -133,11 +144,8 @@ async fn two_writers_on_one_store_lose_nothing_and_never_reuse_a_seq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_room_created_by_two_writers_at_once_exists_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let (store, bus) = server::open_backends(&config).unwrap();
+    let config = config(dir.path());
+    let (store, bus) = server::open_backends(&config).await.unwrap();
     let metrics = Arc::new(Metrics::new());
     let (a, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
     let (b, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);

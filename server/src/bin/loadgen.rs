@@ -77,7 +77,12 @@ async fn main() {
                     tx.send(Message::Text(f.to_string().into())).await.unwrap();
                     sent += 1;
                 }
-                let Some(Ok(Message::Text(t))) = rx.next().await else { panic!("socket closed") };
+                let t = match rx.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    // Keep-alive pings on a long run.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("socket closed: {other:?}"),
+                };
                 let v: Value = serde_json::from_str(&t).unwrap();
                 match v["type"].as_str() {
                     Some("ack") => {

@@ -12,6 +12,7 @@
 //! never overwrites an event.
 
 pub mod embedded;
+pub mod mongo;
 
 use async_trait::async_trait;
 use domain::CompactString;

@@ -23,9 +23,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The test configuration: the embedded store in `dir`, or, when
+    /// `TEST_MONGODB_URI` is set (the test command sets it for a second run
+    /// of the suites), a fresh database of that MongoDB server.
     pub fn config(dir: &Path, rate: u32) -> Config {
+        let mongodb_uri = std::env::var("TEST_MONGODB_URI").ok();
         Config {
             data_dir: dir.to_path_buf(),
+            mongodb_uri,
+            // One database per data directory: a restart on the same
+            // directory finds its data again.
+            mongodb_db: format!(
+                "test_{}",
+                dir.to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                    .chars()
+                    .rev()
+                    .take(40)
+                    .collect::<String>()
+            ),
             static_dir: dir.join("no-web-app"),
             rate_limit_per_user: rate,
             snapshot_every: 10,
@@ -40,7 +56,10 @@ impl TestServer {
     /// Starts with this configuration, on these backends (or those the
     /// configuration names).
     pub async fn start_with(config: Config, backends: Option<server::Backends>) -> Self {
-        let backends = backends.unwrap_or_else(|| server::open_backends(&config).unwrap());
+        let backends = match backends {
+            Some(b) => b,
+            None => server::open_backends(&config).await.unwrap(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
@@ -180,8 +199,11 @@ pub async fn submit_pipelined(
                 .unwrap();
             sent += 1;
         }
-        let Some(Ok(WsMessage::Text(t))) = ws.next().await else {
-            panic!("socket ended")
+        let t = match ws.next().await {
+            Some(Ok(WsMessage::Text(t))) => t,
+            // The server's keep-alive pings (WS_PING_INTERVAL) on a long run.
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            other => panic!("socket ended after {acks} acks: {other:?}"),
         };
         let v: Value = serde_json::from_str(&t).unwrap();
         assert_eq!(v["type"], "ack", "{v}");
@@ -243,4 +265,13 @@ pub async fn ws(s: &TestServer, path: &str) -> Ws {
         .await
         .unwrap()
         .0
+}
+
+/// The store the suites run against: `"mongodb"` when `TEST_MONGODB_URI` is set.
+pub fn store_kind() -> &'static str {
+    if std::env::var("TEST_MONGODB_URI").is_ok() {
+        "mongodb"
+    } else {
+        "embedded"
+    }
 }

@@ -1,0 +1,782 @@
+//! The MongoDB store (`MONGODB_URI`): the same four stores as the embedded
+//! one, on plain MongoDB collections, so that any number of server
+//! instances can share them.
+//!
+//! - `chat_events`: one document per event (never a growing document per
+//!   room), unique on (roomId, seq) and on (roomId, eventId).
+//! - `chat_rooms` (with `lastSeq` and the room's live-message count),
+//!   `chat_message_views`, `chat_read_markers`, `chat_sender_live` and
+//!   `chat_unread` (the counts behind unread counts, so that the room list
+//!   never scans unread rows), `chat_snapshot_heads` and
+//!   `chat_snapshot_chunks`, `chat_users`, and `chat_sessions` (a TTL index
+//!   expires them).
+//!
+//! A group commit is one multi-document transaction with write concern
+//! majority and journal: the room's `lastSeq` moves only from the value its
+//! writer saw (else a conflict), the unique indexes refuse a second event
+//! at a seq or a second copy of an eventId, and the projection and
+//! snapshots change with the events or not at all. Reads use read concern
+//! majority: nothing that may roll back feeds a decision or a view. Every
+//! operation gives up within about 3 s when the server cannot be reached.
+
+use super::{
+    AccountStore, Commit, EventStore, ProjectionStore, RoomRecord, SnapshotStore, StoreError,
+    UnreadChange, ViewChange, ViewPage,
+};
+use async_trait::async_trait;
+use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
+use mongodb::options::{
+    Acknowledgment, ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern,
+};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long the driver looks for a server, or waits to connect, before an
+/// operation fails (the contract: 503 within 3 s).
+const REACH_TIMEOUT: Duration = Duration::from_secs(2);
+
+const DUPLICATE_KEY: i32 = 11000;
+
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+}
+
+fn unavailable(e: MongoError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A duplicate key anywhere in the error (a write, a batch, a transaction).
+fn is_duplicate(e: &MongoError) -> bool {
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|w| w.code == DUPLICATE_KEY)),
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => e.to_string().contains("E11000"),
+    }
+}
+
+/// An error of a write inside a commit's transaction: another transaction
+/// touching the same documents (a write conflict, or any error MongoDB
+/// labels transient) means another writer got there first, so the commit
+/// is decided again; anything else is the store being unavailable.
+fn in_transaction(e: MongoError) -> StoreError {
+    const WRITE_CONFLICT: i32 = 112;
+    let conflict = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+        || matches!(&*e.kind, ErrorKind::Command(c) if c.code == WRITE_CONFLICT)
+        || is_duplicate(&e);
+    if conflict {
+        StoreError::Conflict(format!("a concurrent transaction: {e}"))
+    } else {
+        unavailable(e)
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("a stored {what} does not decode"))
+}
+
+fn i64_of(d: &Document, key: &str) -> Result<i64, StoreError> {
+    match d.get(key) {
+        Some(Bson::Int64(n)) => Ok(*n),
+        Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+        Some(Bson::Double(f)) if f.fract() == 0.0 => Ok(*f as i64),
+        _ => Err(corrupt(key)),
+    }
+}
+
+fn u64_of(d: &Document, key: &str) -> Result<u64, StoreError> {
+    u64::try_from(i64_of(d, key)?).map_err(|_| corrupt(key))
+}
+
+fn str_of<'a>(d: &'a Document, key: &str) -> Result<&'a str, StoreError> {
+    d.get_str(key).map_err(|_| corrupt(key))
+}
+
+/// A value kept as its JSON text (events, view rows, snapshots): exactly
+/// what the embedded store keeps, decoded by the same code.
+fn json_of<T: serde::de::DeserializeOwned>(d: &Document, key: &str) -> Result<T, StoreError> {
+    serde_json::from_str(str_of(d, key)?).map_err(|_| corrupt(key))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("stored values serialize")
+}
+
+fn seq(n: u64) -> i64 {
+    i64::try_from(n).expect("seqs fit in i64")
+}
+
+fn room_doc(r: &RoomRecord) -> Document {
+    doc! {
+        "_id": &r.room_id,
+        "name": &r.name,
+        "createdBy": &r.created_by,
+        "createdAt": r.created_at.as_millis(),
+        "lastSeq": seq(r.last_seq),
+        "live": 0i64,
+    }
+}
+
+fn room_of(d: &Document) -> Result<RoomRecord, StoreError> {
+    Ok(RoomRecord {
+        room_id: str_of(d, "_id")?.to_owned(),
+        name: str_of(d, "name")?.to_owned(),
+        created_by: str_of(d, "createdBy")?.to_owned(),
+        created_at: Timestamp::from_millis(i64_of(d, "createdAt")?)
+            .ok_or_else(|| corrupt("createdAt"))?,
+        last_seq: u64_of(d, "lastSeq")?,
+    })
+}
+
+impl MongoStore {
+    /// Connects (lazily: the process starts, and reconnects by itself,
+    /// whether or not MongoDB is up) and makes sure every index exists when
+    /// it is reachable.
+    pub async fn open(uri: &str, db: &str) -> Result<MongoStore, String> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| format!("MONGODB_URI: {e}"))?;
+        options.server_selection_timeout = Some(REACH_TIMEOUT);
+        options.connect_timeout = Some(REACH_TIMEOUT);
+        options.app_name = Some("chat-server".into());
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+        );
+        options.read_concern = Some(ReadConcern::majority());
+        let client = Client::with_options(options).map_err(|e| format!("MONGODB_URI: {e}"))?;
+        let store = MongoStore {
+            db: client.database(db),
+            client,
+        };
+        if let Err(e) = store.ensure_indexes().await {
+            // Not fatal: the server answers 503 until MongoDB is back, and
+            // the indexes are made on the next start.
+            tracing::warn!(error = %e, "MongoDB unreachable at start; indexes not checked");
+        }
+        Ok(store)
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), MongoError> {
+        let unique = || IndexOptions::builder().unique(true).build();
+        let index = |keys: Document, unique_too: bool| {
+            let b = IndexModel::builder().keys(keys);
+            if unique_too {
+                b.options(unique()).build()
+            } else {
+                b.build()
+            }
+        };
+        self.coll("chat_events")
+            .create_indexes([
+                index(doc! {"roomId": 1, "seq": 1}, true),
+                index(doc! {"roomId": 1, "eventId": 1}, true),
+                index(doc! {"roomId": 1, "ts": 1}, false),
+            ])
+            .await?;
+        self.coll("chat_rooms")
+            .create_index(index(doc! {"createdAt": 1, "_id": 1}, false))
+            .await?;
+        self.coll("chat_message_views")
+            .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
+            .await?;
+        self.coll("chat_read_markers")
+            .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
+            .await?;
+        for counts in ["chat_sender_live", "chat_unread"] {
+            self.coll(counts)
+                .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
+                .await?;
+        }
+        self.coll("chat_snapshot_heads")
+            .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
+            .await?;
+        self.coll("chat_snapshot_chunks")
+            .create_index(index(doc! {"roomId": 1, "index": 1, "version": 1}, true))
+            .await?;
+        self.coll("chat_sessions")
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"expiresAt": 1})
+                    .options(
+                        IndexOptions::builder()
+                            .expire_after(Duration::from_secs(0))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One group commit, inside the session's transaction.
+    async fn write_commit(&self, s: &mut ClientSession, c: &Commit) -> Result<(), StoreError> {
+        let rooms = self.coll("chat_rooms");
+        for r in &c.new_rooms {
+            match rooms.insert_one(room_doc(r)).session(&mut *s).await {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => return Err(StoreError::Exists),
+                Err(e) => return Err(in_transaction(e)),
+            }
+        }
+        for a in &c.advances {
+            let moved = rooms
+                .update_one(
+                    doc! {"_id": &a.room, "lastSeq": seq(a.expected)},
+                    doc! {"$set": {"lastSeq": seq(a.last)}},
+                )
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+            if moved.matched_count == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "room {} is no longer at seq {}",
+                    a.room, a.expected
+                )));
+            }
+        }
+        if !c.events.is_empty() {
+            let docs = c.events.iter().map(|e| {
+                doc! {
+                    "roomId": e.room_id.as_str(),
+                    "seq": seq(e.seq),
+                    "eventId": e.event_id.to_string(),
+                    "ts": e.timestamp.as_millis(),
+                    "event": e.to_json(),
+                }
+            });
+            match self
+                .coll("chat_events")
+                .insert_many(docs)
+                .session(&mut *s)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_duplicate(&e) => {
+                    return Err(StoreError::Conflict(
+                        "an event at that seq, or with that eventId, is stored".into(),
+                    ))
+                }
+                Err(e) => return Err(in_transaction(e)),
+            }
+        }
+        // The view rows: each row's last change in this commit, written as
+        // one delete and one insert per room (not a round trip per row).
+        let mut rows: BTreeMap<(&str, u64), Option<&Message>> = BTreeMap::new();
+        for (room, change) in &c.views {
+            match change {
+                ViewChange::Put(m) => rows.insert((room.as_str(), m.seq), Some(m)),
+                ViewChange::Delete(n) => rows.insert((room.as_str(), *n), None),
+            };
+        }
+        let mut by_room: BTreeMap<&str, (Vec<i64>, Vec<Document>)> = BTreeMap::new();
+        for ((room, n), row) in rows {
+            let (seqs, docs) = by_room.entry(room).or_default();
+            seqs.push(seq(n));
+            if let Some(m) = row {
+                docs.push(doc! {"roomId": room, "seq": seq(n), "message": to_json(m)});
+            }
+        }
+        let views = self.coll("chat_message_views");
+        for (room, (seqs, docs)) in by_room {
+            views
+                .delete_many(doc! {"roomId": room, "seq": {"$in": seqs}})
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+            if !docs.is_empty() {
+                views
+                    .insert_many(docs)
+                    .session(&mut *s)
+                    .await
+                    .map_err(in_transaction)?;
+            }
+        }
+        let markers = self.coll("chat_read_markers");
+        for (room, user, n) in &c.markers {
+            markers
+                .update_one(
+                    doc! {"roomId": room, "userId": user},
+                    doc! {"$set": {"seq": seq(*n)}},
+                )
+                .upsert(true)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+        }
+        let sender_live = self.coll("chat_sender_live");
+        for ((room, sender), delta) in &c.counts.live {
+            rooms
+                .update_one(doc! {"_id": room}, doc! {"$inc": {"live": *delta}})
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+            sender_live
+                .update_one(
+                    doc! {"roomId": room, "userId": sender},
+                    doc! {"$inc": {"n": *delta}},
+                )
+                .upsert(true)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+        }
+        let unread = self.coll("chat_unread");
+        for ((room, user), change) in &c.counts.unread {
+            let update = match *change {
+                UnreadChange::By(delta) => doc! {"$inc": {"n": delta}},
+                UnreadChange::Set(n) => doc! {"$set": {"n": seq(n)}},
+            };
+            unread
+                .update_one(doc! {"roomId": room, "userId": user}, update)
+                .upsert(true)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+        }
+        let heads = self.coll("chat_snapshot_heads");
+        let chunks = self.coll("chat_snapshot_chunks");
+        for (room, snap) in &c.snapshots {
+            heads
+                .replace_one(
+                    doc! {"roomId": room, "seq": seq(snap.head.seq)},
+                    doc! {"roomId": room, "seq": seq(snap.head.seq), "head": to_json(&snap.head)},
+                )
+                .upsert(true)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+            for ch in &snap.chunks {
+                let key = doc! {"roomId": room, "index": seq(ch.index), "version": seq(ch.version)};
+                let mut row = key.clone();
+                row.insert("chunk", to_json(ch));
+                chunks
+                    .replace_one(key, row)
+                    .upsert(true)
+                    .session(&mut *s)
+                    .await
+                    .map_err(in_transaction)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn count(&self, coll: &str, room: &str, user: &str) -> Result<i64, StoreError> {
+        let d = self
+            .coll(coll)
+            .find_one(doc! {"roomId": room, "userId": user})
+            .await
+            .map_err(unavailable)?;
+        d.map_or(Ok(0), |d| i64_of(&d, "n"))
+    }
+}
+
+#[async_trait]
+impl AccountStore for MongoStore {
+    async fn create_user(&self, user: &str, password_hash: &str) -> Result<(), StoreError> {
+        match self
+            .coll("chat_users")
+            .insert_one(doc! {"_id": user, "passwordHash": password_hash})
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate(&e) => Err(StoreError::Exists),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn password_hash(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let d = self
+            .coll("chat_users")
+            .find_one(doc! {"_id": user})
+            .await
+            .map_err(unavailable)?;
+        d.map(|d| str_of(&d, "passwordHash").map(str::to_owned))
+            .transpose()
+    }
+
+    async fn put_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.coll("chat_sessions")
+            .insert_one(doc! {
+                "_id": token_hash,
+                "userId": user,
+                "expiresAt": DateTime::from_millis(expires_ms),
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let d = self
+            .coll("chat_sessions")
+            .find_one(doc! {"_id": token_hash})
+            .await
+            .map_err(unavailable)?;
+        match d {
+            None => Ok(None),
+            Some(d) => {
+                let user = str_of(&d, "userId")?.to_owned();
+                let expires = d
+                    .get_datetime("expiresAt")
+                    .map_err(|_| corrupt("expiresAt"))?
+                    .timestamp_millis();
+                Ok(Some((user, expires)))
+            }
+        }
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.coll("chat_sessions")
+            .delete_one(doc! {"_id": token_hash})
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+    // Expired sessions: the TTL index deletes them (the default purge
+    // deletes nothing); `session` callers check the expiry themselves.
+}
+
+#[async_trait]
+impl EventStore for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError> {
+        let d = self
+            .coll("chat_rooms")
+            .find_one(doc! {"_id": room})
+            .await
+            .map_err(unavailable)?;
+        d.as_ref().map(room_of).transpose()
+    }
+
+    async fn events(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChatEvent>, u64), StoreError> {
+        let last = self.room(room).await?.map_or(0, |r| r.last_seq);
+        if limit == 0 || after >= last {
+            return Ok((Vec::new(), last));
+        }
+        let docs: Vec<Document> = self
+            .coll("chat_events")
+            .find(doc! {"roomId": room, "seq": {"$gt": seq(after), "$lte": seq(last)}})
+            .sort(doc! {"seq": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let events = docs
+            .iter()
+            .map(|d| {
+                ChatEvent::from_json(str_of(d, "event")?.as_bytes()).map_err(|_| corrupt("event"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, last))
+    }
+
+    async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError> {
+        let d = self
+            .coll("chat_events")
+            .find_one(doc! {"roomId": room, "eventId": id.to_string()})
+            .await
+            .map_err(unavailable)?;
+        d.map(|d| {
+            ChatEvent::from_json(str_of(&d, "event")?.as_bytes()).map_err(|_| corrupt("event"))
+        })
+        .transpose()
+    }
+
+    async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let docs: Vec<Document> = self
+            .coll("chat_events")
+            .find(doc! {"roomId": room, "eventId": {"$in": wanted}})
+            .projection(doc! {"eventId": 1, "seq": 1})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        docs.iter()
+            .map(|d| {
+                let id = Uuid::parse_str(str_of(d, "eventId")?).map_err(|_| corrupt("eventId"))?;
+                Ok((id, u64_of(d, "seq")?))
+            })
+            .collect()
+    }
+
+    async fn seq_at_time(&self, room: &str, t: Timestamp) -> Result<u64, StoreError> {
+        let d = self
+            .coll("chat_events")
+            .find_one(doc! {"roomId": room, "ts": {"$lte": t.as_millis()}})
+            .sort(doc! {"ts": -1, "seq": -1})
+            .projection(doc! {"seq": 1})
+            .await
+            .map_err(unavailable)?;
+        d.map_or(Ok(0), |d| u64_of(&d, "seq"))
+    }
+
+    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        let mut s = self.client.start_session().await.map_err(unavailable)?;
+        let options = TransactionOptions::builder()
+            .write_concern(
+                WriteConcern::builder()
+                    .w(Acknowledgment::Majority)
+                    .journal(true)
+                    .build(),
+            )
+            .read_concern(ReadConcern::snapshot())
+            .build();
+        s.start_transaction()
+            .with_options(options)
+            .await
+            .map_err(unavailable)?;
+        match self.write_commit(&mut s, &c).await {
+            Ok(()) => match s.commit_transaction().await {
+                Ok(()) => Ok(()),
+                Err(e) if is_duplicate(&e) => {
+                    Err(StoreError::Conflict("a concurrent commit won".into()))
+                }
+                Err(e) if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => {
+                    Err(StoreError::Conflict(format!("transaction aborted: {e}")))
+                }
+                Err(e) => Err(unavailable(e)),
+            },
+            Err(err) => {
+                let _ = s.abort_transaction().await;
+                Err(err)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for MongoStore {
+    async fn room_list(
+        &self,
+        user: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(RoomRecord, u64)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let filter = match after {
+            Some((t, id)) => doc! {"$or": [
+                {"createdAt": {"$gt": t}},
+                {"createdAt": t, "_id": {"$gt": id}},
+            ]},
+            None => doc! {},
+        };
+        let docs: Vec<Document> = self
+            .coll("chat_rooms")
+            .find(filter)
+            .sort(doc! {"createdAt": 1, "_id": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let rooms: Vec<(RoomRecord, i64)> = docs
+            .iter()
+            .map(|d| Ok((room_of(d)?, i64_of(d, "live").unwrap_or(0))))
+            .collect::<Result<_, StoreError>>()?;
+        let ids: Vec<&str> = rooms.iter().map(|(r, _)| r.room_id.as_str()).collect();
+        // Three lookups for the whole page: the user's markers, unread
+        // counts and own live messages in these rooms.
+        let by_room = |coll: &'static str| {
+            let ids = ids.clone();
+            async move {
+                let docs: Vec<Document> = self
+                    .coll(coll)
+                    .find(doc! {"roomId": {"$in": ids}, "userId": user})
+                    .await
+                    .map_err(unavailable)?
+                    .try_collect()
+                    .await
+                    .map_err(unavailable)?;
+                let mut out = HashMap::new();
+                for d in &docs {
+                    let n = if coll == "chat_read_markers" {
+                        i64_of(d, "seq")?
+                    } else {
+                        i64_of(d, "n")?
+                    };
+                    out.insert(str_of(d, "roomId")?.to_owned(), n);
+                }
+                Ok::<_, StoreError>(out)
+            }
+        };
+        let markers = by_room("chat_read_markers").await?;
+        let unread = by_room("chat_unread").await?;
+        let own = by_room("chat_sender_live").await?;
+        Ok(rooms
+            .into_iter()
+            .map(|(r, live)| {
+                let id = r.room_id.as_str();
+                let n = if markers.contains_key(id) {
+                    unread.get(id).copied().unwrap_or(0)
+                } else {
+                    live - own.get(id).copied().unwrap_or(0)
+                };
+                (r, n.max(0) as u64)
+            })
+            .collect())
+    }
+
+    async fn views(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<ViewPage, StoreError> {
+        let last_seq = self.room(room).await?.map_or(0, |r| r.last_seq);
+        let mut messages: Vec<Message> = Vec::new();
+        let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
+        if limit > 0 && upper > 0 {
+            let docs: Vec<Document> = self
+                .coll("chat_message_views")
+                .find(doc! {"roomId": room, "seq": {"$lt": seq(upper)}})
+                .sort(doc! {"seq": -1})
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            for d in docs.iter().rev() {
+                messages.push(json_of(d, "message")?);
+            }
+        }
+        let docs: Vec<Document> = self
+            .coll("chat_read_markers")
+            .find(doc! {"roomId": room})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let mut read_markers = BTreeMap::new();
+        for d in &docs {
+            read_markers.insert(CompactString::from(str_of(d, "userId")?), u64_of(d, "seq")?);
+        }
+        Ok(ViewPage {
+            messages,
+            read_markers,
+            last_seq,
+        })
+    }
+
+    async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError> {
+        let marker = self
+            .coll("chat_read_markers")
+            .find_one(doc! {"roomId": room, "userId": user})
+            .await
+            .map_err(unavailable)?;
+        let n = if marker.is_some() {
+            self.count("chat_unread", room, user).await?
+        } else {
+            let live = self
+                .coll("chat_rooms")
+                .find_one(doc! {"_id": room})
+                .await
+                .map_err(unavailable)?
+                .map_or(Ok(0), |d| i64_of(&d, "live"))?;
+            live - self.count("chat_sender_live", room, user).await?
+        };
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for MongoStore {
+    async fn snapshot_head(
+        &self,
+        room: &str,
+        at_most: u64,
+    ) -> Result<Option<SnapshotHead>, StoreError> {
+        let d = self
+            .coll("chat_snapshot_heads")
+            .find_one(doc! {"roomId": room, "seq": {"$lte": seq(at_most.min(i64::MAX as u64))}})
+            .sort(doc! {"seq": -1})
+            .await
+            .map_err(unavailable)?;
+        d.map(|d| json_of(&d, "head")).transpose()
+    }
+
+    async fn snapshot_chunks(
+        &self,
+        room: &str,
+        which: &[(u64, u64)],
+    ) -> Result<Vec<SnapshotChunk>, StoreError> {
+        if which.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Document> = which
+            .iter()
+            .map(|(i, v)| doc! {"index": seq(*i), "version": seq(*v)})
+            .collect();
+        let docs: Vec<Document> = self
+            .coll("chat_snapshot_chunks")
+            .find(doc! {"roomId": room, "$or": wanted})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let mut found: HashMap<(u64, u64), SnapshotChunk> = HashMap::new();
+        for d in &docs {
+            found.insert(
+                (u64_of(d, "index")?, u64_of(d, "version")?),
+                json_of(d, "chunk")?,
+            );
+        }
+        which
+            .iter()
+            .map(|(i, v)| {
+                found
+                    .remove(&(*i, *v))
+                    .ok_or_else(|| StoreError::Corrupt(format!("missing chunk {i}@{v}")))
+            })
+            .collect()
+    }
+}
