@@ -80,7 +80,7 @@ impl Server {
             ..Config::default()
         };
         tune(&mut config);
-        let backends = server::open_backends(&config).unwrap();
+        let backends = server::open_backends(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();

@@ -184,6 +184,7 @@ impl Appender {
             cache,
             clock: 0,
             contended_until: None,
+            id: Uuid::new_v4(),
         };
         (Appender { tx }, tokio::spawn(writer.run(rx)))
     }
@@ -311,6 +312,8 @@ struct Writer {
     /// Until when this writer counts as contended: it met another writer
     /// in the last second.
     contended_until: Option<Instant>,
+    /// This writer, to the store (whose turn it is on a room).
+    id: Uuid,
 }
 
 enum ReplyTo {
@@ -490,6 +493,42 @@ impl Writer {
     /// conflict drops the room states it used (they are behind the store):
     /// the next attempt loads what it missed and decides again.
     async fn attempt(&mut self, jobs: &[Job], started: Instant) -> Result<Vec<Answer>, Conflict> {
+        // Our turn on the batch's rooms, where writers share the store.
+        let mut rooms: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Append { room, .. } => Some(room.as_str()),
+                Job::CreateRoom { .. } => None,
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        for room in rooms {
+            match self.stores.events.take_turn(room, self.id).await {
+                Ok(false) => {}
+                // Another writer may have appended meanwhile: bring the
+                // room's state up to date before deciding on it.
+                Ok(true) => {
+                    if let Some(core) = self.rooms.remove(room) {
+                        match self.catch_up(core.state).await {
+                            Ok(state) => {
+                                self.rooms.insert(
+                                    room.to_owned(),
+                                    RoomCore {
+                                        bytes: state_bytes(&state),
+                                        state,
+                                        ..core
+                                    },
+                                );
+                            }
+                            Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+                        }
+                    }
+                }
+                Err(StoreError::Conflict(_)) => return Err(Conflict),
+                Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+            }
+        }
         let stored = match self.stored_ids(jobs).await {
             Ok(s) => s,
             Err(e) => {

@@ -188,6 +188,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// new room's id is taken, with `Conflict` (and writes nothing) if
     /// another writer moved one of the rooms on.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Waits for `writer`'s turn to append to `room`, when several writers
+    /// (server instances) share the store: a short lease on the room, handed
+    /// to a waiting writer after each batch, so that two busy writers take
+    /// turns instead of one losing every conflict. Correctness never rests on
+    /// it (commits stay conditional). A store with one writer keeps this
+    /// default, which returns at once. `true` when the turn is new: another
+    /// writer may have appended since this one's last turn.
+    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
+        let _ = (room, writer);
+        Ok(false)
+    }
 }
 
 /// The read side kept from the events: `ChatMessageView` rows, read

@@ -8,8 +8,9 @@
 //!   `chat_message_views`, `chat_read_markers`, `chat_sender_live` and
 //!   `chat_unread` (the counts behind unread counts, so that the room list
 //!   never scans unread rows), `chat_snapshot_heads` and
-//!   `chat_snapshot_chunks`, `chat_users`, and `chat_sessions` (a TTL index
-//!   expires them).
+//!   `chat_snapshot_chunks`, `chat_users`, `chat_sessions` (a TTL index
+//!   expires them), and `chat_room_leases` (whose turn it is to append to a
+//!   room when several writers are busy with it).
 //!
 //! A group commit is one multi-document transaction with write concern
 //! majority and journal: the room's `lastSeq` moves only from the value its
@@ -33,7 +34,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How long the driver looks for a server, or waits to connect, before an
@@ -41,6 +42,13 @@ use uuid::Uuid;
 const REACH_TIMEOUT: Duration = Duration::from_secs(2);
 
 const DUPLICATE_KEY: i32 = 11000;
+
+/// How long a writer's turn on a room lasts unless renewed (by its next
+/// batch): what a waiting writer waits at most when the owner goes quiet
+/// or dies.
+const LEASE_MS: i64 = 250;
+/// How long a writer waits for its turn before its batch is answered 503.
+const TURN_WAIT: Duration = Duration::from_millis(2500);
 
 pub struct MongoStore {
     client: Client,
@@ -552,6 +560,98 @@ impl EventStore for MongoStore {
             .await
             .map_err(unavailable)?;
         d.map_or(Ok(0), |d| u64_of(&d, "seq"))
+    }
+
+    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
+        let leases = self.coll("chat_room_leases");
+        let me = writer.to_string();
+        let deadline = Instant::now() + TURN_WAIT;
+        // Whether this writer has handed the room over in this call: it then
+        // waits its turn like any other.
+        let mut handed_over = false;
+        loop {
+            let now = DateTime::now();
+            let until = DateTime::from_millis(now.timestamp_millis() + LEASE_MS);
+            let lease = leases
+                .find_one(doc! {"_id": room})
+                .await
+                .map_err(unavailable)?;
+            let owner = lease.as_ref().and_then(|l| l.get_str("owner").ok());
+            let waiter = lease.as_ref().and_then(|l| l.get_str("waiter").ok());
+            let expired = lease
+                .as_ref()
+                .and_then(|l| l.get_datetime("until").ok())
+                .is_none_or(|t| *t < now);
+            match (owner, waiter) {
+                // Ours, and another writer waits: hand it over, then wait.
+                (Some(o), Some(w)) if o == me && w != me && !handed_over => {
+                    let w = w.to_owned();
+                    leases
+                        .update_one(
+                            doc! {"_id": room, "owner": &me},
+                            doc! {"$set": {"owner": &w, "until": until, "fresh": true}, "$unset": {"waiter": ""}},
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                    handed_over = true;
+                }
+                // Ours (renewed), free, or left to expire: take it.
+                (o, _) if o == Some(me.as_str()) || o.is_none() || expired => {
+                    let taken = leases
+                        .update_one(
+                            doc! {"_id": room, "$or": [
+                                {"owner": &me},
+                                {"owner": {"$exists": false}},
+                                {"until": {"$lt": now}},
+                            ]},
+                            doc! {"$set": {"owner": &me, "until": until}, "$unset": {"fresh": ""}},
+                        )
+                        .upsert(true)
+                        .await;
+                    match taken {
+                        Ok(_) => {
+                            // Handed over, taken, or left to expire: others may
+                            // have appended since this writer's last turn.
+                            let handed = lease
+                                .as_ref()
+                                .is_some_and(|l| l.get_bool("fresh").unwrap_or(false));
+                            let fresh = owner != Some(me.as_str()) || expired || handed;
+                            if waiter == Some(me.as_str()) {
+                                let _ = leases
+                                    .update_one(
+                                        doc! {"_id": room, "waiter": &me},
+                                        doc! {"$unset": {"waiter": ""}},
+                                    )
+                                    .await;
+                            }
+                            return Ok(fresh);
+                        }
+                        // Another writer took it in between.
+                        Err(e) if is_duplicate(&e) => {}
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                // Another writer's: be the next one.
+                (_, w) => {
+                    if w.is_none() {
+                        leases
+                            .update_one(
+                                doc! {"_id": room, "waiter": {"$exists": false}},
+                                doc! {"$set": {"waiter": &me}},
+                            )
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Conflict(format!(
+                    "no turn on room {room} within {TURN_WAIT:?}"
+                )));
+            }
+            let pause = 1 + rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
     }
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
