@@ -99,7 +99,7 @@ start_mongodb_server() {
   local port
   port=$(free_port)
   MONGODB_DIR=$(mktemp -d)
-  setsid "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" \
+  setsid "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --sync-on-commit \
     --storage-path "$MONGODB_DIR/data" >"$MONGODB_DIR/log" 2>&1 &
   MONGODB_PID=$!
   local deadline=$((SECONDS + 30))

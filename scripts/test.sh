@@ -46,7 +46,9 @@ start_mongodb_server
 trap stop_mongodb_server EXIT
 # The big-room test writes 20,000 events there (100,000 on the embedded
 # store): the Python test server takes about 1,800 inserts a second.
-TEST_MONGODB_URI="$MONGODB_TEST_URI" BIG_ROOM_N=20000 cargo test -p server --no-fail-fast
+# mongo_outage.rs stops and starts a server of its own (SECANTUS_BIN).
+TEST_MONGODB_URI="$MONGODB_TEST_URI" BIG_ROOM_N=20000 SECANTUS_BIN="$PWD/$SECANTUS_VENV/bin/secantusd-py" \
+  cargo test -p server --no-fail-fast
 stop_mongodb_server
 trap - EXIT
 step "the web app's state handling in headless Chromium (wasm-bindgen-test)"

@@ -186,6 +186,9 @@ pub struct Driver {
 
 impl Driver {
     pub async fn start() -> Driver {
+        // rustls finds both ring and aws-lc-rs enabled in this process and
+        // will not choose: ring it is (an error only says it was chosen).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -1,0 +1,119 @@
+//! MongoDB going away and coming back, with a real MongoDB-compatible server
+//! process this test starts, stops and starts again (`SECANTUS_BIN`: the
+//! test command sets it; without it the test says so and does nothing).
+//! While it is down, appends answer 503 within 3.5 s and nothing partial is
+//! stored; once it is back, the same server works again without a restart.
+
+mod common;
+
+use common::*;
+use reqwest::{Client, StatusCode};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Mongo {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Mongo {
+    fn start(bin: &str, port: u16, dir: &std::path::Path) -> Mongo {
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--sync-on-commit",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the MongoDB-compatible server starts");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "it listens");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Mongo {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn stop(mut self) -> (u16, std::path::PathBuf) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.port, self.dir.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_answer_503_while_mongodb_is_down_and_work_again_when_it_is_back() {
+    let Ok(bin) = std::env::var("SECANTUS_BIN") else {
+        eprintln!("SECANTUS_BIN is not set: nothing to stop and start; skipped");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mongo = Mongo::start(&bin, port, &data.path().join("mongo"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestServer::config(dir.path(), 0);
+    config.mongodb_uri = Some(format!("mongodb://127.0.0.1:{port}"));
+    config.mongodb_db = "outage".into();
+    let s = TestServer::start_with(config, None).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    let (st, _) = post(&c, &s, &token, "r", send("before")).await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    // Down: a clear 503 within 3.5 s, every time.
+    let (port, mongo_dir) = mongo.stop();
+    for i in 0..3 {
+        let t = Instant::now();
+        let (st, body) = post(&c, &s, &token, "r", send(&format!("while down {i}"))).await;
+        let took = t.elapsed();
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(code(&body), "unavailable", "{body}");
+        assert!(
+            took < Duration::from_millis(3500),
+            "answered after {took:?}"
+        );
+    }
+
+    // Back: the same server appends again (the driver reconnects by itself).
+    let mongo = Mongo::start(&bin, port, &mongo_dir);
+    let start = Instant::now();
+    loop {
+        let (st, body) = post(&c, &s, &token, "r", send("after")).await;
+        if st == StatusCode::CREATED {
+            assert_eq!(body["seq"], 3, "nothing of the refused appends was stored");
+            break;
+        }
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "it never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/messages").await;
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+    s.stop().await;
+    mongo.stop();
+}
