@@ -33,6 +33,9 @@ pub enum Command {
     /// Serve the API and the web app (what runs when no command is given).
     #[default]
     Serve,
+    /// Compute every room's projection (view rows, read markers, unread
+    /// counts) again from its events, with no server writing to the store.
+    RebuildProjections,
 }
 
 /// What the server runs with. Tests build it as

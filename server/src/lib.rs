@@ -12,6 +12,7 @@ pub mod error;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
+pub mod rebuild;
 pub mod routes;
 pub mod serve;
 pub mod store;

@@ -15,6 +15,26 @@ async fn main() {
     init_logging(&cli.logging);
     match cli.command.unwrap_or_default() {
         Command::Serve => serve(cli.config).await,
+        Command::RebuildProjections => rebuild_projections(cli.config).await,
+    }
+}
+
+async fn rebuild_projections(config: Config) {
+    let result = match server::open_backends(&config).await {
+        Ok((stores, _)) => server::rebuild::rebuild_projections(&stores)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(done) => println!(
+            "rebuilt the projections of {} rooms from {} events",
+            done.rooms, done.events
+        ),
+        Err(e) => {
+            eprintln!("rebuild-projections: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 //! blocking thread pool.
 
 use super::{
-    AccountStore, Commit, EventStore, ProjectionStore, RoomRecord, SnapshotStore, StoreError,
-    UnreadChange, ViewChange, ViewPage,
+    AccountStore, Commit, EventStore, ProjectionStore, RoomProjection, RoomRecord, SnapshotStore,
+    StoreError, UnreadChange, ViewChange, ViewPage,
 };
 use async_trait::async_trait;
 use domain::CompactString;
@@ -687,6 +687,69 @@ impl ProjectionStore for EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
             unread_in(&tx, &room, &user)
+        })
+        .await
+    }
+
+    async fn replace_projection(&self, room: &str, p: RoomProjection) -> Result<(), StoreError> {
+        let room = room.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let room = room.as_str();
+                let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
+                views
+                    .retain_in((room, 0)..=(room, u64::MAX), |_, _| false)
+                    .map_err(unavailable)?;
+                for m in &p.messages {
+                    views
+                        .insert((room, m.seq), encode(m).as_slice())
+                        .map_err(unavailable)?;
+                }
+                let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
+                let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+                let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
+                // Every (room, user) key of the room: from "" up to the next room.
+                let users =
+                    |t: &redb::Table<(&str, &str), u64>| -> Result<Vec<String>, StoreError> {
+                        let mut out = Vec::new();
+                        for row in t.range((room, "")..).map_err(unavailable)? {
+                            let (k, _) = row.map_err(unavailable)?;
+                            let (r, u) = k.value();
+                            if r != room {
+                                break;
+                            }
+                            out.push(u.to_owned());
+                        }
+                        Ok(out)
+                    };
+                for t in [&mut markers, &mut sender_live, &mut unread] {
+                    for u in users(t)? {
+                        t.remove((room, u.as_str())).map_err(unavailable)?;
+                    }
+                }
+                for (u, seq) in &p.read_markers {
+                    markers
+                        .insert((room, u.as_str()), *seq)
+                        .map_err(unavailable)?;
+                }
+                for (u, n) in &p.live_by_sender {
+                    sender_live
+                        .insert((room, u.as_str()), *n)
+                        .map_err(unavailable)?;
+                }
+                for (u, n) in &p.unread {
+                    if *n > 0 {
+                        unread.insert((room, u.as_str()), *n).map_err(unavailable)?;
+                    }
+                }
+                let total: u64 = p.live_by_sender.values().sum();
+                tx.open_table(ROOM_LIVE)
+                    .map_err(unavailable)?
+                    .insert(room, total)
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
         })
         .await
     }

@@ -225,6 +225,56 @@ pub trait ProjectionStore: Send + Sync + 'static {
     ) -> Result<ViewPage, StoreError>;
     /// Messages of others above `user`'s read marker, in O(1).
     async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError>;
+    /// Writes `projection` in place of everything stored for the room's
+    /// projection (rows, markers, counts).
+    async fn replace_projection(
+        &self,
+        room: &str,
+        projection: RoomProjection,
+    ) -> Result<(), StoreError>;
+}
+
+/// A room's whole projection, computed from its state (the replay of its
+/// events): what `server rebuild-projections` writes in place of the stored one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoomProjection {
+    pub messages: Vec<Message>,
+    pub read_markers: BTreeMap<String, u64>,
+    /// Live messages per sender.
+    pub live_by_sender: BTreeMap<String, u64>,
+    /// Unread count of each user with a read marker.
+    pub unread: BTreeMap<String, u64>,
+}
+
+impl RoomProjection {
+    pub fn of(state: &RoomState) -> RoomProjection {
+        let messages: Vec<Message> = state.messages().cloned().collect();
+        let mut live_by_sender: BTreeMap<String, u64> = BTreeMap::new();
+        for m in &messages {
+            *live_by_sender.entry(m.sender_id.to_string()).or_default() += 1;
+        }
+        let read_markers: BTreeMap<String, u64> = state
+            .read_markers()
+            .iter()
+            .map(|(u, s)| (u.to_string(), *s))
+            .collect();
+        let unread = read_markers
+            .iter()
+            .map(|(user, marker)| {
+                let n = state
+                    .messages_in(marker + 1, u64::MAX)
+                    .filter(|m| m.sender_id != user.as_str())
+                    .count();
+                (user.clone(), n as u64)
+            })
+            .collect();
+        RoomProjection {
+            messages,
+            read_markers,
+            live_by_sender,
+            unread,
+        }
+    }
 }
 
 /// Snapshots of room states, so that replay starts late.

@@ -21,8 +21,8 @@
 //! operation gives up within about 3 s when the server cannot be reached.
 
 use super::{
-    AccountStore, Commit, EventStore, ProjectionStore, RoomRecord, SnapshotStore, StoreError,
-    UnreadChange, ViewChange, ViewPage,
+    AccountStore, Commit, EventStore, ProjectionStore, RoomProjection, RoomRecord, SnapshotStore,
+    StoreError, UnreadChange, ViewChange, ViewPage,
 };
 use async_trait::async_trait;
 use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
@@ -824,6 +824,46 @@ impl ProjectionStore for MongoStore {
             live - self.count("chat_sender_live", room, user).await?
         };
         Ok(n.max(0) as u64)
+    }
+
+    async fn replace_projection(&self, room: &str, p: RoomProjection) -> Result<(), StoreError> {
+        let views = self.coll("chat_message_views");
+        views
+            .delete_many(doc! {"roomId": room})
+            .await
+            .map_err(unavailable)?;
+        if !p.messages.is_empty() {
+            let docs = p
+                .messages
+                .iter()
+                .map(|m| doc! {"roomId": room, "seq": seq(m.seq), "message": to_json(m)});
+            views.insert_many(docs).await.map_err(unavailable)?;
+        }
+        let rows = |values: &BTreeMap<String, u64>, field: &str| -> Vec<Document> {
+            values
+                .iter()
+                .map(|(u, n)| doc! {"roomId": room, "userId": u, field: seq(*n)})
+                .collect()
+        };
+        for (coll, docs) in [
+            ("chat_read_markers", rows(&p.read_markers, "seq")),
+            ("chat_sender_live", rows(&p.live_by_sender, "n")),
+            ("chat_unread", rows(&p.unread, "n")),
+        ] {
+            let c = self.coll(coll);
+            c.delete_many(doc! {"roomId": room})
+                .await
+                .map_err(unavailable)?;
+            if !docs.is_empty() {
+                c.insert_many(docs).await.map_err(unavailable)?;
+            }
+        }
+        let total: u64 = p.live_by_sender.values().sum();
+        self.coll("chat_rooms")
+            .update_one(doc! {"_id": room}, doc! {"$set": {"live": seq(total)}})
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 
