@@ -420,6 +420,32 @@ impl Writer {
         Ok(None)
     }
 
+    /// Whether the events of a commit whose answer was lost are stored:
+    /// `Some(true)` if all are (a commit is all or nothing), `Some(false)` if
+    /// none is, `None` if the store cannot tell now.
+    async fn committed_anyway(&self, events: &[Arc<ChatEvent>]) -> Option<bool> {
+        let mut by_room: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for e in events {
+            by_room
+                .entry(e.room_id.as_str())
+                .or_default()
+                .push(e.event_id);
+        }
+        let mut found = 0;
+        for (room, ids) in by_room {
+            let seqs = tokio::time::timeout(STORE_TIMEOUT, self.stores.events.seqs_of(room, &ids))
+                .await
+                .ok()?
+                .ok()?;
+            // Stored with the seq this writer gave it, or not at all.
+            found += seqs
+                .iter()
+                .filter(|(id, seq)| events.iter().any(|e| e.event_id == *id && e.seq == *seq))
+                .count();
+        }
+        Some(found == events.len())
+    }
+
     /// Applies the events stored after `state`'s last seq.
     async fn catch_up(&self, mut state: RoomState) -> Result<RoomState, StoreError> {
         let Some(room) = state.room_id().map(str::to_owned) else {
@@ -614,6 +640,20 @@ impl Writer {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Unavailable("the commit timed out".to_owned())),
             }
+        };
+        // A commit whose outcome is unknown (no answer after it was sent) may
+        // have been written: its events say which, before anyone is told.
+        let result = match result {
+            Err(StoreError::Unavailable(detail)) if !events.is_empty() => {
+                match self.committed_anyway(&events).await {
+                    Some(true) => {
+                        tracing::warn!(%detail, "the commit's answer was lost, but it was written");
+                        Ok(())
+                    }
+                    _ => Err(StoreError::Unavailable(detail)),
+                }
+            }
+            other => other,
         };
         if result.is_err() {
             // The in-memory states ran ahead of the store: back to the copy

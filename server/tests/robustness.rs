@@ -26,6 +26,8 @@ struct FlakyStore {
     down: Arc<AtomicBool>,
     corrupt: Arc<AtomicBool>,
     gap: Arc<AtomicBool>,
+    /// Commits are written, but their answer is lost (an unknown outcome).
+    lost: Arc<AtomicBool>,
 }
 
 impl FlakyStore {
@@ -35,6 +37,7 @@ impl FlakyStore {
             down: Arc::default(),
             corrupt: Arc::default(),
             gap: Arc::default(),
+            lost: Arc::default(),
         }
     }
 }
@@ -78,7 +81,13 @@ impl EventStore for FlakyStore {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected".into()));
         }
-        self.inner.commit(c).await
+        self.inner.commit(c).await?;
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "injected: the answer was lost".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +147,37 @@ async fn concurrent_duplicates_give_one_201_and_200s() {
     );
     let (_, page) = get(&c, &s, &token, "/api/rooms/r/events").await;
     assert_eq!(page["lastSeq"], 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_is_looked_up_before_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestServer::config(dir.path(), 0);
+    let store = FlakyStore::new(dir.path());
+    let lost = store.lost.clone();
+    let bus = Arc::new(server::bus::LocalBus::default());
+    let s = TestServer::start_with(config, Some((Arc::new(store).stores(), bus))).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    room(&c, &s, &token, "r").await;
+    lost.store(true, Ordering::SeqCst);
+    // Written, though the store's answer never came: acknowledged, once.
+    let body = send("written, answer lost");
+    let (st, e) = post(&c, &s, &token, "r", body.clone()).await;
+    assert_eq!(
+        (st, e["seq"].as_u64()),
+        (StatusCode::CREATED, Some(2)),
+        "{e}"
+    );
+    lost.store(false, Ordering::SeqCst);
+    let (st, again) = post(&c, &s, &token, "r", body).await;
+    assert_eq!((st, again["seq"].as_u64()), (StatusCode::OK, Some(2)));
+    // The writer's state went on from the stored event.
+    let (st, next) = post(&c, &s, &token, "r", send("next")).await;
+    assert_eq!((st, next["seq"].as_u64()), (StatusCode::CREATED, Some(3)));
+    let (_, page) = get(&c, &s, &token, "/api/rooms/r/events").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 3);
     s.stop().await;
 }
 
