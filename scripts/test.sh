@@ -44,11 +44,13 @@ cargo test --workspace
 step "the server's suites again, on MongoDB (SecantusDB, a MongoDB-compatible server)"
 start_mongodb_server
 trap stop_mongodb_server EXIT
-# The big-room test writes 20,000 events there (100,000 on the embedded
-# store): the Python test server takes about 1,800 inserts a second.
+# The Python test server takes about 1,800 inserts a second, one request at
+# a time: the big-room test writes 5,000 events there (100,000 on the
+# embedded store), and two test threads share it, so that no commit of a
+# loaded 2-core machine waits past the 3 s the contract allows.
 # mongo_outage.rs stops and starts a server of its own (SECANTUS_BIN).
-TEST_MONGODB_URI="$MONGODB_TEST_URI" BIG_ROOM_N=20000 SECANTUS_BIN="$PWD/$SECANTUS_VENV/bin/secantusd-py" \
-  cargo test -p server --no-fail-fast
+TEST_MONGODB_URI="$MONGODB_TEST_URI" BIG_ROOM_N=5000 SECANTUS_BIN="$PWD/$SECANTUS_VENV/bin/secantusd-py" \
+  cargo test -p server --no-fail-fast -- --test-threads=2
 stop_mongodb_server
 trap - EXIT
 step "the web app's state handling in headless Chromium (wasm-bindgen-test)"
