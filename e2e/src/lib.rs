@@ -511,6 +511,20 @@ impl Browser {
         .await
     }
 
+    /// Clicks the button named `button` (text or `aria-label`) inside the
+    /// article of the message holding `text`.
+    pub async fn click_in_message(&self, text: &str, button: &str) {
+        let b = lit(button);
+        self.find(&format!(
+            "//*[@role='log']//article[contains(., {})]//button[normalize-space(.)={b} or @aria-label={b}]",
+            lit(text)
+        ))
+        .await
+        .click()
+        .await
+        .unwrap();
+    }
+
     /// The texts of the `role="alert"` elements shown.
     pub async fn alerts(&self) -> Vec<String> {
         let v = self

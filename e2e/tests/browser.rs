@@ -84,16 +84,7 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
     );
 
     // Bob reacts to Ann's message, then takes it back: Ann sees both.
-    let article = bob.article("Hello Bob").await;
-    article
-        .find(fantoccini::Locator::XPath(
-            ".//button[@aria-label='Add reaction']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    bob.click_in_message("Hello Bob", "Add reaction").await;
     bob.find("//button[@aria-label='React with 👍']")
         .await
         .click()
@@ -120,16 +111,7 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
     .await;
 
     // Ann edits her message: Bob sees the new text, marked edited.
-    let article = ann.article("Hello Bob").await;
-    article
-        .find(fantoccini::Locator::XPath(
-            ".//button[normalize-space(.)='Edit']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    ann.click_in_message("Hello Bob", "Edit").await;
     let edit = ann.field("Edit message").await;
     edit.clear().await.unwrap();
     edit.send_keys("Hello Bob (edited text)").await.unwrap();
@@ -152,16 +134,8 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
     ann.wait_for_room("general").await;
 
     // Ann deletes it: gone for Bob too.
-    let article = ann.article("Hello Bob (edited text)").await;
-    article
-        .find(fantoccini::Locator::XPath(
-            ".//button[normalize-space(.)='Delete']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    ann.click_in_message("Hello Bob (edited text)", "Delete")
+        .await;
     bob.wait_for_no_message("Hello Bob (edited text)").await;
     ann.wait_for_no_message("Hello Bob (edited text)").await;
     assert_eq!(bob.messages().await.len(), 1);
@@ -218,31 +192,15 @@ async fn a_refused_action_rolls_back_with_an_alert() {
 
     // Bob does not hear of the delete in time, and reacts to the message.
     proxy_b.hold_sockets();
-    let article = ann.article("A message that will go").await;
-    article
-        .find(fantoccini::Locator::XPath(
-            ".//button[normalize-space(.)='Delete']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    ann.click_in_message("A message that will go", "Delete")
+        .await;
     ann.wait_for_no_message("A message that will go").await;
     let token = w.server.token("ann", PASSWORD).await;
     w.server
         .wait_for_messages(&token, "debate", |m| m.is_empty())
         .await;
-    let article = bob.article("A message that will go").await;
-    article
-        .find(fantoccini::Locator::XPath(
-            ".//button[@aria-label='Add reaction']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    bob.click_in_message("A message that will go", "Add reaction")
+        .await;
     bob.find("//button[starts-with(@aria-label, 'React with')]")
         .await
         .click()
@@ -424,16 +382,7 @@ async fn time_travel_shows_the_past_and_live_returns() {
         ann.send(text).await;
         ann.wait_for_message(text, "confirmed").await;
     }
-    ann.article("The end")
-        .await
-        .find(fantoccini::Locator::XPath(
-            ".//button[normalize-space(.)='Edit']",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    ann.click_in_message("The end", "Edit").await;
     let edit = ann.field("Edit message").await;
     edit.clear().await.unwrap();
     edit.send_keys("The real end").await.unwrap();

@@ -88,6 +88,18 @@ fn in_transaction(e: MongoError) -> StoreError {
     }
 }
 
+/// Every document a query finds (the queries here are bounded by a limit or
+/// by one room's keys).
+async fn all(
+    find: impl std::future::IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<Document>>>,
+) -> Result<Vec<Document>, StoreError> {
+    find.await
+        .map_err(unavailable)?
+        .try_collect()
+        .await
+        .map_err(unavailable)
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("a stored {what} does not decode"))
 }
@@ -498,16 +510,12 @@ impl EventStore for MongoStore {
         if limit == 0 || after >= last {
             return Ok((Vec::new(), last));
         }
-        let docs: Vec<Document> = self
+        let docs = all(self
             .coll("chat_events")
             .find(doc! {"roomId": room, "seq": {"$gt": seq(after), "$lte": seq(last)}})
             .sort(doc! {"seq": 1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         let events = docs
             .iter()
             .map(|d| {
@@ -534,15 +542,11 @@ impl EventStore for MongoStore {
             return Ok(Vec::new());
         }
         let wanted: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let docs: Vec<Document> = self
+        let docs = all(self
             .coll("chat_events")
             .find(doc! {"roomId": room, "eventId": {"$in": wanted}})
-            .projection(doc! {"eventId": 1, "seq": 1})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .projection(doc! {"eventId": 1, "seq": 1}))
+        .await?;
         docs.iter()
             .map(|d| {
                 let id = Uuid::parse_str(str_of(d, "eventId")?).map_err(|_| corrupt("eventId"))?;
@@ -706,16 +710,12 @@ impl ProjectionStore for MongoStore {
             ]},
             None => doc! {},
         };
-        let docs: Vec<Document> = self
+        let docs = all(self
             .coll("chat_rooms")
             .find(filter)
             .sort(doc! {"createdAt": 1, "_id": 1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         let rooms: Vec<(RoomRecord, i64)> = docs
             .iter()
             .map(|d| Ok((room_of(d)?, i64_of(d, "live").unwrap_or(0))))
@@ -726,14 +726,10 @@ impl ProjectionStore for MongoStore {
         let by_room = |coll: &'static str| {
             let ids = ids.clone();
             async move {
-                let docs: Vec<Document> = self
+                let docs = all(self
                     .coll(coll)
-                    .find(doc! {"roomId": {"$in": ids}, "userId": user})
-                    .await
-                    .map_err(unavailable)?
-                    .try_collect()
-                    .await
-                    .map_err(unavailable)?;
+                    .find(doc! {"roomId": {"$in": ids}, "userId": user}))
+                .await?;
                 let mut out = HashMap::new();
                 for d in &docs {
                     let n = if coll == "chat_read_markers" {
@@ -773,28 +769,17 @@ impl ProjectionStore for MongoStore {
         let mut messages: Vec<Message> = Vec::new();
         let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
         if limit > 0 && upper > 0 {
-            let docs: Vec<Document> = self
+            let docs = all(self
                 .coll("chat_message_views")
                 .find(doc! {"roomId": room, "seq": {"$lt": seq(upper)}})
                 .sort(doc! {"seq": -1})
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-                .await
-                .map_err(unavailable)?
-                .try_collect()
-                .await
-                .map_err(unavailable)?;
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+            .await?;
             for d in docs.iter().rev() {
                 messages.push(json_of(d, "message")?);
             }
         }
-        let docs: Vec<Document> = self
-            .coll("chat_read_markers")
-            .find(doc! {"roomId": room})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let docs = all(self.coll("chat_read_markers").find(doc! {"roomId": room})).await?;
         let mut read_markers = BTreeMap::new();
         for d in &docs {
             read_markers.insert(CompactString::from(str_of(d, "userId")?), u64_of(d, "seq")?);
@@ -895,14 +880,10 @@ impl SnapshotStore for MongoStore {
             .iter()
             .map(|(i, v)| doc! {"index": seq(*i), "version": seq(*v)})
             .collect();
-        let docs: Vec<Document> = self
+        let docs = all(self
             .coll("chat_snapshot_chunks")
-            .find(doc! {"roomId": room, "$or": wanted})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .find(doc! {"roomId": room, "$or": wanted}))
+        .await?;
         let mut found: HashMap<(u64, u64), SnapshotChunk> = HashMap::new();
         for d in &docs {
             found.insert(
