@@ -121,6 +121,40 @@ stop_mongodb_server() {
   MONGODB_PID='' MONGODB_DIR=''
 }
 
+# Redis, the bus between server instances in the tests: Debian's
+# redis-server (as in production, any Redis ≥ 6 does).
+ensure_redis_server() {
+  ensure_apt redis-server redis-server
+}
+
+# start_redis_server: starts one on a free loopback port, nothing saved to
+# disk; sets REDIS_TEST_URL and REDIS_PID (stop_redis_server stops it).
+start_redis_server() {
+  local port
+  port=$(free_port)
+  REDIS_LOG=$(mktemp)
+  setsid redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    >"$REDIS_LOG" 2>&1 &
+  REDIS_PID=$!
+  local deadline=$((SECONDS + 10))
+  until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
+    if ! kill -0 "$REDIS_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 20 "$REDIS_LOG" >&2
+      echo "redis-server did not start" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  REDIS_TEST_URL="redis://127.0.0.1:$port/"
+  echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*') on $REDIS_TEST_URL, pid $REDIS_PID"
+}
+
+stop_redis_server() {
+  stop_process "${REDIS_PID:-}"
+  [ -z "${REDIS_LOG:-}" ] || rm -f "$REDIS_LOG"
+  REDIS_PID='' REDIS_LOG=''
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -2,7 +2,7 @@
 //! `with_state` (no globals). Built by [`crate::run_with`].
 
 use crate::appender::Appender;
-use crate::auth::{AddressLimiter, Logouts, PasswordPool, RateLimiter, SignInLimiter};
+use crate::auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -29,7 +29,6 @@ pub struct AppState {
     pub sign_in_attempts: Arc<AddressLimiter>,
     /// Where argon2 runs (bounded).
     pub passwords: Arc<PasswordPool>,
-    pub logouts: Logouts,
     /// Turns true when the server starts shutting down: open WebSockets
     /// close (1001) so that the graceful shutdown can finish.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,

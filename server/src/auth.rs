@@ -20,7 +20,6 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -547,9 +546,6 @@ impl PasswordPool {
         Ok(ok && known)
     }
 }
-
-/// Tells open sockets that a token was logged out.
-pub type Logouts = broadcast::Sender<String>;
 
 #[cfg(test)]
 mod tests {

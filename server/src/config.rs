@@ -49,13 +49,13 @@ pub struct Config {
     /// Directory of the embedded store (used when MONGODB_URI is unset).
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
-    /// Use MongoDB as the event store and view store (not supported yet).
+    /// Use MongoDB as the event store and view store (mongodb://…; a replica set in production).
     #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
     pub mongodb_uri: Option<String>,
     /// MongoDB database name.
     #[arg(long, env = "MONGODB_DB", default_value = "chat", global = true)]
     pub mongodb_db: String,
-    /// Use Redis pub/sub to fan events out between instances (not supported yet).
+    /// Use Redis pub/sub to pass events and logouts between server instances (redis://host:port/).
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
     /// Directory of the built web app, served at / and other non-API paths.

@@ -6,6 +6,7 @@ pub mod api_types;
 pub mod app_state;
 pub mod appender;
 pub mod auth;
+pub mod backstop;
 pub mod bus;
 pub mod config;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod store;
 pub use app_state::AppState;
 use appender::{Appender, RoomCache};
 use auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
+use bus::redis::RedisBus;
 use bus::{Bus, LocalBus};
 use config::Config;
 use metrics::Metrics;
@@ -36,22 +38,18 @@ pub type Backends = (Stores, Arc<dyn Bus>);
 /// Opens the stores and the bus the configuration names: the one place
 /// that picks their implementations.
 pub async fn open_backends(config: &Config) -> Result<Backends, String> {
-    if config.redis_url.is_some() {
-        return Err("REDIS_URL is not supported yet; unset it to use in-process fan-out".into());
-    }
-    if let Some(uri) = &config.mongodb_uri {
-        let store = MongoStore::open(uri, &config.mongodb_db).await?;
-        return Ok((
-            Stores::all_in_one(Arc::new(store)),
-            Arc::new(LocalBus::default()),
-        ));
-    }
-    let store = EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
-        .map_err(|e| e.to_string())?;
-    Ok((
-        Stores::all_in_one(Arc::new(store)),
-        Arc::new(LocalBus::default()),
-    ))
+    let bus: Arc<dyn Bus> = match &config.redis_url {
+        Some(url) => Arc::new(RedisBus::start(url)?),
+        None => Arc::new(LocalBus::default()),
+    };
+    let stores = match &config.mongodb_uri {
+        Some(uri) => Stores::all_in_one(Arc::new(MongoStore::open(uri, &config.mongodb_db).await?)),
+        None => Stores::all_in_one(Arc::new(
+            EmbeddedStore::open_with_cache(&config.data_dir, config.store_cache_mib << 20)
+                .map_err(|e| e.to_string())?,
+        )),
+    };
+    Ok((stores, bus))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and
@@ -103,7 +101,6 @@ pub async fn run_with(
         bus,
         appender,
         metrics,
-        logouts: tokio::sync::broadcast::channel(256).0,
         shutting_down,
         ws_open: Arc::default(),
         openapi_json: serde_json::to_vec(&openapi::document())
@@ -123,6 +120,12 @@ pub async fn run_with(
         state.config.session_ttl,
         state.shutting_down.clone(),
     ));
+    let backstop = tokio::spawn(backstop::run(
+        state.stores.events.clone(),
+        state.bus.clone(),
+        state.metrics.clone(),
+        state.shutting_down.clone(),
+    ));
     let settings = serve::Settings {
         max_connections: usable_connections(state.config.max_connections),
         client_timeout: state.config.client_timeout,
@@ -134,6 +137,7 @@ pub async fn run_with(
     })
     .await;
     let _ = housekeeping.await;
+    let _ = backstop.await;
     // Every handle of the appender is gone with the router: the writer
     // finishes the appends already queued, then ends.
     let _ = writer.await;

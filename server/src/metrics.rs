@@ -59,6 +59,8 @@ pub struct Metrics {
     pub ws_resyncs: IntCounter,
     /// Rooms with live subscribers on the bus (set when scraped).
     pub bus_rooms: IntGauge,
+    /// Events the bus never brought, delivered by the backstop.
+    pub bus_backstop: IntCounter,
     /// Room states the writer keeps in memory, and about what they hold.
     pub room_states: IntGauge,
     pub room_states_bytes: IntGauge,
@@ -121,6 +123,11 @@ impl Metrics {
         .expect("valid metric");
         let bus_rooms = IntGauge::new("chat_bus_rooms", "rooms with live subscribers on the bus")
             .expect("valid metric");
+        let bus_backstop = IntCounter::new(
+            "chat_bus_backstop_deliveries_total",
+            "latest events of watched rooms that the bus never brought, delivered from the store",
+        )
+        .expect("valid metric");
         let room_states = IntGauge::new(
             "chat_room_states",
             "room states kept in memory for appending",
@@ -159,6 +166,7 @@ impl Metrics {
             Box::new(ws_connections.clone()),
             Box::new(ws_resyncs.clone()),
             Box::new(bus_rooms.clone()),
+            Box::new(bus_backstop.clone()),
             Box::new(room_states.clone()),
             Box::new(room_states_bytes.clone()),
             Box::new(append_seconds.clone()),
@@ -179,6 +187,7 @@ impl Metrics {
             ws_connections,
             ws_resyncs,
             bus_rooms,
+            bus_backstop,
             room_states,
             room_states_bytes,
             append_seconds,

@@ -39,7 +39,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.bus_rooms.set(state.bus.rooms() as i64);
+    state.metrics.bus_rooms.set(state.bus.here().rooms() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

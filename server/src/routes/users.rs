@@ -149,6 +149,6 @@ pub async fn sign_out(
         .delete_session(&caller.token_hash)
         .await?;
     // Close that token's open sockets (4001).
-    let _ = state.logouts.send(caller.token_hash);
+    state.bus.logout(&caller.token_hash);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,8 +20,10 @@
 //!   for that long does not keep up and is closed (4008).
 //! - The session is checked on every submit: its expiry is known from the
 //!   start (and a timer closes an idle socket then, 4001); a logout
-//!   notification closes it (4001), and when notifications were lost (a
-//!   lagged channel) the store says whether the session still exists.
+//!   notification (from any instance) closes it (4001), and when
+//!   notifications may have been lost (a lagged channel, or a bus between
+//!   instances, then at most once a second) the store says whether the
+//!   session still exists.
 //! - Pings every `WS_PING_INTERVAL`; a peer heard nothing from for two
 //!   intervals is closed (1001). Protocol errors close with RFC 6455's codes
 //!   (1002, 1007, 1009 for a frame over 64 KiB); a client's close is
@@ -62,6 +64,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a close frame may take to leave, and the client's close frame
 /// to come back.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a submit looks the session up in the store when logouts may
+/// be lost on the way from another instance.
+const SESSION_RECHECK: Duration = Duration::from_secs(1);
 /// Open sockets a user may have at once (the next is answered 429).
 const MAX_SOCKETS_PER_USER: usize = 32;
 /// Events read from the store at once when catching up.
@@ -235,7 +240,7 @@ async fn serve(
 ) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
-    let mut logouts = state.logouts.subscribe();
+    let mut logouts = state.bus.logouts();
     let mut shutting_down = state.shutting_down.clone();
     let mut feed = Feed {
         last: after,
@@ -247,6 +252,8 @@ async fn serve(
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard = Instant::now();
+    // When the session was last looked up in the store (see session_over).
+    let mut checked = Instant::now();
     let expiry = session_timer(session.end_ms);
     tokio::pin!(expiry);
     loop {
@@ -297,7 +304,7 @@ async fn serve(
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         // The session is checked on every submit.
-                        if let Some(end) = session_over(state, session, &mut logouts).await {
+                        if let Some(end) = session_over(state, session, &mut logouts, &mut checked).await {
                             return end;
                         }
                         answers.push_back(submit(state, room, user, text.as_str()).await);
@@ -419,14 +426,23 @@ fn session_timer(end_ms: i64) -> impl Future<Output = ()> {
 
 /// Whether the session is over, checked before a submit: expired, or
 /// logged out (a notification for its token, or notifications lost and the
-/// session gone from the store).
+/// session gone from the store). Behind a bus that may lose logouts (another
+/// instance's logout over Redis), the store is asked too, at most every
+/// [`SESSION_RECHECK`].
 async fn session_over(
     state: &AppState,
     session: &Session,
     logouts: &mut broadcast::Receiver<String>,
+    checked: &mut Instant,
 ) -> Option<End> {
     if now_ms() >= session.end_ms {
         return Some(EXPIRED);
+    }
+    if state.bus.may_lose() && checked.elapsed() >= SESSION_RECHECK {
+        *checked = Instant::now();
+        if let Some(end) = recheck(state, session).await {
+            return Some(end);
+        }
     }
     loop {
         match logouts.try_recv() {

@@ -169,6 +169,17 @@ pub trait EventStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;
+    /// The last seq of each of `rooms` that exists. A store that can read
+    /// them in one query overrides this default, which reads them one by one.
+    async fn last_seqs(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let mut lasts = HashMap::with_capacity(rooms.len());
+        for room in rooms {
+            if let Some(r) = self.room(room).await? {
+                lasts.insert(r.room_id, r.last_seq);
+            }
+        }
+        Ok(lasts)
+    }
     /// Events with seq > `after`, ascending, at most `limit`, and the room's last seq.
     async fn events(
         &self,

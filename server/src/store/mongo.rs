@@ -500,6 +500,17 @@ impl EventStore for MongoStore {
         d.as_ref().map(room_of).transpose()
     }
 
+    async fn last_seqs(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let docs = all(self
+            .coll("chat_rooms")
+            .find(doc! {"_id": {"$in": rooms}})
+            .projection(doc! {"_id": 1, "lastSeq": 1}))
+        .await?;
+        docs.iter()
+            .map(|d| Ok((str_of(d, "_id")?.to_owned(), u64_of(d, "lastSeq")?)))
+            .collect()
+    }
+
     async fn events(
         &self,
         room: &str,

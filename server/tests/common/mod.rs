@@ -23,14 +23,15 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// The test configuration: the embedded store in `dir`, or, when
-    /// `TEST_MONGODB_URI` is set (the test command sets it for a second run
-    /// of the suites), a fresh database of that MongoDB server.
+    /// The test configuration: the embedded store in `dir` and the bus in
+    /// process, or, when `TEST_MONGODB_URI` and `TEST_REDIS_URL` are set (the
+    /// test command sets them for a second run of the suites), a fresh
+    /// database of that MongoDB server and that Redis as the bus.
     pub fn config(dir: &Path, rate: u32) -> Config {
-        let mongodb_uri = std::env::var("TEST_MONGODB_URI").ok();
         Config {
             data_dir: dir.to_path_buf(),
-            mongodb_uri,
+            mongodb_uri: std::env::var("TEST_MONGODB_URI").ok(),
+            redis_url: std::env::var("TEST_REDIS_URL").ok(),
             // One database per data directory: a restart on the same
             // directory finds its data again.
             mongodb_db: format!(
@@ -274,4 +275,24 @@ pub fn store_kind() -> &'static str {
     } else {
         "embedded"
     }
+}
+
+/// The bus the suites run on: `"redis"` when `TEST_REDIS_URL` is set.
+pub fn bus_kind() -> &'static str {
+    if std::env::var("TEST_REDIS_URL").is_ok() {
+        "redis"
+    } else {
+        "local"
+    }
+}
+
+/// `/healthz`'s answer.
+pub async fn health(c: &Client, s: &TestServer) -> Value {
+    c.get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -1,0 +1,227 @@
+//! The bus: fans stored events (and logouts) out to live subscribers. In
+//! process ([`LocalBus`]) by default; Redis pub/sub between instances
+//! ([`redis::RedisBus`]) when `REDIS_URL` is set. It is only the fast path:
+//! subscribers that miss anything catch up from the store by seq, and a bus
+//! that may lose events ([`Bus::may_lose`]) is backed by `crate::backstop`.
+//!
+//! A room has a channel here only while someone listens: publishing to a
+//! room nobody listens to creates nothing, and the channel goes with its last
+//! [`Subscription`].
+
+pub mod redis;
+
+use domain::ChatEvent;
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Events buffered per room for slow subscribers before they lag (and resync
+/// from the store).
+const ROOM_BUFFER: usize = 1024;
+/// Logouts buffered for the sockets of an instance before they lag (and
+/// check their sessions in the store).
+const LOGOUT_BUFFER: usize = 256;
+
+pub trait Bus: Send + Sync + 'static {
+    /// `"local"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+    fn connected(&self) -> bool;
+    /// Publishes an event that is already durable in the store, to the
+    /// subscribers of every instance.
+    fn publish(&self, event: Arc<ChatEvent>);
+    /// Live events of a room from now on, until the subscription is dropped.
+    fn subscribe(&self, room: &str) -> Subscription;
+    /// Tells the sockets of every instance that a token was logged out.
+    fn logout(&self, token_hash: &str);
+    /// Token hashes logged out from now on.
+    fn logouts(&self) -> broadcast::Receiver<String>;
+    /// Whether a published event may never arrive (so that a backstop must
+    /// compare the watched rooms with the store).
+    fn may_lose(&self) -> bool;
+    /// This instance's subscribers.
+    fn here(&self) -> &LocalBus;
+}
+
+/// A room's channel on one instance, and the highest seq it carried.
+struct Channel {
+    tx: broadcast::Sender<Arc<ChatEvent>>,
+    last: u64,
+}
+
+type Rooms = Mutex<HashMap<String, Channel>>;
+
+/// The live events of one room for one subscriber: a broadcast receiver
+/// (read it as one) that removes the room's channel when it is the last to go.
+pub struct Subscription {
+    rx: Option<broadcast::Receiver<Arc<ChatEvent>>>,
+    room: String,
+    rooms: Arc<Rooms>,
+}
+
+impl Deref for Subscription {
+    type Target = broadcast::Receiver<Arc<ChatEvent>>;
+    fn deref(&self) -> &Self::Target {
+        self.rx.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Subscription {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.rx.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Drop the receiver first, then look under the lock that subscribing
+        // takes too: a channel without receivers has no subscriber left.
+        self.rx = None;
+        let mut rooms = self.rooms.lock().expect("bus lock");
+        if rooms
+            .get(&self.room)
+            .is_some_and(|ch| ch.tx.receiver_count() == 0)
+        {
+            rooms.remove(&self.room);
+        }
+    }
+}
+
+/// In-process fan-out: one broadcast channel per room that has subscribers,
+/// and one for logouts. Cheap to clone (the clones share the channels).
+#[derive(Clone)]
+pub struct LocalBus {
+    // A std Mutex: held only to look up, insert or remove a channel, never
+    // across an await.
+    rooms: Arc<Rooms>,
+    logouts: broadcast::Sender<String>,
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        LocalBus {
+            rooms: Arc::default(),
+            logouts: broadcast::channel(LOGOUT_BUFFER).0,
+        }
+    }
+}
+
+impl LocalBus {
+    /// Hands an event to this instance's subscribers of its room.
+    pub fn deliver(&self, event: Arc<ChatEvent>) {
+        let mut rooms = self.rooms.lock().expect("bus lock");
+        // No channel: nobody here is listening to that room.
+        if let Some(ch) = rooms.get_mut(event.room_id.as_str()) {
+            ch.last = ch.last.max(event.seq);
+            // Sending never waits (slow receivers lag instead).
+            let _ = ch.tx.send(event);
+        }
+    }
+
+    /// Hands a logout to this instance's sockets.
+    pub fn deliver_logout(&self, token_hash: String) {
+        let _ = self.logouts.send(token_hash);
+    }
+
+    /// The rooms with subscribers here, each with the highest seq its
+    /// channel carried (0 when none yet).
+    pub fn watched(&self) -> Vec<(String, u64)> {
+        let rooms = self.rooms.lock().expect("bus lock");
+        rooms.iter().map(|(r, ch)| (r.clone(), ch.last)).collect()
+    }
+
+    /// Rooms with at least one subscriber here (for the metrics).
+    pub fn rooms(&self) -> usize {
+        self.rooms.lock().expect("bus lock").len()
+    }
+}
+
+impl Bus for LocalBus {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn connected(&self) -> bool {
+        true
+    }
+
+    fn publish(&self, event: Arc<ChatEvent>) {
+        self.deliver(event);
+    }
+
+    fn subscribe(&self, room: &str) -> Subscription {
+        let rx = self
+            .rooms
+            .lock()
+            .expect("bus lock")
+            .entry(room.to_owned())
+            .or_insert_with(|| Channel {
+                tx: broadcast::channel(ROOM_BUFFER).0,
+                last: 0,
+            })
+            .tx
+            .subscribe();
+        Subscription {
+            rx: Some(rx),
+            room: room.to_owned(),
+            rooms: self.rooms.clone(),
+        }
+    }
+
+    fn logout(&self, token_hash: &str) {
+        self.deliver_logout(token_hash.to_owned());
+    }
+
+    fn logouts(&self) -> broadcast::Receiver<String> {
+        self.logouts.subscribe()
+    }
+
+    fn may_lose(&self) -> bool {
+        false
+    }
+
+    fn here(&self) -> &LocalBus {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{EventKind, Timestamp};
+    use uuid::Uuid;
+
+    fn event(room: &str) -> Arc<ChatEvent> {
+        Arc::new(ChatEvent {
+            event_id: Uuid::from_u128(1),
+            room_id: room.into(),
+            seq: 1,
+            sender_id: "alice".into(),
+            timestamp: Timestamp::from_millis(0).unwrap(),
+            kind: EventKind::MessageSent {
+                content: "hi".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_room_has_a_channel_only_while_someone_listens() {
+        let bus = LocalBus::default();
+        bus.publish(event("nobody"));
+        assert_eq!(bus.rooms(), 0, "publishing creates nothing");
+        let mut a = bus.subscribe("r");
+        let b = bus.subscribe("r");
+        assert_eq!(bus.rooms(), 1);
+        bus.publish(event("r"));
+        assert_eq!(a.try_recv().unwrap().room_id, "r");
+        assert_eq!(bus.watched(), vec![("r".to_owned(), 1)]);
+        drop(b);
+        assert_eq!(bus.rooms(), 1, "one subscriber is left");
+        drop(a);
+        assert_eq!(bus.rooms(), 0);
+        for i in 0..1000 {
+            drop(bus.subscribe(&format!("room {i}")));
+        }
+        assert_eq!(bus.rooms(), 0);
+    }
+}
