@@ -38,12 +38,15 @@ step "modules use each other in one direction"
 python3 scripts/module-cycles.py domain server web
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p server --features fault-injection --all-targets -- -D warnings
 cargo clippy -p web --target wasm32-unknown-unknown --all-targets -- -D warnings
 step "domain for wasm32-unknown-unknown"
 cargo build -p domain --target wasm32-unknown-unknown
 build_web_bundle
 step "cargo test"
 cargo test --workspace
+step "kill -9 between an event and its view (the server built with its fault-injection switch)"
+cargo test -p server --features fault-injection --test crash
 step "the server's suites again, on MongoDB (SecantusDB, a MongoDB-compatible server) and Redis"
 start_mongodb_server
 start_redis_server
@@ -53,10 +56,11 @@ trap 'stop_mongodb_server; stop_redis_server' EXIT
 # embedded store), and two test threads share it, so that no commit of a
 # loaded 2-core machine waits past the 3 s the contract allows.
 # mongo_outage.rs stops and starts a MongoDB server of its own
-# (SECANTUS_BIN), instances.rs Redis servers of its own (redis-server).
+# (SECANTUS_BIN), instances.rs Redis servers of its own (redis-server);
+# crash.rs needs the fault-injection switch.
 TEST_MONGODB_URI="$MONGODB_TEST_URI" TEST_REDIS_URL="$REDIS_TEST_URL" BIG_ROOM_N=5000 \
   SECANTUS_BIN="$PWD/$SECANTUS_VENV/bin/secantusd-py" \
-  cargo test -p server --no-fail-fast -- --test-threads=2
+  cargo test -p server --features fault-injection --no-fail-fast -- --test-threads=2
 stop_mongodb_server
 stop_redis_server
 trap - EXIT

@@ -1,10 +1,10 @@
 //! The append path, in the order the design fixes: decide with the domain,
-//! assign the next seq, persist durably, update the projection and the
-//! snapshot in the same commit, then publish.
+//! assign the next seq, persist the events durably (the commit point), then
+//! update the projection and the snapshots, answer, and publish.
 //!
 //! One writer task keeps the in-memory state of the rooms it has touched
 //! and takes requests from a channel. It drains what is waiting into one
-//! batch and writes the whole batch in a single atomic, durable commit
+//! batch and writes the batch's events in a single atomic, durable commit
 //! (group commit): one fsync for many events. The commit is conditional on
 //! each room's log being where the writer saw it, so several writers (other
 //! server instances on the same database) can share a store: on a conflict
@@ -12,12 +12,24 @@
 //! batch again and retries. Seqs stay gap-free and unique, and a cached
 //! state is never trusted over the store.
 //!
+//! The projection (view rows, read markers, unread counts) and the
+//! snapshots are written after the events, each room's changes only if its
+//! projection is where this writer left it (a per-room checkpoint), so
+//! writing them again is a no-op. A room whose projection lags (a failed
+//! write; or the process died between the two, found at the next start) is
+//! caught up from its events (`crate::rebuild::catch_up`), and a read of
+//! its messages catches it up first, so that a write is always seen.
+//!
 //! It knows no HTTP: it answers with [`AppendError`], which the HTTP layer
 //! maps to the contract's responses (`crate::error`).
 
 use crate::bus::Bus;
 use crate::metrics::Metrics;
-use crate::store::{load_snapshot, Commit, RoomRecord, SeqAdvance, StoreError, Stores, ViewChange};
+use crate::rebuild::CatchUps;
+use crate::store::{
+    load_snapshot, Commit, Projected, ProjectionChanges, RoomRecord, SeqAdvance, StoreError,
+    Stores, ViewChange,
+};
 use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +37,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+/// Tries of a projection write that finds its rooms behind (another
+/// writer's changes not there yet) before they are caught up by replay.
+const PROJECTION_ATTEMPTS: u32 = 5;
 /// Requests taken into one commit at most.
 const MAX_BATCH: usize = 512;
 /// How long a commit may take before the batch is answered 503.
@@ -185,6 +200,7 @@ impl Appender {
             clock: 0,
             contended_until: None,
             id: Uuid::new_v4(),
+            catching_up: CatchUps::default(),
         };
         (Appender { tx }, tokio::spawn(writer.run(rx)))
     }
@@ -314,6 +330,8 @@ struct Writer {
     contended_until: Option<Instant>,
     /// This writer, to the store (whose turn it is on a room).
     id: Uuid,
+    /// Rooms whose projection is being caught up in the background.
+    catching_up: CatchUps,
 }
 
 enum ReplyTo {
@@ -576,7 +594,7 @@ impl Writer {
                 }
             }
         }
-        let mut commit = Commit::default();
+        let mut writes = (Commit::default(), ProjectionChanges::default());
         let mut answers = Vec::with_capacity(jobs.len());
         let mut new_ids: HashMap<(String, Uuid), Arc<ChatEvent>> = HashMap::new();
         // The rooms this batch appends to, with their last seq before it.
@@ -588,7 +606,7 @@ impl Writer {
                     name,
                     creator,
                 } => {
-                    let r = self.create_room(&mut commit, room, name, creator).await;
+                    let r = self.create_room(&mut writes.0, room, name, creator).await;
                     if r.is_ok() {
                         touched.push((room.clone(), 1));
                     }
@@ -598,7 +616,7 @@ impl Writer {
                     let before = self.rooms.get(room).map(|c| c.state.last_seq());
                     let r = self
                         .append(
-                            &mut commit,
+                            &mut writes,
                             &mut new_ids,
                             &stored,
                             room,
@@ -615,6 +633,7 @@ impl Writer {
                 }
             }
         }
+        let (mut commit, mut proj) = writes;
         // Last seqs and snapshots of the rooms this batch changed.
         let mut snapshotted = Vec::new();
         for (room, expected) in &touched {
@@ -624,10 +643,16 @@ impl Writer {
                 expected: *expected,
                 last: core.state.last_seq(),
             });
+            let created = commit.new_rooms.iter().any(|r| &r.room_id == room);
+            proj.rooms.push(Projected {
+                room: room.clone(),
+                from: if created { 0 } else { *expected },
+                to: core.state.last_seq(),
+            });
             if snapshot_due(core.state.last_seq(), core.snap_seq, self.snapshot_every) {
                 if let Some(s) = core.state.snapshot() {
                     snapshotted.push((room.clone(), s.head.clone()));
-                    commit.snapshots.push((room.clone(), s));
+                    proj.snapshots.push((room.clone(), s));
                 }
             }
         }
@@ -681,7 +706,14 @@ impl Writer {
         self.evict();
         match result {
             Ok(()) => {
+                #[cfg(feature = "fault-injection")]
+                fault_injection::after_event_commit().await;
+                // The events are durable: the projection follows them.
+                let behind = self.project(proj).await;
                 for (room, head) in snapshotted {
+                    if behind.contains(&room) {
+                        continue;
+                    }
                     if let Some(core) = self.rooms.get_mut(&room) {
                         core.state.mark_snapshot_saved(&head);
                         core.snap_seq = head.seq;
@@ -725,6 +757,46 @@ impl Writer {
                     .collect())
             }
         }
+    }
+
+    /// Writes a commit's projection changes; the rooms left behind (their
+    /// projection lagged, or the write failed), which are caught up from
+    /// their events in the background. Either way the events stay
+    /// acknowledged: they are the commit point. Where writers share the
+    /// store, another writer's changes for the seqs just before these may
+    /// land a moment later (or collide with these): the write is tried
+    /// again a few times (it is conditional, so that is safe) before a
+    /// room's catch-up, a replay of all its events, is started.
+    async fn project(&self, proj: ProjectionChanges) -> HashSet<String> {
+        let proj = Arc::new(proj);
+        let all = || -> HashSet<String> { proj.rooms.iter().map(|p| p.room.clone()).collect() };
+        let mut attempt = 1;
+        let behind: HashSet<String> = loop {
+            let applied =
+                tokio::time::timeout(STORE_TIMEOUT, self.stores.views.apply(proj.clone())).await;
+            let (behind, again) = match applied {
+                Ok(Ok(behind)) => (behind.into_iter().collect(), true),
+                Ok(Err(StoreError::Conflict(_))) => (all(), true),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the projection write failed; it catches up from the events");
+                    (all(), false)
+                }
+                Err(_) => {
+                    tracing::warn!("the projection write timed out; it catches up from the events");
+                    (all(), false)
+                }
+            };
+            if behind.is_empty() || !again || attempt >= PROJECTION_ATTEMPTS {
+                break behind;
+            }
+            attempt += 1;
+            let pause = 1 + rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        };
+        for room in &behind {
+            self.catching_up.start(&self.stores, room);
+        }
+        behind
     }
 
     /// Drops the least recently used room states beyond the limits (the
@@ -791,15 +863,18 @@ impl Writer {
         Ok(record)
     }
 
+    /// Decides one command; the event and what it changes in the
+    /// projection go into `writes`.
     async fn append(
         &mut self,
-        commit: &mut Commit,
+        writes: &mut (Commit, ProjectionChanges),
         new_ids: &mut HashMap<(String, Uuid), Arc<ChatEvent>>,
         stored_ids: &HashSet<(String, Uuid)>,
         room: &str,
         sender: &str,
         cmd: Command,
     ) -> Result<Appended, AppendError> {
+        let (commit, proj) = (&mut writes.0, &mut writes.1);
         let events = self.stores.events.clone();
         let Some(core) = self.load(room).await? else {
             return Err(AppendError::RoomNotFound);
@@ -852,13 +927,12 @@ impl Writer {
         match &kind {
             EventKind::MessageSent { .. } => {
                 if let Some(m) = state.message(event.event_id) {
-                    commit
-                        .views
+                    proj.views
                         .push((room.to_owned(), ViewChange::Put(m.clone())));
                     // Unread for everyone with a marker but its sender.
-                    commit.counts.live(room, sender, 1);
+                    proj.counts.live(room, sender, 1);
                     for user in state.read_markers().keys().filter(|u| *u != sender) {
-                        commit.counts.unread_by(room, user, 1);
+                        proj.counts.unread_by(room, user, 1);
                     }
                 }
             }
@@ -866,29 +940,25 @@ impl Writer {
             | EventKind::ReactionAdded { message_id, .. }
             | EventKind::ReactionRemoved { message_id, .. } => {
                 if let Some(m) = state.message(*message_id) {
-                    commit
-                        .views
+                    proj.views
                         .push((room.to_owned(), ViewChange::Put(m.clone())));
                 }
             }
             EventKind::MessageDeleted { .. } => {
                 if let Some(seq) = deleted_seq {
-                    commit
-                        .views
-                        .push((room.to_owned(), ViewChange::Delete(seq)));
+                    proj.views.push((room.to_owned(), ViewChange::Delete(seq)));
                     // Only its sender deletes a message: read for them, and
                     // for those who read past it.
-                    commit.counts.live(room, sender, -1);
+                    proj.counts.live(room, sender, -1);
                     let markers = state.read_markers().iter();
                     for (user, _) in markers.filter(|(u, &m)| *u != sender && m < seq) {
-                        commit.counts.unread_by(room, user, -1);
+                        proj.counts.unread_by(room, user, -1);
                     }
                 }
             }
             EventKind::MessageRead { .. } => {
                 let marker = state.read_marker(sender);
-                commit
-                    .markers
+                proj.markers
                     .push((room.to_owned(), sender.to_owned(), marker));
                 // What became read: the messages of others up to the new
                 // marker; counted from the marker before when there was one
@@ -898,15 +968,11 @@ impl Writer {
                 match marker_before {
                     Some(before) => {
                         let read = state.messages_in(before + 1, marker + 1).filter(others);
-                        commit
-                            .counts
-                            .unread_by(room, sender, -(read.count() as i64));
+                        proj.counts.unread_by(room, sender, -(read.count() as i64));
                     }
                     None => {
                         let unread = state.messages_in(marker + 1, u64::MAX).filter(others);
-                        commit
-                            .counts
-                            .unread_set(room, sender, unread.count() as u64);
+                        proj.counts.unread_set(room, sender, unread.count() as u64);
                     }
                 }
             }
@@ -924,6 +990,31 @@ impl Writer {
         new_ids.insert(key, event.clone());
         commit.events.push(event.clone());
         Ok(Appended::New(event))
+    }
+}
+
+/// A switch for the crash test (`server/tests/crash.rs`), compiled only
+/// with the `fault-injection` feature (never in the run command's binary):
+/// with `CHAT_FAULT_HANG_AFTER_EVENT_COMMITS=n`, the writer stops for good
+/// after the n-th commit of events, before their projection is written, and
+/// says so on stderr, so that the test can kill -9 the process right there.
+#[cfg(feature = "fault-injection")]
+mod fault_injection {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+    pub async fn after_event_commit() {
+        let Some(n) = std::env::var("CHAT_FAULT_HANG_AFTER_EVENT_COMMITS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return;
+        };
+        if COMMITS.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+            eprintln!("fault injection: events committed, the projection not written; hanging");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

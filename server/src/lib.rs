@@ -120,6 +120,18 @@ pub async fn run_with(
         state.config.session_ttl,
         state.shutting_down.clone(),
     ));
+    // Projections that lag their events (the process died between the two)
+    // are caught up from the events.
+    let stores = state.stores.clone();
+    tokio::spawn(async move {
+        match rebuild::catch_up_all(&stores).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rooms = n, "projections caught up with their events"),
+            Err(e) => {
+                tracing::warn!(error = %e, "catching projections up failed; reads catch up their room")
+            }
+        }
+    });
     let backstop = tokio::spawn(backstop::run(
         state.stores.events.clone(),
         state.bus.clone(),

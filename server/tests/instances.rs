@@ -69,14 +69,6 @@ impl Drop for Redis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Two instances on one fresh database (named after the directory) and a
 /// Redis of their own, both connected to it; `None` (the test skipped)
 /// without `TEST_MONGODB_URI`.

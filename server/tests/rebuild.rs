@@ -67,13 +67,15 @@ async fn a_wiped_projection_is_rebuilt_from_the_events() {
     );
     s.stop().await;
 
-    // The projection wiped, then rebuilt.
+    // The projection wiped (its checkpoint saying it is up to date), then
+    // rebuilt.
     let (stores, _) = server::open_backends(&config).await.unwrap();
-    stores
+    let last = stores.events.room("r").await.unwrap().unwrap().last_seq;
+    assert!(stores
         .views
-        .replace_projection("r", RoomProjection::default())
+        .replace_projection("r", RoomProjection::default(), last)
         .await
-        .unwrap();
+        .unwrap());
     assert!(stores
         .views
         .views("r", 100, None)

@@ -218,7 +218,13 @@ pub async fn get_messages(
         _ => None,
     };
     let Some(point) = point else {
-        let page = state.stores.views.views(&room, limit, before).await?;
+        let mut page = state.stores.views.views(&room, limit, before).await?;
+        if page.projected < page.last_seq {
+            // The projection lags the events (a crash between the two):
+            // caught up before it is read, so that a write is always seen.
+            crate::rebuild::catch_up(&state.stores, &room).await?;
+            page = state.stores.views.views(&room, limit, before).await?;
+        }
         let messages = page
             .messages
             .iter()

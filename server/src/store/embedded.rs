@@ -1,11 +1,13 @@
 //! The embedded store: redb, a crash-safe, transactional key-value store on
-//! local disk (see docs/0002-embedded-store.md). Every commit is durable
-//! (fsync) when it returns. redb is synchronous, so each call runs on the
-//! blocking thread pool.
+//! local disk (see docs/0002-embedded-store.md). Every commit of events is
+//! durable (fsync) when it returns; the projection's writes are not synced
+//! on their own (the next commit of events syncs them; lost in a crash, they
+//! are caught up from the events). redb is synchronous, so each call runs on
+//! the blocking thread pool.
 
 use super::{
-    AccountStore, Commit, EventStore, ProjectionStore, RoomProjection, RoomRecord, SnapshotStore,
-    StoreError, UnreadChange, ViewChange, ViewPage,
+    AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
+    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
 };
 use async_trait::async_trait;
 use domain::CompactString;
@@ -31,7 +33,10 @@ const ROOM_LIVE: TableDefinition<&str, u64> = TableDefinition::new("room_live");
 const SENDER_LIVE: TableDefinition<(&str, &str), u64> = TableDefinition::new("sender_live");
 /// Unread counts of the users who have a read marker in a room.
 const UNREAD: TableDefinition<(&str, &str), u64> = TableDefinition::new("unread_counts");
-/// What the store's layout has: `counts` = 1 once the tables above are filled.
+/// The seq each room's projection is at (its checkpoint).
+const PROJECTED: TableDefinition<&str, u64> = TableDefinition::new("projected");
+/// What the store's layout has: `counts` = 1 once the tables above are
+/// filled, `projected` = 1 once the checkpoints are.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SNAP_CHUNKS: TableDefinition<(&str, u64, u64), &[u8]> =
     TableDefinition::new("snapshot_chunks");
@@ -93,11 +98,18 @@ impl EmbeddedStore {
             tx.open_table(ROOM_LIVE).map_err(unavailable)?;
             tx.open_table(SENDER_LIVE).map_err(unavailable)?;
             tx.open_table(UNREAD).map_err(unavailable)?;
+            tx.open_table(PROJECTED).map_err(unavailable)?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
             if meta.get("counts").map_err(unavailable)?.is_none() {
                 // A store written before the counts were kept: fill them once.
                 fill_counts(&tx)?;
                 meta.insert("counts", 1).map_err(unavailable)?;
+            }
+            if meta.get("projected").map_err(unavailable)?.is_none() {
+                // A store written when events and projection were one
+                // commit: every projection is at its room's last seq.
+                fill_checkpoints(&tx)?;
+                meta.insert("projected", 1).map_err(unavailable)?;
             }
         }
         tx.commit().map_err(unavailable)?;
@@ -118,6 +130,20 @@ impl EmbeddedStore {
 
 /// Fills the room order and the counts behind unread counts from the rooms,
 /// the projection and the read markers (for a store written before they
+/// Sets every room's checkpoint to its last seq.
+fn fill_checkpoints(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+    let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
+    for row in rooms.iter().map_err(unavailable)? {
+        let (_, v) = row.map_err(unavailable)?;
+        let r: RoomRecord = decode(v.value())?;
+        projected
+            .insert(r.room_id.as_str(), r.last_seq)
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 /// were kept; empty tables otherwise).
 fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
@@ -528,61 +554,6 @@ impl EventStore for EmbeddedStore {
                         )));
                     }
                 }
-                let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
-                for (room, change) in &c.views {
-                    match change {
-                        ViewChange::Put(m) => {
-                            views
-                                .insert((room.as_str(), m.seq), encode(m).as_slice())
-                                .map_err(unavailable)?;
-                        }
-                        ViewChange::Delete(seq) => {
-                            views.remove((room.as_str(), *seq)).map_err(unavailable)?;
-                        }
-                    }
-                }
-                let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
-                for (room, user, seq) in &c.markers {
-                    markers
-                        .insert((room.as_str(), user.as_str()), *seq)
-                        .map_err(unavailable)?;
-                }
-                let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
-                let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
-                for ((room, sender), delta) in &c.counts.live {
-                    add_count(&mut room_live, room.as_str(), *delta)?;
-                    add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
-                }
-                let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
-                for ((room, user), change) in &c.counts.unread {
-                    match *change {
-                        UnreadChange::By(delta) => {
-                            add_count(&mut unread, (room.as_str(), user.as_str()), delta)?
-                        }
-                        UnreadChange::Set(0) => {
-                            unread
-                                .remove((room.as_str(), user.as_str()))
-                                .map_err(unavailable)?;
-                        }
-                        UnreadChange::Set(n) => {
-                            unread
-                                .insert((room.as_str(), user.as_str()), n)
-                                .map_err(unavailable)?;
-                        }
-                    }
-                }
-                let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
-                let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
-                for (room, s) in &c.snapshots {
-                    heads
-                        .insert((room.as_str(), s.head.seq), encode(&s.head).as_slice())
-                        .map_err(unavailable)?;
-                    for ch in &s.chunks {
-                        chunks
-                            .insert((room.as_str(), ch.index, ch.version), encode(ch).as_slice())
-                            .map_err(unavailable)?;
-                    }
-                }
             }
             tx.commit().map_err(unavailable)
         })
@@ -648,6 +619,10 @@ impl ProjectionStore for EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
             let last_seq = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
+            let projected = (tx.open_table(PROJECTED).map_err(unavailable)?)
+                .get(room.as_str())
+                .map_err(unavailable)?
+                .map_or(0, |v| v.value());
             let t = tx.open_table(VIEWS).map_err(unavailable)?;
             let mut messages: Vec<Message> = Vec::new();
             let upper = before.unwrap_or(u64::MAX);
@@ -677,6 +652,7 @@ impl ProjectionStore for EmbeddedStore {
                 messages,
                 read_markers,
                 last_seq,
+                projected,
             })
         })
         .await
@@ -691,12 +667,135 @@ impl ProjectionStore for EmbeddedStore {
         .await
     }
 
-    async fn replace_projection(&self, room: &str, p: RoomProjection) -> Result<(), StoreError> {
+    async fn apply(&self, changes: Arc<ProjectionChanges>) -> Result<Vec<String>, StoreError> {
+        self.blocking(move |db| {
+            let mut tx = db.begin_write().map_err(unavailable)?;
+            // Not synced on its own: see the module's comment.
+            tx.set_durability(redb::Durability::Eventual);
+            let (keep, behind) = {
+                let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
+                let mut at = HashMap::new();
+                for r in &changes.rooms {
+                    let now = projected.get(r.room.as_str()).map_err(unavailable)?;
+                    at.insert(r.room.clone(), now.map_or(0, |v| v.value()));
+                }
+                let (keep, behind) = changes.decide(|room| at[room]);
+                for r in changes.rooms.iter().filter(|r| keep.contains(&r.room)) {
+                    projected
+                        .insert(r.room.as_str(), r.to)
+                        .map_err(unavailable)?;
+                }
+                (keep, behind)
+            };
+            let filtered;
+            let c = if keep.len() == changes.rooms.len() {
+                &*changes
+            } else {
+                filtered = changes.only(&keep);
+                &filtered
+            };
+            {
+                let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
+                for (room, change) in &c.views {
+                    match change {
+                        ViewChange::Put(m) => {
+                            views
+                                .insert((room.as_str(), m.seq), encode(m).as_slice())
+                                .map_err(unavailable)?;
+                        }
+                        ViewChange::Delete(seq) => {
+                            views.remove((room.as_str(), *seq)).map_err(unavailable)?;
+                        }
+                    }
+                }
+                let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
+                for (room, user, seq) in &c.markers {
+                    markers
+                        .insert((room.as_str(), user.as_str()), *seq)
+                        .map_err(unavailable)?;
+                }
+                let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+                let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+                for ((room, sender), delta) in &c.counts.live {
+                    add_count(&mut room_live, room.as_str(), *delta)?;
+                    add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
+                }
+                let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
+                for ((room, user), change) in &c.counts.unread {
+                    match *change {
+                        UnreadChange::By(delta) => {
+                            add_count(&mut unread, (room.as_str(), user.as_str()), delta)?
+                        }
+                        UnreadChange::Set(0) => {
+                            unread
+                                .remove((room.as_str(), user.as_str()))
+                                .map_err(unavailable)?;
+                        }
+                        UnreadChange::Set(n) => {
+                            unread
+                                .insert((room.as_str(), user.as_str()), n)
+                                .map_err(unavailable)?;
+                        }
+                    }
+                }
+                let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+                let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+                for (room, s) in &c.snapshots {
+                    heads
+                        .insert((room.as_str(), s.head.seq), encode(&s.head).as_slice())
+                        .map_err(unavailable)?;
+                    for ch in &s.chunks {
+                        chunks
+                            .insert((room.as_str(), ch.index, ch.version), encode(ch).as_slice())
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(behind)
+        })
+        .await
+    }
+
+    async fn projected(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let rooms = rooms.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(PROJECTED).map_err(unavailable)?;
+            rooms
+                .into_iter()
+                .map(|r| {
+                    let at = t
+                        .get(r.as_str())
+                        .map_err(unavailable)?
+                        .map_or(0, |v| v.value());
+                    Ok((r, at))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn replace_projection(
+        &self,
+        room: &str,
+        p: RoomProjection,
+        at: u64,
+    ) -> Result<bool, StoreError> {
         let room = room.to_owned();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
             {
                 let room = room.as_str();
+                let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
+                if projected
+                    .get(room)
+                    .map_err(unavailable)?
+                    .is_some_and(|v| v.value() > at)
+                {
+                    return Ok(false);
+                }
+                projected.insert(room, at).map_err(unavailable)?;
                 let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
                 views
                     .retain_in((room, 0)..=(room, u64::MAX), |_, _| false)
@@ -749,7 +848,8 @@ impl ProjectionStore for EmbeddedStore {
                     .insert(room, total)
                     .map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }

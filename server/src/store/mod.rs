@@ -4,12 +4,15 @@
 //! [`Stores`]), so that the embedded store (redb, on local disk) and
 //! MongoDB are interchangeable behind the same server.
 //!
-//! Every write of the append path goes through [`EventStore::commit`], which must
-//! be atomic and durable when it returns: acknowledged means it survives a
-//! crash the next moment. It is conditional, so that several writers (tasks
-//! or server instances) can share a store: it writes nothing and reports a
-//! conflict when a room's log is no longer where the writer saw it, and it
-//! never overwrites an event.
+//! The events of the append path go through [`EventStore::commit`], which
+//! must be atomic and durable when it returns: acknowledged means it
+//! survives a crash the next moment. It is conditional, so that several
+//! writers (tasks or server instances) can share a store: it writes nothing
+//! and reports a conflict when a room's log is no longer where the writer
+//! saw it, and it never overwrites an event. What the events change in the
+//! projection follows through [`ProjectionStore::apply`], behind a per-room
+//! checkpoint (the seq the projection is at), so that it can lag the events
+//! after a crash and be caught up from them.
 
 pub mod embedded;
 pub mod mongo;
@@ -18,7 +21,7 @@ use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, RoomState, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -39,6 +42,9 @@ pub struct ViewPage {
     pub messages: Vec<Message>,
     pub read_markers: BTreeMap<CompactString, u64>,
     pub last_seq: u64,
+    /// The seq the projection is at: below `last_seq` when it lags the
+    /// events (a crash between the two), until caught up.
+    pub projected: u64,
 }
 
 /// One change to the projection.
@@ -50,21 +56,99 @@ pub enum ViewChange {
     Delete(u64),
 }
 
-/// Everything one group commit writes, atomically.
+/// The events of one group commit, written atomically and durably: the
+/// commit point. What they change in the projection follows separately
+/// ([`ProjectionChanges`]).
 #[derive(Debug, Default)]
 pub struct Commit {
     pub new_rooms: Vec<RoomRecord>,
     /// Shared with the replies and the bus, so they need no copies.
     pub events: Vec<std::sync::Arc<ChatEvent>>,
+    /// The rooms whose logs this commit extends.
+    pub advances: Vec<SeqAdvance>,
+}
+
+/// What a group commit's events change in the projection and the
+/// snapshots, written after the events. Each room's changes are written
+/// only if the room's projection is at `from` of its [`Projected`] range
+/// (and then moved to `to`): re-applying is a no-op, and a room whose
+/// projection is behind is left to be caught up from its events.
+#[derive(Debug, Default)]
+pub struct ProjectionChanges {
+    pub rooms: Vec<Projected>,
     /// Changes to view rows, applied in order.
     pub views: Vec<(String, ViewChange)>,
     /// (room, user, seq): the user's read marker.
     pub markers: Vec<(String, String, u64)>,
-    /// The rooms whose logs this commit extends.
-    pub advances: Vec<SeqAdvance>,
     pub snapshots: Vec<(String, Snapshot)>,
     /// Changes to the counts that unread counts are read from.
     pub counts: CountChanges,
+}
+
+/// A room's projection moving from the state after seq `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projected {
+    pub room: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+impl ProjectionChanges {
+    /// The changes of the rooms in `keep` only.
+    pub fn only(&self, keep: &HashSet<String>) -> ProjectionChanges {
+        let kept = |room: &String| keep.contains(room);
+        ProjectionChanges {
+            rooms: self
+                .rooms
+                .iter()
+                .filter(|p| kept(&p.room))
+                .cloned()
+                .collect(),
+            views: self
+                .views
+                .iter()
+                .filter(|(r, _)| kept(r))
+                .cloned()
+                .collect(),
+            markers: self
+                .markers
+                .iter()
+                .filter(|(r, _, _)| kept(r))
+                .cloned()
+                .collect(),
+            snapshots: self
+                .snapshots
+                .iter()
+                .filter(|(r, _)| kept(r))
+                .cloned()
+                .collect(),
+            counts: CountChanges {
+                live: (self.counts.live.iter())
+                    .filter(|((r, _), _)| kept(r))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+                unread: (self.counts.unread.iter())
+                    .filter(|((r, _), _)| kept(r))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Which rooms' changes to write, given the seq each room's projection
+    /// is at: those at the `from` of their range; and the rooms behind it.
+    pub fn decide(&self, at: impl Fn(&str) -> u64) -> (HashSet<String>, Vec<String>) {
+        let (mut keep, mut behind) = (HashSet::new(), Vec::new());
+        for r in &self.rooms {
+            let now = at(&r.room);
+            if now == r.from {
+                keep.insert(r.room.clone());
+            } else if now < r.from {
+                behind.push(r.room.clone());
+            }
+        }
+        (keep, behind)
+    }
 }
 
 /// A room's log moving on: written only if its last seq in the store is
@@ -81,7 +165,7 @@ pub struct SeqAdvance {
 /// from them in O(1): the room's live messages less the user's own while
 /// the user has no read marker there, and a count kept per (room, user) once
 /// they have one.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CountChanges {
     /// (room, sender) → change in the live messages of that sender (the
     /// room's total changes by the sum over its senders).
@@ -193,11 +277,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Seq of the last event with timestamp ≤ `t` (0 when none).
     async fn seq_at_time(&self, room: &str, t: Timestamp) -> Result<u64, StoreError>;
 
-    /// Writes a group commit durably: its events (conditionally, see
-    /// [`SeqAdvance`]) and, with them, the projection's and the snapshots'
-    /// changes they cause. Fails with `Exists` (and writes nothing) if a
-    /// new room's id is taken, with `Conflict` (and writes nothing) if
-    /// another writer moved one of the rooms on.
+    /// Writes a group commit's events durably (conditionally, see
+    /// [`SeqAdvance`]): the commit point. Fails with `Exists` (and writes
+    /// nothing) if a new room's id is taken, with `Conflict` (and writes
+    /// nothing) if another writer moved one of the rooms on.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// Waits for `writer`'s turn to append to `room`, when several writers
@@ -236,13 +319,22 @@ pub trait ProjectionStore: Send + Sync + 'static {
     ) -> Result<ViewPage, StoreError>;
     /// Messages of others above `user`'s read marker, in O(1).
     async fn unread_count(&self, room: &str, user: &str) -> Result<u64, StoreError>;
-    /// Writes `projection` in place of everything stored for the room's
-    /// projection (rows, markers, counts).
+    /// Writes `projection` (the room's state after seq `at`) in place of
+    /// everything stored for the room's projection (rows, markers, counts),
+    /// unless the stored projection is past `at` already. Whether it wrote.
     async fn replace_projection(
         &self,
         room: &str,
         projection: RoomProjection,
-    ) -> Result<(), StoreError>;
+        at: u64,
+    ) -> Result<bool, StoreError>;
+    /// Writes the changes of each room whose projection is at the `from` of
+    /// its range (see [`ProjectionChanges`]); the rooms whose projection is
+    /// behind, which are left as they are. Need not be durable: a projection
+    /// lost in a crash is caught up from the events.
+    async fn apply(&self, changes: Arc<ProjectionChanges>) -> Result<Vec<String>, StoreError>;
+    /// The seq each of `rooms` is projected up to (rooms without one: 0).
+    async fn projected(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError>;
 }
 
 /// A room's whole projection, computed from its state (the replay of its

@@ -21,8 +21,8 @@
 //! operation gives up within about 3 s when the server cannot be reached.
 
 use super::{
-    AccountStore, Commit, EventStore, ProjectionStore, RoomProjection, RoomRecord, SnapshotStore,
-    StoreError, UnreadChange, ViewChange, ViewPage,
+    AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
+    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
 };
 use async_trait::async_trait;
 use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
@@ -34,6 +34,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -135,6 +136,15 @@ fn seq(n: u64) -> i64 {
     i64::try_from(n).expect("seqs fit in i64")
 }
 
+/// How durable a transaction's writes must be when it commits.
+#[derive(Clone, Copy)]
+enum Writes {
+    /// Events: the source of truth.
+    Durable,
+    /// The projection: computed again from the events when lost.
+    Derived,
+}
+
 fn room_doc(r: &RoomRecord) -> Document {
     doc! {
         "_id": &r.room_id,
@@ -142,7 +152,6 @@ fn room_doc(r: &RoomRecord) -> Document {
         "createdBy": &r.created_by,
         "createdAt": r.created_at.as_millis(),
         "lastSeq": seq(r.last_seq),
-        "live": 0i64,
     }
 }
 
@@ -295,6 +304,89 @@ impl MongoStore {
                 Err(e) => return Err(in_transaction(e)),
             }
         }
+        Ok(())
+    }
+
+    /// A transaction on a new session with snapshot reads. `Durable` ones
+    /// (the events) commit with write concern majority and journal; the
+    /// projection's ask for no journal of their own (a projection lost in a
+    /// crash is caught up from the events), but still for a majority: reads
+    /// are majority reads, and a `201` must be followed by views that show
+    /// it. Finish it with [`MongoStore::finish`].
+    async fn begin(&self, writes: Writes) -> Result<ClientSession, StoreError> {
+        let mut s = self.client.start_session().await.map_err(unavailable)?;
+        let concern = match writes {
+            Writes::Durable => WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+            Writes::Derived => WriteConcern::builder().w(Acknowledgment::Majority).build(),
+        };
+        let options = TransactionOptions::builder()
+            .write_concern(concern)
+            .read_concern(ReadConcern::snapshot())
+            .build();
+        s.start_transaction()
+            .with_options(options)
+            .await
+            .map_err(unavailable)?;
+        Ok(s)
+    }
+
+    /// Commits the transaction if `written` is fine, else aborts it.
+    async fn finish<T>(
+        &self,
+        mut s: ClientSession,
+        written: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match written {
+            Ok(v) => match s.commit_transaction().await {
+                Ok(()) => Ok(v),
+                Err(e) if is_duplicate(&e) => {
+                    Err(StoreError::Conflict("a concurrent commit won".into()))
+                }
+                Err(e) if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => {
+                    Err(StoreError::Conflict(format!("transaction aborted: {e}")))
+                }
+                Err(e) => Err(unavailable(e)),
+            },
+            Err(err) => {
+                let _ = s.abort_transaction().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// The seq `room`'s projection is at (0 without a checkpoint).
+    async fn checkpoint(
+        &self,
+        s: Option<&mut ClientSession>,
+        room: &str,
+    ) -> Result<u64, StoreError> {
+        let coll = self.coll("chat_projection");
+        let find = coll.find_one(doc! {"_id": room});
+        let d = match s {
+            Some(s) => find.session(s).await.map_err(in_transaction)?,
+            None => find.await.map_err(unavailable)?,
+        };
+        d.map_or(Ok(0), |d| u64_of(&d, "seq"))
+    }
+
+    /// A group commit's projection changes, inside the session's transaction.
+    async fn write_projection(
+        &self,
+        s: &mut ClientSession,
+        c: &ProjectionChanges,
+    ) -> Result<(), StoreError> {
+        let checkpoints = self.coll("chat_projection");
+        for r in &c.rooms {
+            checkpoints
+                .update_one(doc! {"_id": &r.room}, doc! {"$set": {"seq": seq(r.to)}})
+                .upsert(true)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+        }
         // The view rows: each row's last change in this commit, written as
         // one delete and one insert per room (not a round trip per row).
         let mut rows: BTreeMap<(&str, u64), Option<&Message>> = BTreeMap::new();
@@ -341,8 +433,9 @@ impl MongoStore {
         }
         let sender_live = self.coll("chat_sender_live");
         for ((room, sender), delta) in &c.counts.live {
-            rooms
+            checkpoints
                 .update_one(doc! {"_id": room}, doc! {"$inc": {"live": *delta}})
+                .upsert(true)
                 .session(&mut *s)
                 .await
                 .map_err(in_transaction)?;
@@ -394,6 +487,71 @@ impl MongoStore {
             }
         }
         Ok(())
+    }
+
+    /// A room's whole projection in place of the stored one, inside the
+    /// session's transaction, unless the stored one is past `at`.
+    async fn write_room_projection(
+        &self,
+        s: &mut ClientSession,
+        room: &str,
+        p: &RoomProjection,
+        at: u64,
+    ) -> Result<bool, StoreError> {
+        if self.checkpoint(Some(&mut *s), room).await? > at {
+            return Ok(false);
+        }
+        let views = self.coll("chat_message_views");
+        views
+            .delete_many(doc! {"roomId": room})
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        if !p.messages.is_empty() {
+            let docs = p
+                .messages
+                .iter()
+                .map(|m| doc! {"roomId": room, "seq": seq(m.seq), "message": to_json(m)});
+            views
+                .insert_many(docs)
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+        }
+        let rows = |values: &BTreeMap<String, u64>, field: &str| -> Vec<Document> {
+            values
+                .iter()
+                .map(|(u, n)| doc! {"roomId": room, "userId": u, field: seq(*n)})
+                .collect()
+        };
+        for (coll, docs) in [
+            ("chat_read_markers", rows(&p.read_markers, "seq")),
+            ("chat_sender_live", rows(&p.live_by_sender, "n")),
+            ("chat_unread", rows(&p.unread, "n")),
+        ] {
+            let c = self.coll(coll);
+            c.delete_many(doc! {"roomId": room})
+                .session(&mut *s)
+                .await
+                .map_err(in_transaction)?;
+            if !docs.is_empty() {
+                c.insert_many(docs)
+                    .session(&mut *s)
+                    .await
+                    .map_err(in_transaction)?;
+            }
+        }
+        let total: u64 = p.live_by_sender.values().sum();
+        self.coll("chat_projection")
+            .update_one(
+                doc! {"_id": room},
+                doc! {"$set": {"seq": seq(at), "live": seq(total)}},
+            )
+            .upsert(true)
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        Ok(true)
     }
 
     async fn count(&self, coll: &str, room: &str, user: &str) -> Result<i64, StoreError> {
@@ -670,36 +828,9 @@ impl EventStore for MongoStore {
     }
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
-        let mut s = self.client.start_session().await.map_err(unavailable)?;
-        let options = TransactionOptions::builder()
-            .write_concern(
-                WriteConcern::builder()
-                    .w(Acknowledgment::Majority)
-                    .journal(true)
-                    .build(),
-            )
-            .read_concern(ReadConcern::snapshot())
-            .build();
-        s.start_transaction()
-            .with_options(options)
-            .await
-            .map_err(unavailable)?;
-        match self.write_commit(&mut s, &c).await {
-            Ok(()) => match s.commit_transaction().await {
-                Ok(()) => Ok(()),
-                Err(e) if is_duplicate(&e) => {
-                    Err(StoreError::Conflict("a concurrent commit won".into()))
-                }
-                Err(e) if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) => {
-                    Err(StoreError::Conflict(format!("transaction aborted: {e}")))
-                }
-                Err(e) => Err(unavailable(e)),
-            },
-            Err(err) => {
-                let _ = s.abort_transaction().await;
-                Err(err)
-            }
-        }
+        let mut s = self.begin(Writes::Durable).await?;
+        let written = self.write_commit(&mut s, &c).await;
+        self.finish(s, written).await
     }
 }
 
@@ -727,11 +858,16 @@ impl ProjectionStore for MongoStore {
             .sort(doc! {"createdAt": 1, "_id": 1})
             .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
         .await?;
-        let rooms: Vec<(RoomRecord, i64)> = docs
-            .iter()
-            .map(|d| Ok((room_of(d)?, i64_of(d, "live").unwrap_or(0))))
-            .collect::<Result<_, StoreError>>()?;
-        let ids: Vec<&str> = rooms.iter().map(|(r, _)| r.room_id.as_str()).collect();
+        let rooms: Vec<RoomRecord> = docs.iter().map(room_of).collect::<Result<_, _>>()?;
+        let ids: Vec<&str> = rooms.iter().map(|r| r.room_id.as_str()).collect();
+        let mut live: HashMap<String, i64> = HashMap::new();
+        for d in &all(self
+            .coll("chat_projection")
+            .find(doc! {"_id": {"$in": &ids}}))
+        .await?
+        {
+            live.insert(str_of(d, "_id")?.to_owned(), i64_of(d, "live").unwrap_or(0));
+        }
         // Three lookups for the whole page: the user's markers, unread
         // counts and own live messages in these rooms.
         let by_room = |coll: &'static str| {
@@ -758,12 +894,12 @@ impl ProjectionStore for MongoStore {
         let own = by_room("chat_sender_live").await?;
         Ok(rooms
             .into_iter()
-            .map(|(r, live)| {
+            .map(|r| {
                 let id = r.room_id.as_str();
                 let n = if markers.contains_key(id) {
                     unread.get(id).copied().unwrap_or(0)
                 } else {
-                    live - own.get(id).copied().unwrap_or(0)
+                    live.get(id).copied().unwrap_or(0) - own.get(id).copied().unwrap_or(0)
                 };
                 (r, n.max(0) as u64)
             })
@@ -777,6 +913,7 @@ impl ProjectionStore for MongoStore {
         before: Option<u64>,
     ) -> Result<ViewPage, StoreError> {
         let last_seq = self.room(room).await?.map_or(0, |r| r.last_seq);
+        let projected = self.checkpoint(None, room).await?;
         let mut messages: Vec<Message> = Vec::new();
         let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
         if limit > 0 && upper > 0 {
@@ -799,6 +936,7 @@ impl ProjectionStore for MongoStore {
             messages,
             read_markers,
             last_seq,
+            projected,
         })
     }
 
@@ -812,7 +950,7 @@ impl ProjectionStore for MongoStore {
             self.count("chat_unread", room, user).await?
         } else {
             let live = self
-                .coll("chat_rooms")
+                .coll("chat_projection")
                 .find_one(doc! {"_id": room})
                 .await
                 .map_err(unavailable)?
@@ -822,44 +960,49 @@ impl ProjectionStore for MongoStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn replace_projection(&self, room: &str, p: RoomProjection) -> Result<(), StoreError> {
-        let views = self.coll("chat_message_views");
-        views
-            .delete_many(doc! {"roomId": room})
-            .await
-            .map_err(unavailable)?;
-        if !p.messages.is_empty() {
-            let docs = p
-                .messages
-                .iter()
-                .map(|m| doc! {"roomId": room, "seq": seq(m.seq), "message": to_json(m)});
-            views.insert_many(docs).await.map_err(unavailable)?;
-        }
-        let rows = |values: &BTreeMap<String, u64>, field: &str| -> Vec<Document> {
-            values
-                .iter()
-                .map(|(u, n)| doc! {"roomId": room, "userId": u, field: seq(*n)})
-                .collect()
-        };
-        for (coll, docs) in [
-            ("chat_read_markers", rows(&p.read_markers, "seq")),
-            ("chat_sender_live", rows(&p.live_by_sender, "n")),
-            ("chat_unread", rows(&p.unread, "n")),
-        ] {
-            let c = self.coll(coll);
-            c.delete_many(doc! {"roomId": room})
-                .await
-                .map_err(unavailable)?;
-            if !docs.is_empty() {
-                c.insert_many(docs).await.map_err(unavailable)?;
+    async fn apply(&self, changes: Arc<ProjectionChanges>) -> Result<Vec<String>, StoreError> {
+        let mut s = self.begin(Writes::Derived).await?;
+        let written = async {
+            let mut at = HashMap::new();
+            for r in &changes.rooms {
+                at.insert(
+                    r.room.clone(),
+                    self.checkpoint(Some(&mut s), &r.room).await?,
+                );
             }
+            let (keep, behind) = changes.decide(|room| at[room]);
+            if keep.len() == changes.rooms.len() {
+                self.write_projection(&mut s, &changes).await?;
+            } else {
+                self.write_projection(&mut s, &changes.only(&keep)).await?;
+            }
+            Ok(behind)
         }
-        let total: u64 = p.live_by_sender.values().sum();
-        self.coll("chat_rooms")
-            .update_one(doc! {"_id": room}, doc! {"$set": {"live": seq(total)}})
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        .await;
+        self.finish(s, written).await
+    }
+
+    async fn projected(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let docs = all(self
+            .coll("chat_projection")
+            .find(doc! {"_id": {"$in": rooms}}))
+        .await?;
+        let mut at: HashMap<String, u64> = rooms.iter().map(|r| (r.clone(), 0)).collect();
+        for d in &docs {
+            at.insert(str_of(d, "_id")?.to_owned(), u64_of(d, "seq")?);
+        }
+        Ok(at)
+    }
+
+    async fn replace_projection(
+        &self,
+        room: &str,
+        p: RoomProjection,
+        at: u64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.begin(Writes::Derived).await?;
+        let written = self.write_room_projection(&mut s, room, &p, at).await;
+        self.finish(s, written).await
     }
 }
 

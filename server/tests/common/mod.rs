@@ -92,16 +92,22 @@ impl TestServer {
     }
 }
 
+/// Signs `name` up and in on `s`; its token.
 pub async fn user(c: &Client, s: &TestServer, name: &str) -> String {
+    user_at(c, &s.base, name).await
+}
+
+/// [`user`] on the server at `base` (`http://host:port`).
+pub async fn user_at(c: &Client, base: &str, name: &str) -> String {
     let r = c
-        .post(s.url("/api/users"))
+        .post(format!("{base}/api/users"))
         .json(&json!({"userId": name, "password": "correct horse"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let r: Value = c
-        .post(s.url("/api/sessions"))
+        .post(format!("{base}/api/sessions"))
         .json(&json!({"userId": name, "password": "correct horse"}))
         .send()
         .await
@@ -266,6 +272,15 @@ pub async fn ws(s: &TestServer, path: &str) -> Ws {
         .await
         .unwrap()
         .0
+}
+
+/// A free TCP port on 127.0.0.1 (for a server started as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The store the suites run against: `"mongodb"` when `TEST_MONGODB_URI` is set.
