@@ -2,10 +2,13 @@
 //! assign the next seq, persist the events durably (the commit point), then
 //! update the projection and the snapshots, answer, and publish.
 //!
-//! One writer task keeps the in-memory state of the rooms it has touched
-//! and takes requests from a channel. It drains what is waiting into one
-//! batch and writes the batch's events in a single atomic, durable commit
-//! (group commit): one fsync for many events. The commit is conditional on
+//! A few writer tasks (`APPEND_WRITERS`) share the rooms by a hash of their
+//! ids, so that one slow room (a large one loading, or another instance
+//! holding its turn) holds up only its writer's rooms. Each keeps the
+//! in-memory state of the rooms it has touched and takes requests from a
+//! channel. It drains what is waiting into one batch and writes the batch's
+//! events in a single atomic, durable commit (group commit): one fsync for
+//! many events. The commit is conditional on
 //! each room's log being where the writer saw it, so several writers (other
 //! server instances on the same database) can share a store: on a conflict
 //! the writer drops the states it used, reloads what it missed, decides the
@@ -173,36 +176,97 @@ const ATTEMPTS: u32 = 60;
 /// conflict costs one read of the events it missed instead of a reload.
 const CONTENDED: Duration = Duration::from_secs(1);
 
+/// Requests waiting for the writers, in all.
+const QUEUED: usize = 4096;
+
 /// The handle the HTTP and WebSocket handlers use.
 #[derive(Clone)]
 pub struct Appender {
-    tx: mpsc::Sender<Request>,
+    /// One queue per writer; a room's requests all go to one writer.
+    writers: Arc<[mpsc::Sender<Request>]>,
+    /// Projections being caught up from their events, shared with readers.
+    catch_ups: CatchUps,
+}
+
+/// Which of `writers` writers takes `room`'s appends: a hash of its id.
+pub fn writer_of(room: &str, writers: usize) -> usize {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    room.hash(&mut hasher);
+    (hasher.finish() % writers.max(1) as u64) as usize
 }
 
 impl Appender {
-    /// Starts the writer task. It ends once every handle is dropped and the
-    /// requests already sent are answered.
+    /// Starts `writers` writer tasks (at least one), each with its share of
+    /// the rooms (by [`writer_of`]) and of `cache`, so that one slow room
+    /// (a large room loading, another instance holding its turn) holds up
+    /// only the rooms of its writer. They end once every handle is dropped
+    /// and the requests already sent are answered; so does the task returned.
     pub fn start(
         stores: Stores,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         snapshot_every: u64,
         cache: RoomCache,
+        writers: usize,
     ) -> (Appender, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(4096);
-        let writer = Writer {
-            stores,
-            bus,
-            metrics,
-            snapshot_every,
-            rooms: HashMap::new(),
-            cache,
-            clock: 0,
-            contended_until: None,
-            id: Uuid::new_v4(),
-            catching_up: CatchUps::default(),
+        let n = writers.max(1);
+        let share = RoomCache {
+            rooms: (cache.rooms / n).max(1),
+            bytes: cache.bytes / n,
         };
-        (Appender { tx }, tokio::spawn(writer.run(rx)))
+        let catch_ups = CatchUps::default();
+        let mut queues = Vec::with_capacity(n);
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel((QUEUED / n).max(64));
+            let writer = Writer {
+                stores: stores.clone(),
+                bus: bus.clone(),
+                metrics: metrics.clone(),
+                snapshot_every,
+                rooms: HashMap::new(),
+                cache: share,
+                clock: 0,
+                contended_until: None,
+                id: Uuid::new_v4(),
+                catch_ups: catch_ups.clone(),
+                reported: (0, 0),
+            };
+            queues.push(tx);
+            tasks.push(tokio::spawn(writer.run(rx)));
+        }
+        let all = tokio::spawn(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+        (
+            Appender {
+                writers: queues.into(),
+                catch_ups,
+            },
+            all,
+        )
+    }
+
+    /// Hands a request to its room's writer; a writer whose queue stays
+    /// full for [`STORE_TIMEOUT`] (the store is slow) is answered for.
+    async fn queue(&self, room: &str, req: Request) -> Result<(), AppendError> {
+        let queue = &self.writers[writer_of(room, self.writers.len())];
+        match queue.send_timeout(req, STORE_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                Err(AppendError::Unavailable("the store is busy; retry"))
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(stopped()),
+        }
+    }
+
+    /// The projections being caught up from their events (a read of a room
+    /// whose projection lags starts one here, so that there is one at a time).
+    pub fn catch_ups(&self) -> &CatchUps {
+        &self.catch_ups
     }
 
     pub async fn append(
@@ -233,7 +297,7 @@ impl Appender {
             cmd,
             reply,
         };
-        self.tx.send(req).await.map_err(|_| stopped())?;
+        self.queue(room, req).await?;
         Ok(wait(rx))
     }
 
@@ -250,15 +314,7 @@ impl Appender {
             creator: creator.to_owned(),
             reply,
         };
-        self.call(req, rx).await
-    }
-
-    async fn call<T>(
-        &self,
-        req: Request,
-        rx: oneshot::Receiver<Result<T, AppendError>>,
-    ) -> Result<T, AppendError> {
-        self.tx.send(req).await.map_err(|_| stopped())?;
+        self.queue(room, req).await?;
         wait(rx).await
     }
 }
@@ -331,7 +387,10 @@ struct Writer {
     /// This writer, to the store (whose turn it is on a room).
     id: Uuid,
     /// Rooms whose projection is being caught up in the background.
-    catching_up: CatchUps,
+    catch_ups: CatchUps,
+    /// The room states and bytes this writer last added to the metrics'
+    /// gauges (shared by all writers).
+    reported: (i64, i64),
 }
 
 enum ReplyTo {
@@ -709,14 +768,12 @@ impl Writer {
                 #[cfg(feature = "fault-injection")]
                 fault_injection::after_event_commit().await;
                 // The events are durable: the projection follows them.
-                let behind = self.project(proj).await;
-                for (room, head) in snapshotted {
-                    if behind.contains(&room) {
-                        continue;
-                    }
-                    if let Some(core) = self.rooms.get_mut(&room) {
-                        core.state.mark_snapshot_saved(&head);
-                        core.snap_seq = head.seq;
+                if self.project(proj).await {
+                    for (room, head) in snapshotted {
+                        if let Some(core) = self.rooms.get_mut(&room) {
+                            core.state.mark_snapshot_saved(&head);
+                            core.snap_seq = head.seq;
+                        }
                     }
                 }
                 self.metrics.appends.inc_by(n_events as u64);
@@ -725,7 +782,8 @@ impl Writer {
                         .commit_seconds
                         .observe(started.elapsed().as_secs_f64());
                 }
-                // Durable first, then answered, then published.
+                // Durable first, then published (and answered when this
+                // returns).
                 for e in events {
                     self.bus.publish(e);
                 }
@@ -759,23 +817,28 @@ impl Writer {
         }
     }
 
-    /// Writes a commit's projection changes; the rooms left behind (their
-    /// projection lagged, or the write failed), which are caught up from
-    /// their events in the background. Either way the events stay
-    /// acknowledged: they are the commit point. Where writers share the
-    /// store, another writer's changes for the seqs just before these may
-    /// land a moment later (or collide with these): the write is tried
-    /// again a few times (it is conditional, so that is safe) before a
-    /// room's catch-up, a replay of all its events, is started.
-    async fn project(&self, proj: ProjectionChanges) -> HashSet<String> {
+    /// Writes a commit's projection changes and snapshots; whether they
+    /// were written (the snapshots are, then, whatever the projection's
+    /// checkpoints said). Rooms left behind (their projection lagged, or the
+    /// write failed) are caught up from their events in the background.
+    /// Either way the events stay acknowledged: they are the commit point.
+    /// Where writers share the store, another writer's changes for the seqs
+    /// just before these may land a moment later (or collide with these):
+    /// the write is tried again a few times (it is conditional, so that is
+    /// safe) before a room's catch-up, a replay of all its events, starts.
+    async fn project(&self, proj: ProjectionChanges) -> bool {
         let proj = Arc::new(proj);
         let all = || -> HashSet<String> { proj.rooms.iter().map(|p| p.room.clone()).collect() };
+        let mut written = false;
         let mut attempt = 1;
         let behind: HashSet<String> = loop {
             let applied =
                 tokio::time::timeout(STORE_TIMEOUT, self.stores.views.apply(proj.clone())).await;
             let (behind, again) = match applied {
-                Ok(Ok(behind)) => (behind.into_iter().collect(), true),
+                Ok(Ok(behind)) => {
+                    written = true;
+                    (behind.into_iter().collect(), true)
+                }
                 Ok(Err(StoreError::Conflict(_))) => (all(), true),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the projection write failed; it catches up from the events");
@@ -794,9 +857,9 @@ impl Writer {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         };
         for room in &behind {
-            self.catching_up.start(&self.stores, room);
+            self.catch_ups.start(&self.stores, room);
         }
-        behind
+        written
     }
 
     /// Drops the least recently used room states beyond the limits (the
@@ -816,8 +879,10 @@ impl Writer {
                 None => break,
             }
         }
-        self.metrics.room_states.set(self.rooms.len() as i64);
-        self.metrics.room_states_bytes.set(bytes as i64);
+        let now = (self.rooms.len() as i64, bytes as i64);
+        self.metrics.room_states.add(now.0 - self.reported.0);
+        self.metrics.room_states_bytes.add(now.1 - self.reported.1);
+        self.reported = now;
     }
 
     async fn create_room(

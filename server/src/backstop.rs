@@ -1,9 +1,11 @@
-//! The backstop of a bus that may lose events (Redis pub/sub): about once a
-//! second the rooms this instance's sockets watch are compared with the
-//! store, and where the store has a later event than the bus brought here,
-//! that latest event is delivered here. A socket that then sees a gap
-//! catches up from the store (`routes/ws.rs`), so a lost publish costs a
-//! second of delay, never a message.
+//! The backstop of the live feed: about once a second the rooms this
+//! instance's sockets watch are compared with the store, and where the
+//! store has a later event than the bus brought here, that latest event is
+//! delivered here. A socket that then sees a gap catches up from the store
+//! (`routes/ws.rs`), so a lost publish costs a second of delay, never a
+//! message. Redis pub/sub loses publishes while it is down; in process, an
+//! event is only missed when its commit outlived the wait for it (a timeout
+//! answered 503, then the commit landed), which this covers too.
 
 use crate::appender::STORE_TIMEOUT;
 use crate::bus::{Bus, LocalBus};
@@ -18,17 +20,13 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// Rooms whose last seqs are read in one query.
 const ROOMS_AT_ONCE: usize = 1000;
 
-/// Runs until `shutting_down` turns true; at once returns for a bus that
-/// loses nothing.
+/// Runs until `shutting_down` turns true.
 pub async fn run(
     events: Arc<dyn EventStore>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     mut shutting_down: watch::Receiver<bool>,
 ) {
-    if !bus.may_lose() {
-        return;
-    }
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -85,6 +85,10 @@ pub struct Config {
     #[arg(long, env = "ROOMS_MEMORY_MIB", default_value_t = 256,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_memory_mib: usize,
+    /// Writer tasks that append, each for its share of the rooms (by a hash of the room id), so that one slow room holds up only its share (1 to 64); the room-state limits above are split among them.
+    #[arg(long, env = "APPEND_WRITERS", default_value_t = 4,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=64), global = true)]
+    pub append_writers: usize,
     /// Memory for the embedded store's page cache, in MiB (at least 1): what the store keeps of the data file in memory.
     #[arg(long, env = "STORE_CACHE_MIB", default_value_t = 64,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
@@ -144,6 +148,7 @@ impl Default for Config {
             snapshot_every: 100,
             rooms_in_memory: 1024,
             rooms_memory_mib: 256,
+            append_writers: 4,
             store_cache_mib: 64,
             ws_ping_interval: Duration::from_secs(30),
             sign_ups_per_minute: 20,
@@ -278,6 +283,7 @@ mod tests {
             "--snapshot-every=7",
             "--rooms-in-memory=3",
             "--rooms-memory-mib=32",
+            "--append-writers=2",
             "--store-cache-mib=16",
             "--ws-ping-interval=5s",
             "--sign-ups-per-minute=0",
@@ -303,6 +309,7 @@ mod tests {
                 snapshot_every: 7,
                 rooms_in_memory: 3,
                 rooms_memory_mib: 32,
+                append_writers: 2,
                 store_cache_mib: 16,
                 ws_ping_interval: Duration::from_secs(5),
                 sign_ups_per_minute: 0,

@@ -81,6 +81,7 @@ pub async fn run_with(
             rooms: config.rooms_in_memory,
             bytes: config.rooms_memory_mib << 20,
         },
+        config.append_writers,
     );
     let per_user = config.rate_limit_per_user;
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
@@ -123,7 +124,8 @@ pub async fn run_with(
     // Projections that lag their events (the process died between the two)
     // are caught up from the events.
     let stores = state.stores.clone();
-    tokio::spawn(async move {
+    let catch_ups = state.appender.catch_ups().clone();
+    let catching_up = tokio::spawn(async move {
         match rebuild::catch_up_all(&stores).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rooms = n, "projections caught up with their events"),
@@ -153,6 +155,9 @@ pub async fn run_with(
     // Every handle of the appender is gone with the router: the writer
     // finishes the appends already queued, then ends.
     let _ = writer.await;
+    // Catching up stops with the server: the next start does it again.
+    catching_up.abort();
+    catch_ups.stop();
     Ok(())
 }
 

@@ -7,28 +7,32 @@
 
 use crate::store::{RoomProjection, StoreError, Stores};
 use domain::RoomState;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
 /// How long one background catch-up may take.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Background catch-ups, at most one per room at a time.
+/// Background catch-ups, at most one per room at a time, stopped with
+/// [`CatchUps::stop`] when the server stops.
 #[derive(Clone, Default)]
-pub struct CatchUps(Arc<Mutex<HashSet<String>>>);
+pub struct CatchUps(Arc<Mutex<HashMap<String, AbortHandle>>>);
 
 impl CatchUps {
     /// Catches `room`'s projection up in the background, unless that is
     /// under way already.
     pub fn start(&self, stores: &Stores, room: &str) {
+        // Held while the task is spawned and noted: the task takes it to
+        // remove itself, so it never does so before it is noted.
         let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if !rooms.insert(room.to_owned()) {
+        if rooms.contains_key(room) {
             return;
         }
-        let (stores, room, all) = (stores.clone(), room.to_owned(), self.0.clone());
-        tokio::spawn(async move {
-            match tokio::time::timeout(CATCH_UP_TIMEOUT, catch_up(&stores, &room)).await {
+        let (stores, name, all) = (stores.clone(), room.to_owned(), self.0.clone());
+        let task = tokio::spawn(async move {
+            match tokio::time::timeout(CATCH_UP_TIMEOUT, catch_up(&stores, &name)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "a projection catch-up failed; the next read or start tries again")
@@ -39,8 +43,17 @@ impl CatchUps {
             }
             all.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&room);
+                .remove(&name);
         });
+        rooms.insert(room.to_owned(), task.abort_handle());
+    }
+
+    /// Stops every catch-up under way (the next start does them again).
+    pub fn stop(&self) {
+        let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, task) in rooms.drain() {
+            task.abort();
+        }
     }
 }
 
@@ -68,6 +81,10 @@ async fn replay(stores: &Stores, room: &str) -> Result<(RoomState, u64), StoreEr
 /// looked at again, this many times at most.
 const CATCH_UP_ATTEMPTS: u32 = 20;
 
+/// Brings `room`'s projection up to its events if it lags them: the whole
+/// projection written again from the replay (conditional on the stored one
+/// not being past it, so that racing writers never move it back). Whether
+/// this call wrote it.
 pub async fn catch_up(stores: &Stores, room: &str) -> Result<bool, StoreError> {
     let mut attempt = 1;
     loop {
@@ -84,12 +101,14 @@ pub async fn catch_up(stores: &Stores, room: &str) -> Result<bool, StoreError> {
             .replace_projection(room, RoomProjection::of(&state), state.last_seq())
             .await;
         match written {
-            Ok(_) => {
-                tracing::info!(
-                    room_events = state.last_seq(),
-                    "a projection that lagged its events was caught up"
-                );
-                return Ok(true);
+            Ok(wrote) => {
+                if wrote {
+                    tracing::info!(
+                        room_events = state.last_seq(),
+                        "a projection that lagged its events was caught up"
+                    );
+                }
+                return Ok(wrote);
             }
             Err(StoreError::Conflict(_)) if attempt < CATCH_UP_ATTEMPTS => {
                 attempt += 1;

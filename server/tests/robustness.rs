@@ -28,6 +28,11 @@ struct FlakyStore {
     gap: Arc<AtomicBool>,
     /// Commits are written, but their answer is lost (an unknown outcome).
     lost: Arc<AtomicBool>,
+    /// While set, a turn on room "slow" (as when another instance holds
+    /// it) waits for a permit of `turns`; `waiting` says one does.
+    hold_slow: Arc<AtomicBool>,
+    waiting: Arc<AtomicBool>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl FlakyStore {
@@ -38,6 +43,9 @@ impl FlakyStore {
             corrupt: Arc::default(),
             gap: Arc::default(),
             lost: Arc::default(),
+            hold_slow: Arc::default(),
+            waiting: Arc::default(),
+            turns: Arc::new(tokio::sync::Semaphore::new(0)),
         }
     }
 }
@@ -76,6 +84,13 @@ impl EventStore for FlakyStore {
     }
     async fn seq_at_time(&self, r: &str, t: Timestamp) -> Result<u64, StoreError> {
         self.inner.seq_at_time(r, t).await
+    }
+    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
+        if room == "slow" && self.hold_slow.load(Ordering::SeqCst) {
+            self.waiting.store(true, Ordering::SeqCst);
+            let _ = self.turns.acquire().await;
+        }
+        self.inner.take_turn(room, writer).await
     }
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
@@ -181,6 +196,68 @@ async fn a_commit_whose_answer_is_lost_is_looked_up_before_answering() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn one_slow_room_holds_up_only_the_rooms_of_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestServer::config(dir.path(), 0);
+    let writers = config.append_writers;
+    let store = FlakyStore::new(dir.path());
+    let (hold, waiting, turns) = (
+        store.hold_slow.clone(),
+        store.waiting.clone(),
+        store.turns.clone(),
+    );
+    let bus = Arc::new(server::bus::LocalBus::default());
+    let s = TestServer::start_with(config, Some((Arc::new(store).stores(), bus))).await;
+    let c = Client::new();
+    let token = user(&c, &s, "alice").await;
+    let slow_writer = server::appender::writer_of("slow", writers);
+    let others: Vec<String> = (0..40)
+        .map(|i| format!("room{i}"))
+        .filter(|r| server::appender::writer_of(r, writers) != slow_writer)
+        .take(8)
+        .collect();
+    assert_eq!(others.len(), 8);
+    for r in others.iter().map(String::as_str).chain(["slow"]) {
+        room(&c, &s, &token, r).await;
+    }
+    // An append to "slow" waits for its turn (another instance has it)...
+    hold.store(true, Ordering::SeqCst);
+    let slow = tokio::spawn({
+        let (c, url, token) = (c.clone(), s.url("/api/rooms/slow/events"), token.clone());
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(token)
+                .json(&send("late"))
+                .send()
+                .await;
+            r.unwrap().status()
+        }
+    });
+    wait_until(
+        10,
+        "the append to the slow room waits for its turn",
+        || async { waiting.load(Ordering::SeqCst) },
+    )
+    .await;
+    // ...while the rooms of the other writers take appends.
+    for r in &others {
+        let (status, e) = tokio::time::timeout(
+            Duration::from_secs(10),
+            post(&c, &s, &token, r, send("on time")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{r} was held up by the slow room"));
+        assert_eq!(status, StatusCode::CREATED, "{e}");
+    }
+    assert!(!slow.is_finished(), "the slow room is still waiting");
+    hold.store(false, Ordering::SeqCst);
+    turns.add_permits(1);
+    assert_eq!(slow.await.unwrap(), StatusCode::CREATED);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_store_answers_503_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +307,9 @@ async fn an_unreachable_store_answers_503_and_writes_nothing() {
 async fn corrupt_stored_data_answers_500_internal_never_503() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);
+    // One writer keeping one room: each room is read again when next used.
     config.rooms_in_memory = 1;
+    config.append_writers = 1;
     let store = FlakyStore::new(dir.path());
     let (corrupt, gap) = (store.corrupt.clone(), store.gap.clone());
     let bus = Arc::new(server::bus::LocalBus::default());
@@ -460,7 +539,10 @@ async fn shutdown_closes_open_websockets_with_1001() {
 async fn rooms_dropped_from_memory_are_reloaded_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);
+    // One writer keeping two of the five rooms: rooms are dropped and read
+    // again all the time.
     config.rooms_in_memory = 2;
+    config.append_writers = 1;
     let s = TestServer::start_with(config, None).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;

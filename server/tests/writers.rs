@@ -58,8 +58,8 @@ async fn two_writers_on_one_store_lose_nothing_and_never_reuse_a_seq() {
     let config = config(dir.path());
     let (store, bus) = server::open_backends(&config).await.unwrap();
     let metrics = Arc::new(Metrics::new());
-    let (a, a_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
-    let (b, b_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
+    let (a, a_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE, 2);
+    let (b, b_task) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE, 2);
     a.create_room("shared", "Shared", "ann").await.unwrap();
     // The room as each writer sees it before the race.
     for w in [&a, &b] {
@@ -152,8 +152,8 @@ async fn a_room_created_by_two_writers_at_once_exists_once() {
     let config = config(dir.path());
     let (store, bus) = server::open_backends(&config).await.unwrap();
     let metrics = Arc::new(Metrics::new());
-    let (a, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
-    let (b, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE);
+    let (a, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE, 2);
+    let (b, _) = Appender::start(store.clone(), bus.clone(), metrics.clone(), 10, CACHE, 2);
     for n in 0..20 {
         let room = format!("r{n}");
         let (ra, rb) = tokio::join!(

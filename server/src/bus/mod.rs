@@ -1,8 +1,8 @@
 //! The bus: fans stored events (and logouts) out to live subscribers. In
 //! process ([`LocalBus`]) by default; Redis pub/sub between instances
 //! ([`redis::RedisBus`]) when `REDIS_URL` is set. It is only the fast path:
-//! subscribers that miss anything catch up from the store by seq, and a bus
-//! that may lose events ([`Bus::may_lose`]) is backed by `crate::backstop`.
+//! subscribers that miss anything catch up from the store by seq, and
+//! `crate::backstop` finds the latest events that never arrived.
 //!
 //! A room has a channel here only while someone listens: publishing to a
 //! room nobody listens to creates nothing, and the channel goes with its last
@@ -36,8 +36,8 @@ pub trait Bus: Send + Sync + 'static {
     fn logout(&self, token_hash: &str);
     /// Token hashes logged out from now on.
     fn logouts(&self) -> broadcast::Receiver<String>;
-    /// Whether a published event may never arrive (so that a backstop must
-    /// compare the watched rooms with the store).
+    /// Whether a published event or logout may never arrive (Redis down):
+    /// sockets then look their sessions up in the store now and then.
     fn may_lose(&self) -> bool;
     /// This instance's subscribers.
     fn here(&self) -> &LocalBus;
@@ -128,6 +128,11 @@ impl LocalBus {
     pub fn watched(&self) -> Vec<(String, u64)> {
         let rooms = self.rooms.lock().expect("bus lock");
         rooms.iter().map(|(r, ch)| (r.clone(), ch.last)).collect()
+    }
+
+    /// Whether someone here listens to `room`.
+    pub fn watches(&self, room: &str) -> bool {
+        self.rooms.lock().expect("bus lock").contains_key(room)
     }
 
     /// Rooms with at least one subscriber here (for the metrics).

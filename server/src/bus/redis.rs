@@ -51,11 +51,13 @@ enum Outgoing {
     Logout(String),
 }
 
-/// Whether each of the two connections is up.
+/// Whether each of the two connections is up, and whether publishes are
+/// being dropped (said once, not once a publish).
 #[derive(Default)]
 struct Links {
     publishing: AtomicBool,
     subscribed: AtomicBool,
+    dropping: AtomicBool,
 }
 
 /// Redis pub/sub in front of this instance's [`LocalBus`].
@@ -96,7 +98,11 @@ impl RedisBus {
 
     fn send(&self, out: Outgoing) {
         if self.outbox.try_send(out).is_err() {
-            tracing::warn!("the Redis publish queue is full; a publish is dropped");
+            if !self.links.dropping.swap(true, Ordering::Relaxed) {
+                tracing::warn!("the Redis publish queue is full; publishes are dropped");
+            }
+        } else if self.links.dropping.load(Ordering::Relaxed) {
+            self.links.dropping.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -170,7 +176,6 @@ async fn publish_loop(
             {
                 Ok(c) => {
                     conn = Some(c);
-                    retry = RETRY_MIN;
                     links.publishing.store(true, Ordering::Relaxed);
                     tracing::info!("publishing on Redis");
                 }
@@ -213,7 +218,11 @@ async fn publish_loop(
             }
         }
         let failed = match timeout(REDIS_TIMEOUT, pipe.query_async::<()>(c)).await {
-            Ok(Ok(())) => continue,
+            Ok(Ok(())) => {
+                // Waits grow again from the start only once Redis answers.
+                retry = RETRY_MIN;
+                continue;
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
         };
@@ -241,13 +250,18 @@ async fn subscribe_loop(
         };
         match connected {
             Ok(pubsub) => {
-                retry = RETRY_MIN;
                 links.subscribed.store(true, Ordering::Relaxed);
                 tracing::info!("subscribed on Redis");
+                let since = tokio::time::Instant::now();
                 let lost = tokio::select! {
                     lost = relay(pubsub, &here, origin) => lost,
                     _ = stop.changed() => return,
                 };
+                // A subscription that lasted past a ping was a good one:
+                // waits grow again from the start.
+                if since.elapsed() > PING_EVERY {
+                    retry = RETRY_MIN;
+                }
                 links.subscribed.store(false, Ordering::Relaxed);
                 tracing::warn!(why = %lost, "the Redis subscription was lost; subscribing again");
             }
@@ -316,8 +330,17 @@ fn receive(msg: &Msg, here: &LocalBus, origin: &str) {
     if from == origin {
         return;
     }
-    if msg.get_channel_name() == LOGOUT_CHANNEL {
+    let channel = msg.get_channel_name();
+    if channel == LOGOUT_CHANNEL {
         here.deliver_logout(body.to_owned());
+        return;
+    }
+    // Every room's events come to every instance: decode only those of
+    // rooms someone here watches.
+    if !channel
+        .strip_prefix(ROOM_PREFIX)
+        .is_some_and(|room| here.watches(room))
+    {
         return;
     }
     match ChatEvent::from_json(body.as_bytes()) {

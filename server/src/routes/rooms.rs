@@ -8,7 +8,7 @@ use crate::api_types::{
 };
 use crate::appender::Appended;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{load_snapshot, RoomRecord};
+use crate::store::{load_snapshot, RoomRecord, ViewPage};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -18,7 +18,7 @@ use axum::Json;
 use domain::validation::{validate_id, validate_text, ROOM_NAME_MAX};
 use domain::{ChatEvent, ChatMessageView, Incomplete, Point, RoomState, Submission};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 async fn existing_room(state: &AppState, room: &str) -> Result<RoomRecord, ApiError> {
     state
@@ -218,13 +218,7 @@ pub async fn get_messages(
         _ => None,
     };
     let Some(point) = point else {
-        let mut page = state.stores.views.views(&room, limit, before).await?;
-        if page.projected < page.last_seq {
-            // The projection lags the events (a crash between the two):
-            // caught up before it is read, so that a write is always seen.
-            crate::rebuild::catch_up(&state.stores, &room).await?;
-            page = state.stores.views.views(&room, limit, before).await?;
-        }
+        let page = caught_up_views(&state, &room, limit, before).await?;
         let messages = page
             .messages
             .iter()
@@ -232,7 +226,9 @@ pub async fn get_messages(
             .collect();
         return Ok(Json(MessagePage {
             messages,
-            last_seq: page.last_seq,
+            // The seq the page shows the room at: a client that follows the
+            // room from there misses nothing.
+            last_seq: page.last_seq.min(page.projected),
             as_of_seq: None,
         }));
     };
@@ -303,6 +299,38 @@ async fn time_travel(
         }
     }
     Err(corrupt("the window could not be built".into()))
+}
+
+/// How long a read waits for a projection that lags the events.
+const LAG_WAIT: Duration = Duration::from_secs(2);
+/// How long it waits before it starts catching the projection up itself.
+const LAG_GRACE: Duration = Duration::from_millis(100);
+
+/// A page of the projection; when the projection lags the events, read
+/// again until it does not (for at most [`LAG_WAIT`]). A write is answered
+/// only once its projection is written, so a lag is a write in flight (gone
+/// in milliseconds) or a projection left behind (a crash, a failed write),
+/// which, after [`LAG_GRACE`], this starts catching up (one catch-up per
+/// room at a time, however many read it).
+async fn caught_up_views(
+    state: &AppState,
+    room: &str,
+    limit: usize,
+    before: Option<u64>,
+) -> Result<ViewPage, ApiError> {
+    let started = Instant::now();
+    let mut caught_up = false;
+    loop {
+        let page = state.stores.views.views(room, limit, before).await?;
+        if page.projected >= page.last_seq || started.elapsed() >= LAG_WAIT {
+            return Ok(page);
+        }
+        if !caught_up && started.elapsed() >= LAG_GRACE {
+            state.appender.catch_ups().start(&state.stores, room);
+            caught_up = true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The latest stored snapshot with seq ≤ atSeq.

@@ -22,8 +22,8 @@
 //!   start (and a timer closes an idle socket then, 4001); a logout
 //!   notification (from any instance) closes it (4001), and when
 //!   notifications may have been lost (a lagged channel, or a bus between
-//!   instances, then at most once a second) the store says whether the
-//!   session still exists.
+//!   instances: then on a submit at most once a second, and on every ping)
+//!   the store says whether the session still exists.
 //! - Pings every `WS_PING_INTERVAL`; a peer heard nothing from for two
 //!   intervals is closed (1001). Protocol errors close with RFC 6455's codes
 //!   (1002, 1007, 1009 for a frame over 64 KiB); a client's close is
@@ -276,6 +276,14 @@ async fn serve(
             _ = ping.tick() => {
                 if heard.elapsed() >= 2 * period {
                     return End::Silent;
+                }
+                // A socket that only listens looks its session up too,
+                // when a logout from another instance may have been lost.
+                if state.bus.may_lose() && checked.elapsed() >= SESSION_RECHECK {
+                    checked = Instant::now();
+                    if let Some(end) = recheck(state, session).await {
+                        return end;
+                    }
                 }
                 Message::Ping(Bytes::new())
             }

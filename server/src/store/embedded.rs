@@ -128,8 +128,6 @@ impl EmbeddedStore {
     }
 }
 
-/// Fills the room order and the counts behind unread counts from the rooms,
-/// the projection and the read markers (for a store written before they
 /// Sets every room's checkpoint to its last seq.
 fn fill_checkpoints(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
@@ -144,6 +142,8 @@ fn fill_checkpoints(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Fills the room order and the counts behind unread counts from the rooms,
+/// the projection and the read markers (for a store written before they
 /// were kept; empty tables otherwise).
 fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
@@ -382,6 +382,23 @@ impl EventStore for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|db| db.begin_read().map(|_| ()).map_err(unavailable))
             .await
+    }
+
+    async fn last_seqs(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
+        let rooms = rooms.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(ROOMS).map_err(unavailable)?;
+            let mut lasts = HashMap::with_capacity(rooms.len());
+            for room in rooms {
+                if let Some(v) = t.get(room.as_str()).map_err(unavailable)? {
+                    let last = decode::<RoomRecord>(v.value())?.last_seq;
+                    lasts.insert(room, last);
+                }
+            }
+            Ok(lasts)
+        })
+        .await
     }
 
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError> {

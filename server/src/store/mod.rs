@@ -69,10 +69,11 @@ pub struct Commit {
 }
 
 /// What a group commit's events change in the projection and the
-/// snapshots, written after the events. Each room's changes are written
-/// only if the room's projection is at `from` of its [`Projected`] range
-/// (and then moved to `to`): re-applying is a no-op, and a room whose
-/// projection is behind is left to be caught up from its events.
+/// snapshots, written after the events. Each room's projection changes are
+/// written only if the room's projection is at `from` of its [`Projected`]
+/// range (and then moved to `to`): re-applying is a no-op, and a room whose
+/// projection is behind is left to be caught up from its events. Snapshots
+/// are written in any case.
 #[derive(Debug, Default)]
 pub struct ProjectionChanges {
     pub rooms: Vec<Projected>,
@@ -94,7 +95,9 @@ pub struct Projected {
 }
 
 impl ProjectionChanges {
-    /// The changes of the rooms in `keep` only.
+    /// The changes of the rooms in `keep` only, and every snapshot: a
+    /// snapshot is the state after its seq's events, right whether or not
+    /// the projection is there (and writing it again writes the same).
     pub fn only(&self, keep: &HashSet<String>) -> ProjectionChanges {
         let kept = |room: &String| keep.contains(room);
         ProjectionChanges {

@@ -4,19 +4,21 @@
 //!
 //! - `chat_events`: one document per event (never a growing document per
 //!   room), unique on (roomId, seq) and on (roomId, eventId).
-//! - `chat_rooms` (with `lastSeq` and the room's live-message count),
-//!   `chat_message_views`, `chat_read_markers`, `chat_sender_live` and
-//!   `chat_unread` (the counts behind unread counts, so that the room list
-//!   never scans unread rows), `chat_snapshot_heads` and
-//!   `chat_snapshot_chunks`, `chat_users`, `chat_sessions` (a TTL index
-//!   expires them), and `chat_room_leases` (whose turn it is to append to a
-//!   room when several writers are busy with it).
+//! - `chat_rooms` (with `lastSeq`), `chat_message_views`,
+//!   `chat_read_markers`, `chat_sender_live` and `chat_unread` (the counts
+//!   behind unread counts, so that the room list never scans unread rows),
+//!   `chat_projection` (per room: the seq its projection is at, and its
+//!   live-message count), `chat_snapshot_heads` and `chat_snapshot_chunks`,
+//!   `chat_users`, `chat_sessions` (a TTL index expires them), and
+//!   `chat_room_leases` (whose turn it is to append to a room when several
+//!   writers are busy with it).
 //!
 //! A group commit is one multi-document transaction with write concern
-//! majority and journal: the room's `lastSeq` moves only from the value its
-//! writer saw (else a conflict), the unique indexes refuse a second event
-//! at a seq or a second copy of an eventId, and the projection and
-//! snapshots change with the events or not at all. Reads use read concern
+//! majority and journal, holding the events only: the room's `lastSeq`
+//! moves only from the value its writer saw (else a conflict), and the
+//! unique indexes refuse a second event at a seq or a second copy of an
+//! eventId. The projection and snapshots follow in a transaction of their
+//! own, behind the checkpoint in `chat_projection`. Reads use read concern
 //! majority: nothing that may roll back feeds a decision or a view. Every
 //! operation gives up within about 3 s when the server cannot be reached.
 
