@@ -85,10 +85,10 @@ pub struct Config {
     #[arg(long, env = "ROOMS_MEMORY_MIB", default_value_t = 256,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_memory_mib: usize,
-    /// Writer tasks that append, each for its share of the rooms (by a hash of the room id), so that one slow room holds up only its share (1 to 64); the room-state limits above are split among them.
-    #[arg(long, env = "APPEND_WRITERS", default_value_t = 4,
+    /// Writer tasks that append, each for its share of the rooms (by a hash of the room id), so that one slow room holds up only its share (1 to 64; the room-state limits above are split among them). Default: the store's (MongoDB 4; the embedded store 1, as redb commits one transaction at a time).
+    #[arg(long, env = "APPEND_WRITERS",
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=64), global = true)]
-    pub append_writers: usize,
+    pub append_writers: Option<usize>,
     /// Memory for the embedded store's page cache, in MiB (at least 1): what the store keeps of the data file in memory.
     #[arg(long, env = "STORE_CACHE_MIB", default_value_t = 64,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
@@ -148,7 +148,7 @@ impl Default for Config {
             snapshot_every: 100,
             rooms_in_memory: 1024,
             rooms_memory_mib: 256,
-            append_writers: 4,
+            append_writers: None,
             store_cache_mib: 64,
             ws_ping_interval: Duration::from_secs(30),
             sign_ups_per_minute: 20,
@@ -309,7 +309,7 @@ mod tests {
                 snapshot_every: 7,
                 rooms_in_memory: 3,
                 rooms_memory_mib: 32,
-                append_writers: 2,
+                append_writers: Some(2),
                 store_cache_mib: 16,
                 ws_ping_interval: Duration::from_secs(5),
                 sign_ups_per_minute: 0,

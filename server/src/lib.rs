@@ -81,7 +81,9 @@ pub async fn run_with(
             rooms: config.rooms_in_memory,
             bytes: config.rooms_memory_mib << 20,
         },
-        config.append_writers,
+        config
+            .append_writers
+            .unwrap_or_else(|| stores.events.writers()),
     );
     let per_user = config.rate_limit_per_user;
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);

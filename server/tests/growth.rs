@@ -242,7 +242,7 @@ async fn room_states_in_memory_stay_within_their_budget_and_reload_exactly() {
     let mut config = TestServer::config(dir.path(), 0);
     config.rooms_memory_mib = 1;
     // One writer: each writer keeps the room it last used, whatever it holds.
-    config.append_writers = 1;
+    config.append_writers = Some(1);
     let s = TestServer::start_with(config, None).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;

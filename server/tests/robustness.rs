@@ -199,8 +199,9 @@ async fn a_commit_whose_answer_is_lost_is_looked_up_before_answering() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_slow_room_holds_up_only_the_rooms_of_its_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TestServer::config(dir.path(), 0);
-    let writers = config.append_writers;
+    let mut config = TestServer::config(dir.path(), 0);
+    let writers = 4;
+    config.append_writers = Some(writers);
     let store = FlakyStore::new(dir.path());
     let (hold, waiting, turns) = (
         store.hold_slow.clone(),
@@ -309,7 +310,7 @@ async fn corrupt_stored_data_answers_500_internal_never_503() {
     let mut config = TestServer::config(dir.path(), 0);
     // One writer keeping one room: each room is read again when next used.
     config.rooms_in_memory = 1;
-    config.append_writers = 1;
+    config.append_writers = Some(1);
     let store = FlakyStore::new(dir.path());
     let (corrupt, gap) = (store.corrupt.clone(), store.gap.clone());
     let bus = Arc::new(server::bus::LocalBus::default());
@@ -542,7 +543,7 @@ async fn rooms_dropped_from_memory_are_reloaded_exactly() {
     // One writer keeping two of the five rooms: rooms are dropped and read
     // again all the time.
     config.rooms_in_memory = 2;
-    config.append_writers = 1;
+    config.append_writers = Some(1);
     let s = TestServer::start_with(config, None).await;
     let c = Client::new();
     let token = user(&c, &s, "alice").await;

@@ -53,7 +53,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::error::{Error as WsError, ProtocolError};
 
 /// Submits of one socket waiting for their answers at once; while this
 /// many wait, no frame is read.

@@ -253,6 +253,12 @@ pub trait AccountStore: Send + Sync + 'static {
 pub trait EventStore: Send + Sync + 'static {
     /// `"embedded"` or `"mongodb"`.
     fn kind(&self) -> &'static str;
+    /// How many writers should append at once by default (`APPEND_WRITERS`
+    /// overrides it): more only help a store that commits several
+    /// transactions at once.
+    fn writers(&self) -> usize {
+        1
+    }
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn room(&self, room: &str) -> Result<Option<RoomRecord>, StoreError>;

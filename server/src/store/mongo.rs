@@ -643,6 +643,10 @@ impl EventStore for MongoStore {
         "mongodb"
     }
 
+    fn writers(&self) -> usize {
+        4
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db
             .run_command(doc! {"ping": 1})

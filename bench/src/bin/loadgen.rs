@@ -3,7 +3,7 @@
 //! them, and prints throughput and acknowledgement latency.
 //!
 //! Loopback only. Start a server with `RATE_LIMIT_PER_USER=0`, then:
-//!   cargo run --release -p server --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket]
+//!   cargo run --release -p bench --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket]
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};

@@ -1,0 +1,80 @@
+//! The benchmark run: every scenario of BENCHMARKS.md "Every path against
+//! its baseline", each next to a baseline measured in the same run on the
+//! same machine (these machines drift by 2× within an hour, so only the
+//! ratios travel). Prints a Markdown table, writes it into BENCHMARKS.md
+//! and the figures as JSON. Asserts nothing about time; a correctness
+//! failure inside a scenario (a refused append, an ack out of order, a lost
+//! or doubled event) fails the run.
+//!
+//! Run with `scripts/bench.sh` (it builds the release server first), or
+//! `cargo run --release -p bench -- [--full] [--only 1,2]`.
+
+mod measure;
+mod report;
+mod scenarios;
+mod server;
+
+use clap::Parser;
+use report::Report;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks every path a user waits on against a same-run baseline")]
+struct Args {
+    /// The sizes of BENCHMARKS.md (about 15 minutes); without it, the short
+    /// mode (under 5 minutes).
+    #[arg(long)]
+    full: bool,
+    /// Only these scenarios (comma-separated numbers).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<u32>,
+    /// Where the JSON goes.
+    #[arg(long, default_value = "target/bench/results.json")]
+    json: PathBuf,
+    /// The Markdown file whose marked section gets the table.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    benchmarks: PathBuf,
+    /// Print only; write neither file.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let wanted = |n: u32| args.only.is_empty() || args.only.contains(&n);
+    let mut rows = Vec::new();
+    if wanted(1) {
+        let events = if args.full { 1_000_000 } else { 200_000 };
+        eprintln!("scenario 1: replay of {events} events against serde_json's floor");
+        rows.extend(
+            tokio::task::spawn_blocking(move || scenarios::replay::run(events))
+                .await
+                .expect("scenario 1"),
+        );
+    }
+    if wanted(2) {
+        let seconds = if args.full { 10 } else { 3 };
+        eprintln!("scenario 2: durable appends on the embedded store against raw redb ({seconds} s a case)");
+        rows.extend(scenarios::append::run(&server::binary(), seconds).await);
+    }
+    let report = Report {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        mode: if args.full { "full" } else { "short" },
+        rows,
+    };
+    println!("{}", report.markdown());
+    if !args.dry_run {
+        if let Some(dir) = args.json.parent() {
+            std::fs::create_dir_all(dir).expect("the JSON's directory");
+        }
+        report
+            .write(&args.json, &args.benchmarks)
+            .expect("the results are written");
+        eprintln!(
+            "written: {} and {}",
+            args.json.display(),
+            args.benchmarks.display()
+        );
+    }
+}

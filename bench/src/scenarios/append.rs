@@ -1,0 +1,297 @@
+//! Scenario 2: durable appends on the embedded store, end to end. HTTP
+//! writers (1, 8 and 64 at once, each waiting for its `201` before the
+//! next) and WebSocket sockets with pipelined submits, into one room and
+//! into 64 rooms. Baseline of the same run: redb written directly with the
+//! same durability, the same event bytes, one fsync'd transaction per
+//! batch of the size the server's group commits had in that case.
+
+use crate::measure::{Latency, Meter, Usage};
+use crate::report::{thousands, Row};
+use crate::server::Server;
+use domain::{ChatEvent, EventKind, Timestamp};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+const CONTENT: &str = "a benchmark message of a typical length, about sixty chars";
+
+/// How one case loads the server.
+#[derive(Clone, Copy)]
+enum Load {
+    /// This many HTTP writers, one request at a time each.
+    Http(usize),
+    /// This many sockets, each keeping this many submits waiting for acks.
+    Ws(usize, usize),
+}
+
+/// What one case measured.
+struct Measured {
+    events: usize,
+    latency: Latency,
+    usage: Usage,
+    batch: f64,
+}
+
+pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
+    let server = Server::start(bin, &[]).await;
+    // A user has at most 32 sockets open: the sockets are spread over four.
+    let mut tokens = Vec::new();
+    for u in 0..4 {
+        tokens.push(server.user(&format!("writer{u}")).await);
+    }
+    let token = tokens[0].clone();
+    let one = vec!["one".to_owned()];
+    let many: Vec<String> = (0..64).map(|i| format!("r{i}")).collect();
+    for room in one.iter().chain(&many) {
+        server.room(&token, room).await;
+    }
+    let cases = [
+        (Load::Http(1), &one),
+        (Load::Http(8), &one),
+        (Load::Http(64), &one),
+        (Load::Http(8), &many),
+        (Load::Http(64), &many),
+        (Load::Ws(4, 200), &one),
+        (Load::Ws(64, 32), &many),
+    ];
+    let mut rows = Vec::new();
+    for (load, rooms) in cases {
+        let m = measure(&server, &tokens, rooms, load, Duration::from_secs(seconds)).await;
+        let batch = m.batch.round().max(1.0) as usize;
+        let raw =
+            tokio::task::spawn_blocking(move || raw_redb(m.events.clamp(1000, 300_000), batch))
+                .await
+                .expect("the baseline runs");
+        rows.push(row(load, rooms.len(), &m, raw, batch));
+    }
+    rows
+}
+
+async fn measure(
+    server: &Server,
+    tokens: &[String],
+    rooms: &[String],
+    load: Load,
+    time: Duration,
+) -> Measured {
+    let (appends0, commits0) = (
+        server.metric("chat_appends_total").await,
+        server.metric("chat_group_commit_seconds_count").await,
+    );
+    let meter = Meter::start(server.pid());
+    let deadline = Instant::now() + time;
+    let latencies = match load {
+        Load::Http(writers) => http(server, &tokens[0], rooms, writers, deadline).await,
+        Load::Ws(sockets, window) => ws(server, tokens, rooms, sockets, window, deadline).await,
+    };
+    let usage = meter.stop();
+    let appends = server.metric("chat_appends_total").await - appends0;
+    let commits = server.metric("chat_group_commit_seconds_count").await - commits0;
+    Measured {
+        events: latencies.len(),
+        latency: Latency::of(latencies),
+        usage,
+        batch: if commits > 0.0 {
+            appends / commits
+        } else {
+            1.0
+        },
+    }
+}
+
+fn send_body() -> Value {
+    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": CONTENT})
+}
+
+/// `writers` tasks posting until `deadline`; each request's latency.
+async fn http(
+    server: &Server,
+    token: &str,
+    rooms: &[String],
+    writers: usize,
+    deadline: Instant,
+) -> Vec<Duration> {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let url = server.url(&format!("/api/rooms/{}/events", rooms[w % rooms.len()]));
+        let (http, token) = (server.http.clone(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&send_body())
+                    .send()
+                    .await;
+                let status = r.expect("the server answers").status();
+                assert_eq!(status.as_u16(), 201, "an append is refused");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a writer"));
+    }
+    all
+}
+
+/// `sockets` WebSockets keeping `window` submits in flight until
+/// `deadline`; each submit's time to its ack. Every submit is acknowledged
+/// once, in the order sent (else the run fails).
+async fn ws(
+    server: &Server,
+    tokens: &[String],
+    rooms: &[String],
+    sockets: usize,
+    window: usize,
+    deadline: Instant,
+) -> Vec<Duration> {
+    let mut tasks = Vec::new();
+    for k in 0..sockets {
+        let room = &rooms[k % rooms.len()];
+        let token = &tokens[k % tokens.len()];
+        let url = server.ws_url(&format!(
+            "/api/rooms/{room}/ws?afterSeq={}&token={token}",
+            u64::MAX
+        ));
+        tasks.push(tokio::spawn(async move {
+            let (socket, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .expect("a WebSocket");
+            let (mut tx, mut rx) = socket.split();
+            let mut waiting: std::collections::VecDeque<(String, Instant)> = Default::default();
+            let mut latencies = Vec::new();
+            loop {
+                while Instant::now() < deadline && waiting.len() < window {
+                    let body = send_body();
+                    let id = body["eventId"].as_str().expect("an id").to_owned();
+                    let frame = json!({"type": "submit", "event": body});
+                    tx.send(Message::Text(frame.to_string().into()))
+                        .await
+                        .expect("a submit");
+                    waiting.push_back((id, Instant::now()));
+                }
+                if waiting.is_empty() {
+                    return latencies;
+                }
+                let text = match rx.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("the socket ended: {other:?}"),
+                };
+                let v: Value = serde_json::from_str(&text).expect("a JSON frame");
+                if v["type"] != "ack" {
+                    panic!("not an ack: {v}");
+                }
+                let (id, sent) = waiting.pop_front().expect("an ack answers a submit");
+                assert_eq!(
+                    v["eventId"].as_str(),
+                    Some(id.as_str()),
+                    "acks in submit order"
+                );
+                latencies.push(sent.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a socket"));
+    }
+    all
+}
+
+/// Writes `events` events to redb in fsync'd transactions of `batch`
+/// events; events/s.
+fn raw_redb(events: usize, batch: usize) -> f64 {
+    const EVENTS: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("events");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = redb::Database::create(dir.path().join("raw.redb")).expect("a redb file");
+    let event = ChatEvent {
+        event_id: Uuid::new_v4(),
+        room_id: "one".into(),
+        seq: 1,
+        sender_id: "writer".into(),
+        timestamp: Timestamp::from_millis(1_795_000_000_000).expect("a time"),
+        kind: EventKind::MessageSent {
+            content: CONTENT.into(),
+        },
+    };
+    let bytes: Arc<[u8]> = event.to_json().into_bytes().into();
+    let started = Instant::now();
+    let mut seq = 0u64;
+    while (seq as usize) < events {
+        let tx = db.begin_write().expect("a transaction");
+        {
+            let mut t = tx.open_table(EVENTS).expect("the table");
+            for _ in 0..batch {
+                seq += 1;
+                t.insert(("one", seq), &*bytes).expect("an insert");
+            }
+        }
+        tx.commit().expect("a durable commit");
+    }
+    seq as f64 / started.elapsed().as_secs_f64()
+}
+
+fn row(load: Load, rooms: usize, m: &Measured, raw: f64, batch: usize) -> Row {
+    let rate = m.events as f64 / m.usage.wall_s;
+    let case = match load {
+        Load::Http(w) => format!(
+            "{w} HTTP writer{}, {rooms} room{}",
+            if w > 1 { "s" } else { "" },
+            if rooms > 1 { "s" } else { "" }
+        ),
+        Load::Ws(s, w) => format!(
+            "{s} sockets × {w} pipelined, {rooms} room{}",
+            if rooms > 1 { "s" } else { "" }
+        ),
+    };
+    let ratio = rate / raw;
+    let targeted = matches!(load, Load::Http(64));
+    let u = &m.usage;
+    let mut notes = format!(
+        "server {:.1} s CPU, peak {:.0} MiB; generator {:.1} s CPU",
+        u.server_cpu_s, u.server_peak_rss_mib, u.generator_cpu_s
+    );
+    if u.generator_bound() {
+        notes.push_str("; **generator-bound**");
+    }
+    Row {
+        scenario: "2 durable append, embedded".into(),
+        case,
+        result: format!(
+            "{} events/s; p50 {:.1} ms, p99 {:.1} ms",
+            thousands(rate),
+            m.latency.p50_ms,
+            m.latency.p99_ms
+        ),
+        baseline: format!(
+            "raw redb, {batch} events per fsync: {} events/s",
+            thousands(raw)
+        ),
+        ratio: Some(ratio),
+        target: if targeted {
+            "≥ 0.5 × raw and ≥ 20,000/s".into()
+        } else {
+            "–".into()
+        },
+        met: targeted.then_some(ratio >= 0.5 && rate >= 20_000.0),
+        notes,
+        figures: serde_json::json!({
+            "events": m.events,
+            "events_per_s": rate,
+            "latency": m.latency,
+            "mean_batch": m.batch,
+            "raw_events_per_s": raw,
+            "usage": m.usage,
+        }),
+    }
+}

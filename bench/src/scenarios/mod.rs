@@ -1,0 +1,4 @@
+//! The scenarios, one module each, numbered as in BENCHMARKS.md.
+
+pub mod append;
+pub mod replay;

@@ -1,0 +1,89 @@
+//! Scenario 1, natively: bytes to state. A realistic log of one room as the
+//! JSON array `/events` pages carry, decoded and replayed by the domain's
+//! reducer (`RoomState::replay_json`), against the floor of any JSON
+//! design: the same bytes decoded by `serde_json` into plain structs that
+//! mirror the wire format, and nothing else. The WASM figure is the web
+//! benchmark's (`scripts/web-bench.sh`, BENCHMARKS.md "Web").
+
+use crate::report::{thousands, Row};
+use domain::RoomState;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+#[path = "../../../domain/benches/support/realistic.rs"]
+mod realistic;
+
+/// An event as plain owned fields: what `serde_json` alone makes of the
+/// wire format.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // read by nothing: decoding them is what is timed
+struct PlainEvent {
+    event_id: String,
+    room_id: String,
+    seq: u64,
+    event_type: String,
+    sender_id: String,
+    content: Option<String>,
+    target_message_id: Option<String>,
+    timestamp: String,
+}
+
+/// The median of `runs` timings of `f`, alternating with the other side by
+/// the caller.
+fn time(f: impl Fn()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+pub fn run(events: usize) -> Vec<Row> {
+    let log = realistic::realistic_log(events);
+    let bytes = serde_json::to_vec(&log).expect("events serialize");
+    drop(log);
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    // Alternate, so that both sides meet the same minutes of the machine.
+    for _ in 0..5 {
+        ours.push(time(|| {
+            let state = RoomState::replay_json(&bytes).expect("a valid log");
+            assert_eq!(state.last_seq(), events as u64, "every event applied");
+        }));
+        floor.push(time(|| {
+            let plain: Vec<PlainEvent> = serde_json::from_slice(&bytes).expect("a valid log");
+            assert_eq!(plain.len(), events);
+        }));
+    }
+    ours.sort();
+    floor.sort();
+    let (ours, floor) = (ours[2], floor[2]);
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    let ratio = rate(ours) / rate(floor);
+    vec![Row {
+        scenario: "1 replay, bytes to state (native)".into(),
+        case: format!(
+            "{} events, {} MB of JSON",
+            thousands(events as f64),
+            bytes.len() / 1_000_000
+        ),
+        result: format!(
+            "{} events/s ({:.0} ms)",
+            thousands(rate(ours)),
+            ours.as_secs_f64() * 1e3
+        ),
+        baseline: format!(
+            "serde_json into plain structs: {} events/s ({:.0} ms)",
+            thousands(rate(floor)),
+            floor.as_secs_f64() * 1e3
+        ),
+        ratio: Some(ratio),
+        target: "≥ 0.5 × the floor".into(),
+        met: Some(ratio >= 0.5),
+        notes: "median of 5, alternating; one core".into(),
+        figures: serde_json::json!({
+            "events": events,
+            "json_bytes": bytes.len(),
+            "replay_ms": ours.as_secs_f64() * 1e3,
+            "floor_ms": floor.as_secs_f64() * 1e3,
+        }),
+    }]
+}
