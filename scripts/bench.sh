@@ -13,5 +13,8 @@ ensure_rust_components
 step "building the release server and the benchmark"
 cargo build --release -p server --bin server
 cargo build --release -p bench --bin bench
+# Scenario 7 opens 10,000 WebSockets in full mode: a descriptor each, on
+# both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 step "running the benchmarks"
 ./target/release/bench "$@"

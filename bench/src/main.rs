@@ -55,8 +55,13 @@ async fn main() {
     }
     if wanted(2) {
         let seconds = if args.full { 10 } else { 3 };
-        eprintln!("scenario 2: durable appends on the embedded store against raw redb ({seconds} s a case)");
+        eprintln!("scenarios 2 and 8: durable appends on the embedded store against raw redb ({seconds} s a case), then the bytes they take on disk");
         rows.extend(scenarios::append::run(&server::binary(), seconds).await);
+    }
+    if wanted(7) {
+        let sockets = if args.full { 10_000 } else { 2_000 };
+        eprintln!("scenario 7: {sockets} idle WebSockets");
+        rows.extend(scenarios::idle::run(&server::binary(), sockets).await);
     }
     let report = Report {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),

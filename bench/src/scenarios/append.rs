@@ -68,7 +68,44 @@ pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
                 .expect("the baseline runs");
         rows.push(row(load, rooms.len(), &m, raw, batch));
     }
+    rows.push(storage(&server).await);
     rows
+}
+
+/// Scenario 8 on what the cases above appended: bytes on disk per event
+/// (events, their ids, the projection, snapshots, and pages redb has not
+/// reused yet) against the events' own JSON.
+async fn storage(server: &Server) -> Row {
+    let events = server.metric("chat_appends_total").await;
+    let disk = server.data_bytes() as f64;
+    let json = sample_event().to_json().len() as f64;
+    let per_event = disk / events.max(1.0);
+    let times = per_event / json;
+    Row {
+        scenario: "8 storage, embedded".into(),
+        case: format!("after {} events", thousands(events)),
+        result: format!("{} bytes on disk per event", thousands(per_event)),
+        baseline: format!("the event's JSON: {} bytes", thousands(json)),
+        ratio: Some(json / per_event),
+        target: "≤ 2 × the JSON".into(),
+        met: Some(times <= 2.0),
+        notes: format!("{times:.1} × the JSON; the redb file as it is, not compacted"),
+        figures: serde_json::json!({"events": events, "disk_bytes": disk, "json_bytes_per_event": json}),
+    }
+}
+
+/// An event as the server stores one of this scenario's.
+fn sample_event() -> ChatEvent {
+    ChatEvent {
+        event_id: Uuid::new_v4(),
+        room_id: "one".into(),
+        seq: 1,
+        sender_id: "writer0".into(),
+        timestamp: Timestamp::from_millis(1_795_000_000_000).expect("a time"),
+        kind: EventKind::MessageSent {
+            content: CONTENT.into(),
+        },
+    }
 }
 
 async fn measure(
@@ -214,17 +251,7 @@ fn raw_redb(events: usize, batch: usize) -> f64 {
     const EVENTS: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("events");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = redb::Database::create(dir.path().join("raw.redb")).expect("a redb file");
-    let event = ChatEvent {
-        event_id: Uuid::new_v4(),
-        room_id: "one".into(),
-        seq: 1,
-        sender_id: "writer".into(),
-        timestamp: Timestamp::from_millis(1_795_000_000_000).expect("a time"),
-        kind: EventKind::MessageSent {
-            content: CONTENT.into(),
-        },
-    };
-    let bytes: Arc<[u8]> = event.to_json().into_bytes().into();
+    let bytes: Arc<[u8]> = sample_event().to_json().into_bytes().into();
     let started = Instant::now();
     let mut seq = 0u64;
     while (seq as usize) < events {

@@ -1,4 +1,5 @@
 //! The scenarios, one module each, numbered as in BENCHMARKS.md.
 
 pub mod append;
+pub mod idle;
 pub mod replay;
