@@ -58,6 +58,15 @@ async fn main() {
         eprintln!("scenarios 2 and 8: durable appends on the embedded store against raw redb ({seconds} s a case), then the bytes they take on disk");
         rows.extend(scenarios::append::run(&server::binary(), seconds).await);
     }
+    if wanted(6) {
+        let sizes: &[usize] = if args.full {
+            &[1_000, 100_000, 1_000_000]
+        } else {
+            &[1_000, 10_000, 100_000]
+        };
+        eprintln!("scenario 6: opening rooms of {sizes:?} events");
+        rows.extend(scenarios::room_open::run(&server::binary(), sizes).await);
+    }
     if wanted(7) {
         let sockets = if args.full { 10_000 } else { 2_000 };
         eprintln!("scenario 7: {sockets} idle WebSockets");

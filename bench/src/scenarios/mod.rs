@@ -3,3 +3,4 @@
 pub mod append;
 pub mod idle;
 pub mod replay;
+pub mod room_open;
