@@ -329,13 +329,7 @@ async fn a_logout_on_one_instance_closes_the_sockets_on_the_other_with_or_withou
 
     // Over Redis: the socket on b closes when the token logs out on a.
     let mut socket = ws(&b, &format!("/api/rooms/r/ws?afterSeq=0&token={token}")).await;
-    let r = c
-        .delete(a.url("/api/sessions/current"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    sign_out(&c, &a, &token).await;
     assert_eq!(close_code(&mut socket).await, Some(4001));
 
     // Without Redis the logout cannot travel: the socket's next submits
@@ -346,13 +340,7 @@ async fn a_logout_on_one_instance_closes_the_sockets_on_the_other_with_or_withou
     for s in [&a, &b] {
         bus_connected(&c, s, false).await;
     }
-    let r = c
-        .delete(a.url("/api/sessions/current"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    sign_out(&c, &a, &token).await;
     let closed = tokio::time::timeout(Duration::from_secs(10), async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -378,6 +366,17 @@ async fn a_logout_on_one_instance_closes_the_sockets_on_the_other_with_or_withou
     assert_eq!(closed, Some(4001));
     a.stop().await;
     b.stop().await;
+}
+
+/// Logs `token` out on `s` (204).
+async fn sign_out(c: &Client, s: &TestServer, token: &str) {
+    let r = c
+        .delete(s.url("/api/sessions/current"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
 
 async fn sign_in(c: &Client, s: &TestServer, name: &str) -> String {
