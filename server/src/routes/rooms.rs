@@ -219,6 +219,12 @@ pub async fn get_messages(
     };
     let Some(point) = point else {
         let page = caught_up_views(&state, &room, limit, before).await?;
+        if page.projected < page.last_seq {
+            // Still lagging: the views would miss events before lastSeq.
+            return Err(ApiError::unavailable(
+                "the room's messages are being rebuilt from its events; retry",
+            ));
+        }
         let messages = page
             .messages
             .iter()
@@ -226,9 +232,7 @@ pub async fn get_messages(
             .collect();
         return Ok(Json(MessagePage {
             messages,
-            // The seq the page shows the room at: a client that follows the
-            // room from there misses nothing.
-            last_seq: page.last_seq.min(page.projected),
+            last_seq: page.last_seq,
             as_of_seq: None,
         }));
     };
