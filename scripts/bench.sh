@@ -10,11 +10,19 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_rust_components
+ensure_mongodb_server
+ensure_redis_server
 step "building the release server and the benchmark"
 cargo build --release -p server --bin server
 cargo build --release -p bench --bin bench
 # Scenario 7 opens 10,000 WebSockets in full mode: a descriptor each, on
 # both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Scenarios 3 (MongoDB) and 5 (two instances over Redis) use these; each
+# on a free loopback port, stopped at the end.
+start_mongodb_server
+start_redis_server
+trap 'stop_mongodb_server; stop_redis_server' EXIT
 step "running the benchmarks"
-./target/release/bench "$@"
+BENCH_MONGODB_URI="$MONGODB_TEST_URI" BENCH_REDIS_URL="$REDIS_TEST_URL" \
+  ./target/release/bench "$@"

@@ -58,6 +58,41 @@ async fn main() {
         eprintln!("scenarios 2 and 8: durable appends on the embedded store against raw redb ({seconds} s a case), then the bytes they take on disk");
         rows.extend(scenarios::append::run(&server::binary(), seconds).await);
     }
+    if wanted(3) {
+        let seconds = if args.full { 10 } else { 3 };
+        match std::env::var("BENCH_MONGODB_URI") {
+            Ok(uri) => {
+                eprintln!("scenario 3: durable appends on MongoDB against the raw driver ({seconds} s a case), then its data size");
+                rows.extend(scenarios::mongo_append::run(&server::binary(), &uri, seconds).await);
+            }
+            Err(_) => eprintln!(
+                "scenario 3 skipped: BENCH_MONGODB_URI is not set (scripts/bench.sh sets it)"
+            ),
+        }
+    }
+    if wanted(4) {
+        let subscribers = if args.full { 1_000 } else { 200 };
+        eprintln!(
+            "scenario 4: fan-out to {subscribers} subscribers against an axum broadcast chat"
+        );
+        rows.extend(scenarios::fanout::run(&server::binary(), subscribers).await);
+    }
+    if wanted(5) {
+        match (
+            std::env::var("BENCH_MONGODB_URI"),
+            std::env::var("BENCH_REDIS_URL"),
+        ) {
+            (Ok(mongo), Ok(redis)) => {
+                let subscribers = if args.full { 500 } else { 200 };
+                eprintln!("scenario 5: two instances over Redis, {subscribers} subscribers on the other one");
+                rows.extend(
+                    scenarios::cross_instance::run(&server::binary(), &mongo, &redis, subscribers)
+                        .await,
+                );
+            }
+            _ => eprintln!("scenario 5 skipped: BENCH_MONGODB_URI and BENCH_REDIS_URL are not both set (scripts/bench.sh sets them)"),
+        }
+    }
     if wanted(6) {
         let sizes: &[usize] = if args.full {
             &[1_000, 100_000, 1_000_000]
@@ -71,6 +106,10 @@ async fn main() {
         let sockets = if args.full { 10_000 } else { 2_000 };
         eprintln!("scenario 7: {sockets} idle WebSockets");
         rows.extend(scenarios::idle::run(&server::binary(), sockets).await);
+    }
+    if wanted(9) {
+        eprintln!("scenario 9: growth of one room and of the number of rooms");
+        rows.extend(scenarios::growth::run(&server::binary(), args.full).await);
     }
     let report = Report {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),

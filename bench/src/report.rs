@@ -34,46 +34,93 @@ pub struct Report {
 }
 
 impl Report {
+    /// This run's rows as Markdown table lines, each marked with the run.
+    fn lines(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let ratio = r.ratio.map_or("–".to_owned(), |x| format!("{x:.2}"));
+                let met = match r.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "–",
+                };
+                format!(
+                    "| {} | {} | {} | {} | {ratio} | {} | {met} | {} | {} ({}) |",
+                    r.scenario,
+                    r.case,
+                    r.result,
+                    r.baseline,
+                    r.target,
+                    r.notes,
+                    self.date,
+                    self.mode
+                )
+            })
+            .collect()
+    }
+
+    /// The table of this run alone.
     pub fn markdown(&self) -> String {
-        let mut out = format!(
-            "Run of {} ({} mode), 2 cores shared by the server and the load generator.\n\n",
-            self.date, self.mode
-        );
-        out.push_str(
-            "| scenario | case | result | same-run baseline | ratio | target | met | notes |\n",
-        );
-        out.push_str("|---|---|---|---|---|---|---|---|\n");
-        for r in &self.rows {
-            let ratio = r.ratio.map_or("–".to_owned(), |x| format!("{x:.2}"));
-            let met = match r.met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "–",
-            };
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {ratio} | {} | {met} | {} |\n",
-                r.scenario, r.case, r.result, r.baseline, r.target, r.notes
-            ));
-        }
-        out
+        table(&self.lines())
     }
 
     /// Writes the JSON to `json`, and the table into `benchmarks` between
     /// `<!-- bench:start -->` and `<!-- bench:end -->` (appended with the
-    /// markers when they are not there yet).
+    /// markers when they are not there yet). Rows there of scenarios this
+    /// run did not measure stay (a run with `--only` replaces only the rows
+    /// with its own scenario cells); each row says which run it is from.
     pub fn write(&self, json: &Path, benchmarks: &Path) -> std::io::Result<()> {
         std::fs::write(json, serde_json::to_vec_pretty(self)?)?;
-        let table = self.markdown();
         let doc = std::fs::read_to_string(benchmarks).unwrap_or_default();
         let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+        let measured: Vec<&str> = self.rows.iter().map(|r| r.scenario.as_str()).collect();
         let doc = match (doc.find(start), doc.find(end)) {
             (Some(a), Some(b)) if a < b => {
-                format!("{}{start}\n{table}{}", &doc[..a], &doc[b..])
+                let mut lines: Vec<String> = doc[a..b]
+                    .lines()
+                    .filter(|l| l.starts_with("| ") && !l.starts_with("| scenario |"))
+                    .filter(|l| !measured.contains(&first_cell(l)))
+                    .map(str::to_owned)
+                    .collect();
+                lines.extend(self.lines());
+                // By scenario number; a stable sort keeps each run's order.
+                lines.sort_by_key(|l| number(&l[2..]).parse::<u32>().unwrap_or(u32::MAX));
+                format!("{}{start}\n{}{}", &doc[..a], table(&lines), &doc[b..])
             }
-            _ => format!("{doc}\n## Every path against its baseline (`scripts/bench.sh`)\n\n{start}\n{table}{end}\n"),
+            _ => format!(
+                "{doc}\n## Every path against its baseline (`scripts/bench.sh`)\n\n{start}\n{}{end}\n",
+                self.markdown()
+            ),
         };
         std::fs::write(benchmarks, doc)
     }
+}
+
+/// The scenario number a row's first cell starts with ("2" of "2 durable append").
+fn number(cell: &str) -> &str {
+    let digits = cell
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(cell.len());
+    &cell[..digits]
+}
+
+/// A table line's first cell ("2 durable append, embedded").
+fn first_cell(line: &str) -> &str {
+    line.split('|').nth(1).map_or("", str::trim)
+}
+
+fn table(lines: &[String]) -> String {
+    let mut out = String::from(
+        "2 cores shared by the server and the load generator; each row says which run it is from.\n\n\
+         | scenario | case | result | same-run baseline | ratio | target | met | notes | run |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 /// 12345.6 → "12,346".
@@ -96,7 +143,18 @@ pub fn thousands(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{first_cell, number, thousands};
+
+    #[test]
+    fn a_row_is_keyed_by_its_scenario_number() {
+        assert_eq!(number("2 durable append, embedded"), "2");
+        assert_eq!(number("12 x"), "12");
+        assert_eq!(number("x"), "");
+        assert_eq!(
+            first_cell("| 8 storage, embedded | after |"),
+            "8 storage, embedded"
+        );
+    }
 
     #[test]
     fn thousands_are_grouped() {
