@@ -2,7 +2,7 @@
 //! `with_state` (no globals). Built by [`crate::run_with`].
 
 use crate::appender::Appender;
-use crate::auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
+use crate::auth::{AddressLimiter, PasswordPool, RateLimiter, SessionCache, SignInLimiter};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -19,6 +19,8 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     pub appender: Appender,
     pub metrics: Arc<Metrics>,
+    /// Sessions recently found in the store (`caller` reads it first).
+    pub sessions: Arc<SessionCache>,
     /// `RATE_LIMIT_PER_USER`, per authenticated user.
     pub rate: Arc<RateLimiter>,
     /// Failed sign-ins per (user id, client address).

@@ -35,7 +35,7 @@ use crate::store::{
 };
 use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -186,7 +186,14 @@ pub struct Appender {
     writers: Arc<[mpsc::Sender<Request>]>,
     /// Projections being caught up from their events, shared with readers.
     catch_ups: CatchUps,
+    /// Rooms known to exist (see [`Appender::room_exists`]).
+    known_rooms: Arc<Mutex<HashSet<String>>>,
+    stores: Stores,
 }
+
+/// Rooms whose existence is remembered at most; the set is emptied when
+/// full (about 100 bytes a room).
+const MAX_KNOWN_ROOMS: usize = 100_000;
 
 /// Which of `writers` writers takes `room`'s appends: a hash of its id.
 pub fn writer_of(room: &str, writers: usize) -> usize {
@@ -245,6 +252,8 @@ impl Appender {
             Appender {
                 writers: queues.into(),
                 catch_ups,
+                known_rooms: Arc::default(),
+                stores,
             },
             all,
         )
@@ -261,6 +270,25 @@ impl Appender {
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(stopped()),
         }
+    }
+
+    /// Whether a room exists. Rooms are never deleted: one seen once is
+    /// known without asking the store again, so that an append checks its
+    /// room before it is queued (an append to a missing room never holds up
+    /// a writer) without a store read each time.
+    pub async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
+        if self.known_rooms.lock().expect("known rooms").contains(room) {
+            return Ok(true);
+        }
+        if self.stores.events.room(room).await?.is_none() {
+            return Ok(false);
+        }
+        let mut known = self.known_rooms.lock().expect("known rooms");
+        if known.len() >= MAX_KNOWN_ROOMS {
+            known.clear();
+        }
+        known.insert(room.to_owned());
+        Ok(true)
     }
 
     /// The projections being caught up from their events (a read of a room

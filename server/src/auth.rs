@@ -176,6 +176,128 @@ pub async fn authenticate(
     }
 }
 
+/// Sessions found in the store, kept for a short while so that a request
+/// does not read the store for its token every time (a store read is a
+/// trip to the blocking pool on the embedded store, a round trip on
+/// MongoDB). Only tokens the store knows are kept, at most
+/// [`SessionCache::MAX`]. An entry is trusted for `fresh_for` and never past
+/// its session's expiry; a logout removes it: on this instance at once
+/// ([`SessionCache::forget`] before the answer), from other instances
+/// through the bus ([`forget_logouts`]).
+pub struct SessionCache {
+    entries: Mutex<HashMap<String, CachedSession>>,
+    /// Counts forgets: a lookup that started before one does not put back
+    /// what it read, which may be the session just deleted.
+    forgets: AtomicU64,
+    fresh_for: Duration,
+}
+
+struct CachedSession {
+    user: String,
+    expires_ms: i64,
+    fetched: Instant,
+}
+
+impl SessionCache {
+    /// Sessions kept at most (about 200 bytes each); the cache is emptied
+    /// when it is full.
+    pub const MAX: usize = 16_384;
+
+    pub fn new(fresh_for: Duration) -> Self {
+        SessionCache {
+            entries: Mutex::default(),
+            forgets: AtomicU64::new(0),
+            fresh_for,
+        }
+    }
+
+    /// [`authenticate`], from the cache when it has the token.
+    pub async fn authenticate(
+        &self,
+        store: &dyn AccountStore,
+        token: Option<String>,
+    ) -> Result<Caller, AuthError> {
+        let token = token.ok_or(AuthError::Unauthorized)?;
+        let hash = token_hash(&token);
+        let now = now_ms();
+        if let Some(user) = self.cached(&hash, now) {
+            return Ok(Caller {
+                user,
+                token_hash: hash,
+            });
+        }
+        let forgets = self.forgets.load(Ordering::Acquire);
+        match store.session(&hash).await? {
+            Some((user, expires_ms)) if expires_ms > now => {
+                let mut entries = self.entries.lock().expect("session cache lock");
+                if self.forgets.load(Ordering::Acquire) == forgets {
+                    if entries.len() >= Self::MAX {
+                        entries.clear();
+                    }
+                    entries.insert(
+                        hash.clone(),
+                        CachedSession {
+                            user: user.clone(),
+                            expires_ms,
+                            fetched: Instant::now(),
+                        },
+                    );
+                }
+                Ok(Caller {
+                    user,
+                    token_hash: hash,
+                })
+            }
+            _ => Err(AuthError::Unauthorized),
+        }
+    }
+
+    fn cached(&self, hash: &str, now: i64) -> Option<String> {
+        let entries = self.entries.lock().expect("session cache lock");
+        let s = entries.get(hash)?;
+        (s.expires_ms > now && s.fetched.elapsed() < self.fresh_for).then(|| s.user.clone())
+    }
+
+    /// A logged-out token: never answered from the cache again.
+    pub fn forget(&self, token_hash: &str) {
+        let mut entries = self.entries.lock().expect("session cache lock");
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        entries.remove(token_hash);
+    }
+
+    /// Logouts may have been missed: nothing is answered from the cache
+    /// until the store is asked again.
+    pub fn forget_all(&self) {
+        let mut entries = self.entries.lock().expect("session cache lock");
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("session cache lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Removes the tokens logged out on any instance (the bus's logouts) from
+/// `cache`, until the bus stops; when some were missed, all of them.
+pub async fn forget_logouts(
+    cache: Arc<SessionCache>,
+    mut logouts: tokio::sync::broadcast::Receiver<String>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match logouts.recv().await {
+            Ok(hash) => cache.forget(&hash),
+            Err(RecvError::Lagged(_)) => cache.forget_all(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Keyed state tables are pruned when they grow past this many keys (and
 /// every minute by [`crate::maintenance`]).
 const MAX_KEYS: usize = 100_000;
@@ -550,6 +672,60 @@ impl PasswordPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    /// A session of `user` stored for `ms`, then found through `cache`.
+    async fn signed_in(
+        store: &EmbeddedStore,
+        cache: &SessionCache,
+        user: &str,
+        ms: i64,
+    ) -> (String, String) {
+        let (token, hash) = new_token();
+        store.put_session(&hash, user, now_ms() + ms).await.unwrap();
+        let who = cache
+            .authenticate(store, Some(token.clone()))
+            .await
+            .unwrap();
+        assert_eq!(who.user, user);
+        (token, hash)
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_ends_with_a_logout_its_expiry_or_its_freshness() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let cache = SessionCache::new(Duration::from_millis(300));
+        let (token, hash) = signed_in(&store, &cache, "alice", 60_000).await;
+        assert_eq!(cache.len(), 1);
+        // Deleted in the store: the cache still answers while fresh...
+        store.delete_session(&hash).await.unwrap();
+        assert!(cache
+            .authenticate(&store, Some(token.clone()))
+            .await
+            .is_ok());
+        // ...but not once this instance's logout forgot it.
+        cache.forget(&hash);
+        assert!(matches!(
+            cache.authenticate(&store, Some(token)).await,
+            Err(AuthError::Unauthorized)
+        ));
+        // Another instance's logout missed: not past `fresh_for`.
+        let (token, hash) = signed_in(&store, &cache, "bob", 60_000).await;
+        store.delete_session(&hash).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(cache.authenticate(&store, Some(token)).await.is_err());
+        // An expired session is never answered from the cache.
+        let (token, _) = signed_in(&store, &cache, "carol", 200).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(cache.authenticate(&store, Some(token)).await.is_err());
+        // Unknown tokens are not kept.
+        cache.forget_all();
+        for _ in 0..100 {
+            let _ = cache.authenticate(&store, Some(new_token().0)).await;
+        }
+        assert!(cache.is_empty());
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

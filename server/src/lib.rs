@@ -20,13 +20,14 @@ pub mod store;
 
 pub use app_state::AppState;
 use appender::{Appender, RoomCache};
-use auth::{AddressLimiter, PasswordPool, RateLimiter, SignInLimiter};
+use auth::{AddressLimiter, PasswordPool, RateLimiter, SessionCache, SignInLimiter};
 use bus::redis::RedisBus;
 use bus::{Bus, LocalBus};
 use config::Config;
 use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use store::embedded::EmbeddedStore;
 use store::mongo::MongoStore;
 use store::Stores;
@@ -93,7 +94,18 @@ pub async fn run_with(
     })
     .await
     .map_err(|e| e.to_string())?;
+    // A session found in the store is trusted for a while. On one instance
+    // only its own logouts end sessions, and they clear it at once; behind a
+    // bus that may lose another instance's logout, for a second (as the
+    // sockets' rechecks, `routes/ws.rs`).
+    let sessions = Arc::new(SessionCache::new(if bus.may_lose() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(60)
+    }));
+    let forgetting = tokio::spawn(auth::forget_logouts(sessions.clone(), bus.logouts()));
     let state = AppState {
+        sessions,
         rate: Arc::new(RateLimiter::new(per_user, per_user.saturating_mul(5))),
         sign_ins: Arc::new(SignInLimiter::new()),
         sign_ups: Arc::new(AddressLimiter::per_minute(config.sign_ups_per_minute)),
@@ -160,6 +172,7 @@ pub async fn run_with(
     // Catching up stops with the server: the next start does it again.
     catching_up.abort();
     catch_ups.stop();
+    forgetting.abort();
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! Load generator: signs up a user, creates a room, then submits events
 //! over several WebSocket connections as fast as the server acknowledges
-//! them, and prints throughput and acknowledgement latency.
+//! them (or with `http`, posts them from several HTTP writers, one request
+//! at a time each), and prints throughput and acknowledgement latency.
 //!
 //! Loopback only. Start a server with `RATE_LIMIT_PER_USER=0`, then:
-//!   cargo run --release -p bench --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket]
+//!   cargo run --release -p bench --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket] [http]
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -22,6 +23,7 @@ async fn main() {
     let sockets: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4);
     let events: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let window: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let over_http = args.get(5).is_some_and(|a| a == "http");
     assert!(
         base.starts_with("http://127.") || base.starts_with("http://localhost"),
         "loopback only"
@@ -61,6 +63,23 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..sockets {
+        if over_http {
+            let url = format!("{base}/api/rooms/{room}/events");
+            let (http, token) = (http.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_socket);
+                for n in 0..per_socket {
+                    let body = json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("load {k}/{n}")});
+                    let t = Instant::now();
+                    let r = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                    let status = r.expect("the server answers").status();
+                    assert_eq!(status.as_u16(), 201, "an append is refused");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            }));
+            continue;
+        }
         let url =
             format!("{ws_base}/api/rooms/{room}/ws?afterSeq=18446744073709551615&token={token}");
         tasks.push(tokio::spawn(async move {
@@ -105,8 +124,13 @@ async fn main() {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "{} events over {sockets} sockets ({window} in flight each) in {:.2} s: {:.0} events/s; ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{} events over {sockets} {} in {:.2} s: {:.0} events/s; ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         all.len(),
+        if over_http {
+            "HTTP writers".to_owned()
+        } else {
+            format!("sockets ({window} in flight each)")
+        },
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
         pct(0.5).as_secs_f64() * 1e3,

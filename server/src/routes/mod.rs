@@ -13,7 +13,7 @@ pub(crate) mod users;
 pub(crate) mod ws;
 
 use crate::api_types::RoomPath;
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::metrics::{method_label, status_label};
 use crate::AppState;
@@ -386,7 +386,10 @@ pub async fn caller(
     query_token: Option<String>,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers).or(query_token);
-    let caller = auth::authenticate(&*state.stores.accounts, token).await?;
+    let caller = state
+        .sessions
+        .authenticate(&*state.stores.accounts, token)
+        .await?;
     state
         .rate
         .check(&caller.user)

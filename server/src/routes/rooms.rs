@@ -142,7 +142,9 @@ pub async fn post_event(
     let bytes = read_body(body).await?;
     let submission = Submission::from(NewEvent::from_json(&bytes)?);
     let room = room_id(path)?;
-    existing_room(&state, &room).await?;
+    if !state.appender.room_exists(&room).await? {
+        return Err(ApiError::room_not_found());
+    }
     let cmd = submission.validate()?;
     let started = Instant::now();
     let r = state.appender.append(&room, &who.user, cmd).await;

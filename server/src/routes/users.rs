@@ -148,7 +148,9 @@ pub async fn sign_out(
         .accounts
         .delete_session(&caller.token_hash)
         .await?;
-    // Close that token's open sockets (4001).
+    state.sessions.forget(&caller.token_hash);
+    // Close that token's open sockets (4001), and forget the session on
+    // the other instances.
     state.bus.logout(&caller.token_hash);
     Ok(StatusCode::NO_CONTENT)
 }
