@@ -58,15 +58,17 @@ impl Server {
         self.child.id()
     }
 
-    /// The data directory's size on disk, in bytes.
+    /// The data directory's size on disk, in bytes: the blocks its files
+    /// take (redb's file is sparse: its length is up to twice that).
     pub fn data_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
         fn walk(p: &Path) -> u64 {
             std::fs::read_dir(p).map_or(0, |entries| {
                 entries
                     .filter_map(Result::ok)
                     .map(|e| match e.metadata() {
                         Ok(m) if m.is_dir() => walk(&e.path()),
-                        Ok(m) => m.len(),
+                        Ok(m) => m.blocks() * 512,
                         Err(_) => 0,
                     })
                     .sum()

@@ -11,9 +11,27 @@ use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Shared by every handler (cheap to clone).
+/// Shared by every handler: a handle to one [`Shared`], so that the
+/// clones axum makes for each request's extractors and middleware cost one
+/// reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub config: Arc<Config>,
     pub stores: Stores,
     pub bus: Arc<dyn Bus>,

@@ -104,7 +104,7 @@ pub async fn run_with(
         Duration::from_secs(60)
     }));
     let forgetting = tokio::spawn(auth::forget_logouts(sessions.clone(), bus.logouts()));
-    let state = AppState {
+    let state = AppState::new(app_state::Shared {
         sessions,
         rate: Arc::new(RateLimiter::new(per_user, per_user.saturating_mul(5))),
         sign_ins: Arc::new(SignInLimiter::new()),
@@ -121,7 +121,7 @@ pub async fn run_with(
         openapi_json: serde_json::to_vec(&openapi::document())
             .expect("the OpenAPI document serializes")
             .into(),
-    };
+    });
     // Housekeeping holds no appender handle: the writer below can end.
     let housekeeping = tokio::spawn(maintenance::run(
         maintenance::Limiters {

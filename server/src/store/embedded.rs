@@ -116,6 +116,53 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
 
+    /// Where the data file's bytes go, for `examples/store_sizes.rs`: per
+    /// table its stored, metadata and fragmented bytes, then the pages the
+    /// file has allocated in all (as "allocated", in bytes).
+    pub fn sizes(&self) -> Result<Vec<(&'static str, u64, u64, u64)>, StoreError> {
+        use redb::ReadableTableMetadata;
+        fn of<K: redb::Key + 'static, V: redb::Value + 'static>(
+            tx: &redb::ReadTransaction,
+            def: TableDefinition<K, V>,
+        ) -> Result<(&'static str, u64, u64, u64), StoreError> {
+            let s = tx
+                .open_table(def)
+                .map_err(unavailable)?
+                .stats()
+                .map_err(unavailable)?;
+            let name: &'static str = Box::leak(def.to_string().into_boxed_str());
+            Ok((
+                name,
+                s.stored_bytes(),
+                s.metadata_bytes(),
+                s.fragmented_bytes(),
+            ))
+        }
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let mut out = vec![
+            of(&tx, EVENTS)?,
+            of(&tx, EVENT_IDS)?,
+            of(&tx, VIEWS)?,
+            of(&tx, SNAP_HEADS)?,
+            of(&tx, SNAP_CHUNKS)?,
+            of(&tx, ROOMS)?,
+            of(&tx, MARKERS)?,
+            of(&tx, UNREAD)?,
+            of(&tx, ROOM_LIVE)?,
+            of(&tx, SENDER_LIVE)?,
+        ];
+        let w = self.db.begin_write().map_err(unavailable)?;
+        let all = w.stats().map_err(unavailable)?;
+        out.push((
+            "allocated",
+            all.allocated_pages() * all.page_size() as u64,
+            0,
+            all.fragmented_bytes(),
+        ));
+        w.abort().map_err(unavailable)?;
+        Ok(out)
+    }
+
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
