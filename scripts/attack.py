@@ -57,6 +57,7 @@ few minutes on 2 cores.
 
 import asyncio
 import base64
+import datetime
 import json
 import os
 import resource
@@ -1152,11 +1153,16 @@ async def flood_rooms_list(binary):
                         if len(got) != n or set(unread) != {2}:
                             fail(f"{where}: the list has {len(got)} rooms (want {n}), unread counts {unread} (want all 2)")
                         size = len(body)
+                        # A place in the list (docs/api.md: `{createdAt in
+                        # ms}.{roomId}`): right after the room before the middle.
+                        before = got[n // 2 - 1] if len(got) == n else {"createdAt": "1970-01-01T00:00:00Z", "roomId": ""}
+                        created = datetime.datetime.fromisoformat(before["createdAt"].replace("Z", "+00:00"))
+                        middle_place = f"{round(created.timestamp() * 1000)}.{before['roomId']}"
                 for g in range(LIST_GETS):
                     st, body, took = await http.call("GET", "/api/rooms?limit=100", token=reader)
                     first.append(took if st == 200 else float("inf"))
                     st2, body2, took2 = await http.call(
-                        "GET", f"/api/rooms?limit=100&after={rooms[n // 2]}", token=reader
+                        "GET", f"/api/rooms?limit=100&after={middle_place}", token=reader
                     )
                     middle.append(took2 if st2 == 200 else float("inf"))
                     if g == 0:
@@ -1165,7 +1171,7 @@ async def flood_rooms_list(binary):
                         if len(p1["rooms"]) != 100 or "nextAfter" not in p1:
                             page_note = f" (no paging: {len(p1['rooms'])} rooms answered)"
                         elif len(p2["rooms"]) != 100 or not all(r["unreadCount"] == 2 for r in p2["rooms"]):
-                            fail(f"{where}: a page after {rooms[n // 2]} has {len(p2['rooms'])} rooms")
+                            fail(f"{where}: a page after {middle_place} has {len(p2['rooms'])} rooms")
             finally:
                 http.close()
             return (
