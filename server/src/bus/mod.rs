@@ -13,7 +13,7 @@ pub mod redis;
 use domain::ChatEvent;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 /// Events buffered per room for slow subscribers before they lag (and resync
@@ -43,9 +43,38 @@ pub trait Bus: Send + Sync + 'static {
     fn here(&self) -> &LocalBus;
 }
 
+/// An event as a room's subscribers receive it (it reads as the event),
+/// with room for what they send of it, made once for all of them: a room of
+/// a thousand sockets encodes each event once, not a thousand times.
+pub struct Live<T = axum::extract::ws::Utf8Bytes> {
+    event: Arc<ChatEvent>,
+    encoded: OnceLock<T>,
+}
+
+impl<T: Clone> Live<T> {
+    pub fn new(event: Arc<ChatEvent>) -> Self {
+        Live {
+            event,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The event encoded by `encode`, which only the first caller runs.
+    pub fn encoded(&self, encode: impl FnOnce(&ChatEvent) -> T) -> T {
+        self.encoded.get_or_init(|| encode(&self.event)).clone()
+    }
+}
+
+impl<T> Deref for Live<T> {
+    type Target = ChatEvent;
+    fn deref(&self) -> &ChatEvent {
+        &self.event
+    }
+}
+
 /// A room's channel on one instance, and the highest seq it carried.
 struct Channel {
-    tx: broadcast::Sender<Arc<ChatEvent>>,
+    tx: broadcast::Sender<Arc<Live>>,
     last: u64,
 }
 
@@ -54,13 +83,13 @@ type Rooms = Mutex<HashMap<String, Channel>>;
 /// The live events of one room for one subscriber: a broadcast receiver
 /// (read it as one) that removes the room's channel when it is the last to go.
 pub struct Subscription {
-    rx: Option<broadcast::Receiver<Arc<ChatEvent>>>,
+    rx: Option<broadcast::Receiver<Arc<Live>>>,
     room: String,
     rooms: Arc<Rooms>,
 }
 
 impl Deref for Subscription {
-    type Target = broadcast::Receiver<Arc<ChatEvent>>;
+    type Target = broadcast::Receiver<Arc<Live>>;
     fn deref(&self) -> &Self::Target {
         self.rx.as_ref().expect("present until dropped")
     }
@@ -114,7 +143,7 @@ impl LocalBus {
         if let Some(ch) = rooms.get_mut(event.room_id.as_str()) {
             ch.last = ch.last.max(event.seq);
             // Sending never waits (slow receivers lag instead).
-            let _ = ch.tx.send(event);
+            let _ = ch.tx.send(Arc::new(Live::new(event)));
         }
     }
 
@@ -218,7 +247,10 @@ mod tests {
         let b = bus.subscribe("r");
         assert_eq!(bus.rooms(), 1);
         bus.publish(event("r"));
-        assert_eq!(a.try_recv().unwrap().room_id, "r");
+        let live = a.try_recv().unwrap();
+        assert_eq!(live.room_id, "r");
+        assert_eq!(live.encoded(|e| e.seq.to_string().into()).as_str(), "1");
+        assert_eq!(live.encoded(|_| unreachable!("encoded once")).as_str(), "1");
         assert_eq!(bus.watched(), vec![("r".to_owned(), 1)]);
         drop(b);
         assert_eq!(bus.rooms(), 1, "one subscriber is left");

@@ -33,11 +33,12 @@ use super::{caller, room_id, MAX_BODY};
 use crate::api_types::{NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::{Appended, STORE_TIMEOUT};
 use crate::auth::now_ms;
+use crate::bus::Live;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -289,7 +290,7 @@ async fn serve(
             }
             Some(answer) = answers.next(), if !answers.is_empty() => Message::Text(answer.into()),
             event = live.recv() => match feed.live(event, state) {
-                Ok(Some(text)) => Message::Text(text.into()),
+                Ok(Some(text)) => Message::Text(text),
                 Ok(None) => continue,
                 Err(end) => return end,
             },
@@ -506,14 +507,14 @@ impl Feed {
     /// gap, or events dropped for a slow reader).
     fn live(
         &mut self,
-        event: Result<Arc<ChatEvent>, RecvError>,
+        event: Result<Arc<Live>, RecvError>,
         state: &AppState,
-    ) -> Result<Option<String>, End> {
+    ) -> Result<Option<Utf8Bytes>, End> {
         match event {
             Ok(e) if self.behind || e.seq <= self.last => Ok(None),
             Ok(e) if e.seq == self.last + 1 => {
                 self.last = e.seq;
-                Ok(Some(ServerFrame::event_text(&e)))
+                Ok(Some(e.encoded(|e| ServerFrame::event_text(e).into())))
             }
             Ok(_) | Err(RecvError::Lagged(_)) => {
                 if !self.behind {
