@@ -7,6 +7,7 @@
 
 use crate::measure::{Latency, Meter, Usage};
 use crate::report::{thousands, Row};
+use crate::scenarios::http_floor;
 use crate::server::Server;
 use domain::{ChatEvent, EventKind, Timestamp};
 use futures_util::{SinkExt, StreamExt};
@@ -66,7 +67,14 @@ pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
             tokio::task::spawn_blocking(move || raw_redb(m.events.clamp(1000, 300_000), batch))
                 .await
                 .expect("the baseline runs");
-        rows.push(row(load, rooms.len(), &m, raw, batch));
+        // What HTTP alone allows on this machine, next to the targeted cases.
+        let floor = match load {
+            Load::Http(w) if w == 64 => {
+                Some(http_floor::measure(w, Duration::from_secs(seconds), send_body).await)
+            }
+            _ => None,
+        };
+        rows.push(row(load, rooms.len(), &m, raw, batch, floor));
     }
     rows.push(storage(&server).await);
     rows
@@ -144,7 +152,8 @@ fn send_body() -> Value {
     json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": CONTENT})
 }
 
-/// `writers` tasks posting until `deadline`; each request's latency.
+/// `writers` tasks posting until `deadline`, spread over `rooms`; each
+/// request's latency.
 async fn http(
     server: &Server,
     token: &str,
@@ -152,32 +161,11 @@ async fn http(
     writers: usize,
     deadline: Instant,
 ) -> Vec<Duration> {
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let url = server.url(&format!("/api/rooms/{}/events", rooms[w % rooms.len()]));
-        let (http, token) = (server.http.clone(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&send_body())
-                    .send()
-                    .await;
-                let status = r.expect("the server answers").status();
-                assert_eq!(status.as_u16(), 201, "an append is refused");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("a writer"));
-    }
-    all
+    let urls: Vec<String> = rooms
+        .iter()
+        .map(|room| server.url(&format!("/api/rooms/{room}/events")))
+        .collect();
+    http_floor::post_until(&server.http, &urls, token, writers, deadline, send_body).await
 }
 
 /// `sockets` WebSockets keeping `window` submits in flight until
@@ -268,7 +256,14 @@ fn raw_redb(events: usize, batch: usize) -> f64 {
     seq as f64 / started.elapsed().as_secs_f64()
 }
 
-fn row(load: Load, rooms: usize, m: &Measured, raw: f64, batch: usize) -> Row {
+fn row(
+    load: Load,
+    rooms: usize,
+    m: &Measured,
+    raw: f64,
+    batch: usize,
+    floor: Option<(f64, Latency)>,
+) -> Row {
     let rate = m.events as f64 / m.usage.wall_s;
     let case = match load {
         Load::Http(w) => format!(
@@ -291,15 +286,19 @@ fn row(load: Load, rooms: usize, m: &Measured, raw: f64, batch: usize) -> Row {
     if u.generator_bound() {
         notes.push_str("; **generator-bound**");
     }
+    if let Some((floor, l)) = floor {
+        notes.push_str(&format!(
+            "; HTTP floor (the same writers, an axum route that stores nothing): {} events/s, p50 {:.1} ms = {:.2} × raw, {:.2} × this case",
+            thousands(floor),
+            l.p50_ms,
+            floor / raw,
+            rate / floor
+        ));
+    }
     Row {
         scenario: "2 durable append, embedded".into(),
         case,
-        result: format!(
-            "{} events/s; p50 {:.1} ms, p99 {:.1} ms",
-            thousands(rate),
-            m.latency.p50_ms,
-            m.latency.p99_ms
-        ),
+        result: crate::measure::rate_and_latency(rate, &m.latency),
         baseline: format!(
             "raw redb, {batch} events per fsync: {} events/s",
             thousands(raw)
@@ -318,6 +317,7 @@ fn row(load: Load, rooms: usize, m: &Measured, raw: f64, batch: usize) -> Row {
             "latency": m.latency,
             "mean_batch": m.batch,
             "raw_events_per_s": raw,
+            "http_floor_events_per_s": floor.map(|f| f.0),
             "usage": m.usage,
         }),
     }

@@ -4,6 +4,7 @@ pub mod append;
 pub mod cross_instance;
 pub mod fanout;
 pub mod growth;
+pub mod http_floor;
 pub mod idle;
 pub mod mongo_append;
 pub mod replay;
