@@ -43,8 +43,15 @@ pub struct SnapshotHead {
     pub seq: u64,
     pub last_timestamp: Option<Timestamp>,
     pub read_markers: BTreeMap<compact_str::CompactString, u64>,
-    /// Non-empty chunks, by ascending index.
+    /// Non-empty chunks, by ascending index; in a delta head, only those
+    /// written after its base.
     pub chunks: Vec<ChunkInfo>,
+    /// Set on a head stored as a delta: the seq of the complete head it
+    /// builds on ([`SnapshotHead::delta_over`], [`SnapshotHead::on_top_of`]),
+    /// so that a large room's frequent snapshots do not each rewrite its
+    /// whole chunk directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
 }
 
 /// The live messages of one chunk, in seq order.
@@ -80,7 +87,61 @@ impl SnapshotHead {
             last_timestamp: None,
             read_markers: BTreeMap::new(),
             chunks: Vec::new(),
+            base: None,
         }
+    }
+
+    /// This complete head as a delta over the complete head at seq `base`
+    /// whose chunk indices were `base_chunks` (ascending): the same head
+    /// with only the chunks written after `base`. `None` when a chunk of
+    /// the base is gone (emptied), which a delta cannot say.
+    pub fn delta_over(&self, base: u64, base_chunks: &[u64]) -> Option<SnapshotHead> {
+        if self.base.is_some() || base > self.seq {
+            return None;
+        }
+        let mut now = self.chunks.iter().map(|c| c.index).peekable();
+        for &index in base_chunks {
+            while now.next_if(|&i| i < index).is_some() {}
+            now.next_if_eq(&index)?;
+        }
+        Some(SnapshotHead {
+            chunks: self
+                .chunks
+                .iter()
+                .filter(|c| c.version > base)
+                .copied()
+                .collect(),
+            base: Some(base),
+            ..self.clone()
+        })
+    }
+
+    /// A delta head made complete with its base: the base's directory with
+    /// the delta's chunks in place of theirs.
+    pub fn on_top_of(self, base: &SnapshotHead) -> Result<SnapshotHead, SnapshotError> {
+        if self.base != Some(base.seq) || base.base.is_some() {
+            return Err(SnapshotError(format!(
+                "the head at seq {} is not a delta over the complete head at seq {}",
+                self.seq, base.seq
+            )));
+        }
+        let mut chunks = Vec::with_capacity(base.chunks.len() + self.chunks.len());
+        let mut newer = self.chunks.iter().peekable();
+        for old in &base.chunks {
+            while let Some(c) = newer.next_if(|c| c.index < old.index) {
+                chunks.push(*c);
+            }
+            match newer.next_if(|c| c.index == old.index) {
+                Some(c) => chunks.push(*c),
+                None => chunks.push(*old),
+            }
+        }
+        chunks.extend(newer);
+        Ok(SnapshotHead {
+            chunks,
+            base: None,
+            ..self
+        })
     }
 
     /// Live messages in the snapshot.
@@ -236,6 +297,7 @@ impl RoomState {
             last_timestamp: self.last_timestamp,
             read_markers: self.read_markers.clone(),
             chunks,
+            base: None,
         }
     }
 

@@ -164,6 +164,85 @@ fn a_chunk_emptied_by_deletes_leaves_the_directory() {
 }
 
 #[test]
+fn a_delta_head_over_a_complete_one_restores_the_same_state() {
+    // given a complete head saved at seq 1001
+    let mut log = log_with_messages(1000);
+    let base = log.state.snapshot().unwrap();
+    log.state.mark_snapshot_saved(&base.head);
+    let mut written: HashMap<(u64, u64), SnapshotChunk> = base
+        .chunks
+        .iter()
+        .map(|c| ((c.index, c.version), c.clone()))
+        .collect();
+    let base_chunks: Vec<u64> = base.head.chunks.iter().map(|c| c.index).collect();
+    // when an old message is edited and 300 more are sent
+    log.submit(
+        "alice",
+        &cmd(
+            id(9000),
+            EventType::MessageEdited,
+            Some("changed"),
+            Some(id(103)),
+        ),
+    )
+    .unwrap();
+    for i in 0..300u128 {
+        log.tick(1);
+        log.send(20_000 + i, "bob", &format!("later {i}"));
+    }
+    let next = log.state.snapshot().unwrap();
+    written.extend(
+        next.chunks
+            .iter()
+            .map(|c| ((c.index, c.version), c.clone())),
+    );
+    // then the delta lists only the chunks written since the base
+    let delta = next.head.delta_over(base.head.seq, &base_chunks).unwrap();
+    assert_eq!(delta.base, Some(base.head.seq));
+    let changed: Vec<u64> = delta.chunks.iter().map(|c| c.index).collect();
+    assert_eq!(
+        changed,
+        vec![0, 3, 4, 5],
+        "the edited chunk and the newest ones"
+    );
+    // and made complete again with its base, it restores the state
+    let whole = delta.clone().on_top_of(&base.head).unwrap();
+    assert_eq!(whole, next.head);
+    let chunks = whole
+        .chunks
+        .iter()
+        .map(|c| written[&(c.index, c.version)].clone())
+        .collect();
+    assert_eq!(RoomState::from_snapshot(&whole, chunks).unwrap(), log.state);
+    // a delta goes only on top of its own base
+    assert!(delta.on_top_of(&next.head).is_err());
+}
+
+#[test]
+fn a_head_that_lost_a_chunk_of_its_base_is_no_delta() {
+    let mut log = log_with_messages(600);
+    let base = log.state.snapshot().unwrap();
+    log.state.mark_snapshot_saved(&base.head);
+    // every message of chunk 0 (seqs 2..=256) deleted
+    for i in 0..255u128 {
+        log.submit(
+            USERS[(i % 3) as usize],
+            &cmd(
+                id(30_000 + i),
+                EventType::MessageDeleted,
+                None,
+                Some(id(100 + i)),
+            ),
+        )
+        .unwrap();
+    }
+    let next = log.state.snapshot().unwrap();
+    assert_eq!(next.head.chunks[0].index, 1, "chunk 0 is gone");
+    let base_chunks: Vec<u64> = base.head.chunks.iter().map(|c| c.index).collect();
+    assert!(next.head.delta_over(base.head.seq, &base_chunks).is_none());
+}
+
+#[test]
 fn mismatched_chunks_are_refused() {
     let log = log_with_messages(600);
     let snap = log.state.full_snapshot().unwrap();

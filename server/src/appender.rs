@@ -33,7 +33,10 @@ use crate::store::{
     load_snapshot, Commit, Projected, ProjectionChanges, RoomRecord, SeqAdvance, StoreError,
     Stores, ViewChange,
 };
-use domain::{ChatEvent, Command, EventKind, Refusal, RoomState, Timestamp, CHUNK_SPAN};
+use domain::chunk::chunk_of;
+use domain::{
+    ChatEvent, Command, EventKind, Refusal, RoomState, SnapshotHead, Timestamp, CHUNK_SPAN,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -360,18 +363,45 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, AppendError>>) -> Result<T, App
 }
 
 /// Whether a room at `last_seq`, last snapshotted at `snap_seq`, is due for a
-/// snapshot: at least `every` events apart, and further apart as the room
-/// grows, so that the head (about 24 bytes per chunk of 256 seqs) written
-/// per snapshot costs a bounded number of bytes per event.
+/// snapshot: at least `every` events apart, and in a large room at the
+/// first batch past each chunk boundary, so that the tail a window replays
+/// after its snapshot stays within about a chunk whatever the room's size.
+/// Most of those are delta heads ([`stored_head`]); complete heads are
+/// spaced further apart as the room grows.
 pub fn snapshot_due(last_seq: u64, snap_seq: u64, every: u64) -> bool {
-    let spacing = every.max(last_seq / CHUNK_SPAN * 24 / 16);
-    last_seq - snap_seq >= spacing
+    let apart = last_seq - snap_seq;
+    apart >= every
+        && (apart >= complete_spacing(last_seq, every) || chunk_of(last_seq) > chunk_of(snap_seq))
+}
+
+/// The events between two complete snapshot heads: at least `every`, and
+/// further apart as the room grows, so that the head (about 24 bytes per
+/// chunk of 256 seqs) costs a bounded number of bytes per event.
+fn complete_spacing(last_seq: u64, every: u64) -> u64 {
+    every.max(last_seq / CHUNK_SPAN * 24 / 16)
+}
+
+/// The last complete head stored for a room: its seq and chunk indices.
+type Base = (u64, Vec<u64>);
+
+/// What to store for the snapshot head `head` of a room whose last
+/// complete head is `base`: a delta over it (`Some`) while within the
+/// spacing of complete heads, else the complete head (`None`).
+fn stored_head(head: &SnapshotHead, base: Option<&Base>, every: u64) -> Option<SnapshotHead> {
+    let (at, chunks) = base?;
+    if head.seq - at >= complete_spacing(head.seq, every) {
+        return None;
+    }
+    head.delta_over(*at, chunks)
 }
 
 struct RoomCore {
     state: RoomState,
     /// Seq of the last stored snapshot.
     snap_seq: u64,
+    /// The last complete snapshot head this writer stored (deltas go on
+    /// top of it); none after a load, so that the next one is complete.
+    base: Option<Base>,
     /// When the writer last used it (a counter), for eviction.
     used: u64,
     /// About how much memory the state holds (never less), for eviction.
@@ -511,6 +541,7 @@ impl Writer {
                     bytes: state_bytes(&state),
                     state,
                     snap_seq,
+                    base: None,
                     used: 0,
                 },
             );
@@ -737,8 +768,12 @@ impl Writer {
                 to: core.state.last_seq(),
             });
             if snapshot_due(core.state.last_seq(), core.snap_seq, self.snapshot_every) {
-                if let Some(s) = core.state.snapshot() {
-                    snapshotted.push((room.clone(), s.head.clone()));
+                if let Some(mut s) = core.state.snapshot() {
+                    let delta = stored_head(&s.head, core.base.as_ref(), self.snapshot_every);
+                    snapshotted.push((room.clone(), s.head.clone(), delta.is_none()));
+                    if let Some(delta) = delta {
+                        s.head = delta;
+                    }
                     proj.snapshots.push((room.clone(), s));
                 }
             }
@@ -797,10 +832,14 @@ impl Writer {
                 fault_injection::after_event_commit().await;
                 // The events are durable: the projection follows them.
                 if self.project(proj).await {
-                    for (room, head) in snapshotted {
+                    for (room, head, complete) in snapshotted {
                         if let Some(core) = self.rooms.get_mut(&room) {
                             core.state.mark_snapshot_saved(&head);
                             core.snap_seq = head.seq;
+                            if complete {
+                                let chunks = head.chunks.iter().map(|c| c.index).collect();
+                                core.base = Some((head.seq, chunks));
+                            }
                         }
                     }
                 }
@@ -948,6 +987,7 @@ impl Writer {
                 bytes: state_bytes(&state),
                 state,
                 snap_seq: 0,
+                base: None,
                 used: self.clock,
             },
         );
@@ -1113,16 +1153,20 @@ mod fault_injection {
 
 #[cfg(test)]
 mod tests {
-    use super::snapshot_due;
+    use super::{snapshot_due, stored_head, Base, CHUNK_SPAN};
     use domain::{ChatEvent, EventKind, RoomState, Timestamp};
     use uuid::Uuid;
 
     /// Bytes written for snapshots per event, as the room grows, with the
-    /// server's policy: bounded, and not growing with the room.
+    /// server's policy (delta heads between complete ones): bounded, and not
+    /// growing with the room; and the tail a window replays after the
+    /// latest snapshot stays within about a chunk.
     #[test]
-    fn snapshot_bytes_per_event_stay_bounded_as_rooms_grow() {
+    fn snapshot_bytes_per_event_and_the_tail_stay_bounded_as_rooms_grow() {
         let mut state = RoomState::new();
         let mut snap_seq = 0;
+        let mut base: Option<Base> = None;
+        let mut longest_tail = 0;
         let mut window_bytes = 0usize;
         let mut per_event = Vec::new();
         let text = "a message of a typical length, about sixty characters long..";
@@ -1151,9 +1195,19 @@ mod tests {
                     kind,
                 })
                 .unwrap();
+            if seq > 20_000 {
+                longest_tail = longest_tail.max(seq - snap_seq);
+            }
             if snapshot_due(seq, snap_seq, 100) {
                 let s = state.snapshot().unwrap();
-                window_bytes += serde_json::to_vec(&s.head).unwrap().len();
+                let head = match stored_head(&s.head, base.as_ref(), 100) {
+                    Some(delta) => delta,
+                    None => {
+                        base = Some((seq, s.head.chunks.iter().map(|c| c.index).collect()));
+                        s.head.clone()
+                    }
+                };
+                window_bytes += serde_json::to_vec(&head).unwrap().len();
                 window_bytes += s
                     .chunks
                     .iter()
@@ -1174,6 +1228,10 @@ mod tests {
         assert!(
             last <= first * 2,
             "bytes per event grew with the room: {per_event:?}"
+        );
+        assert!(
+            longest_tail <= CHUNK_SPAN,
+            "a tail of {longest_tail} events"
         );
     }
 }

@@ -921,7 +921,7 @@ impl ProjectionStore for EmbeddedStore {
 
 #[async_trait]
 impl SnapshotStore for EmbeddedStore {
-    async fn snapshot_head(
+    async fn stored_head(
         &self,
         room: &str,
         at_most: u64,
@@ -984,6 +984,47 @@ mod tests {
             edited_at: None,
             reactions: Reactions::new(),
         }
+    }
+
+    /// A delta head is served complete, on top of its base; one whose base
+    /// is missing gives way to an older head that loads.
+    #[tokio::test]
+    async fn delta_heads_are_served_complete_or_not_at_all() {
+        use domain::{ChunkInfo, SnapshotHead};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let info = |index, version| ChunkInfo {
+            index,
+            live: 1,
+            version,
+        };
+        let head = |seq, base, chunks| SnapshotHead {
+            seq,
+            base,
+            chunks,
+            ..SnapshotHead::empty()
+        };
+        let complete = head(10, None, vec![info(0, 10), info(1, 10)]);
+        let orphan = head(20, Some(15), vec![info(1, 20)]);
+        let delta = head(30, Some(10), vec![info(1, 30), info(2, 30)]);
+        {
+            let tx = store.db.begin_write().unwrap();
+            {
+                let mut heads = tx.open_table(SNAP_HEADS).unwrap();
+                for h in [&complete, &orphan, &delta] {
+                    heads.insert(("r", h.seq), encode(h).as_slice()).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let latest = store.snapshot_head("r", 100).await.unwrap().unwrap();
+        assert_eq!(
+            latest,
+            head(30, None, vec![info(0, 10), info(1, 30), info(2, 30)])
+        );
+        let at_25 = store.snapshot_head("r", 25).await.unwrap().unwrap();
+        assert_eq!(at_25, complete, "the orphan delta gives way");
+        assert_eq!(store.snapshot_head("r", 9).await.unwrap(), None);
     }
 
     /// A store written before the counts were kept gets them on open.

@@ -392,12 +392,48 @@ impl RoomProjection {
 /// Snapshots of room states, so that replay starts late.
 #[async_trait]
 pub trait SnapshotStore: Send + Sync + 'static {
-    /// The latest snapshot head with seq ≤ `at_most`.
-    async fn snapshot_head(
+    /// The latest stored snapshot head with seq ≤ `at_most`, as stored
+    /// (maybe a delta: see [`SnapshotStore::snapshot_head`]).
+    async fn stored_head(
         &self,
         room: &str,
         at_most: u64,
     ) -> Result<Option<SnapshotHead>, StoreError>;
+
+    /// The latest snapshot head with seq ≤ `at_most`, complete: a delta
+    /// head (`base` set) is put on top of its base. Should the base be
+    /// missing, the latest complete or resolvable head before it is taken,
+    /// or none (a replay from the start), never a head that cannot load.
+    async fn snapshot_head(
+        &self,
+        room: &str,
+        at_most: u64,
+    ) -> Result<Option<SnapshotHead>, StoreError> {
+        let mut at = at_most;
+        for _ in 0..MAX_HEADS_BACK {
+            let Some(head) = self.stored_head(room, at).await? else {
+                return Ok(None);
+            };
+            let Some(base) = head.base else {
+                return Ok(Some(head));
+            };
+            let found = self.stored_head(room, base).await?;
+            if let Some(whole) = found.and_then(|b| head.clone().on_top_of(&b).ok()) {
+                return Ok(Some(whole));
+            }
+            tracing::warn!(
+                room,
+                seq = head.seq,
+                base,
+                "a delta snapshot head without its base; taking an older head"
+            );
+            match head.seq.checked_sub(1) {
+                Some(before) => at = before,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
     /// The named (index, version) chunks.
     async fn snapshot_chunks(
         &self,
@@ -405,6 +441,10 @@ pub trait SnapshotStore: Send + Sync + 'static {
         which: &[(u64, u64)],
     ) -> Result<Vec<SnapshotChunk>, StoreError>;
 }
+
+/// Heads looked at before [`SnapshotStore::snapshot_head`] gives up on
+/// finding one that loads (and the state is replayed from the start).
+const MAX_HEADS_BACK: usize = 16;
 
 /// The stores the server uses, each behind its trait; which implementation
 /// each is comes from one place, `crate::open_backends`.

@@ -1014,7 +1014,7 @@ impl ProjectionStore for MongoStore {
 
 #[async_trait]
 impl SnapshotStore for MongoStore {
-    async fn snapshot_head(
+    async fn stored_head(
         &self,
         room: &str,
         at_most: u64,
