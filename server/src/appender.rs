@@ -602,8 +602,8 @@ impl Writer {
         }
     }
 
-    /// Which of the batch's eventIds are stored already: one read per room
-    /// instead of one per request.
+    /// Which of the batch's eventIds are stored already: one read for the
+    /// whole batch instead of one per request.
     async fn stored_ids(&self, jobs: &[Job]) -> Result<HashSet<(String, Uuid)>, StoreError> {
         let mut by_room: HashMap<&str, Vec<Uuid>> = HashMap::new();
         for j in jobs {
@@ -611,13 +611,12 @@ impl Writer {
                 by_room.entry(room).or_default().push(cmd.event_id);
             }
         }
-        let mut out = HashSet::new();
-        for (room, ids) in by_room {
-            for (id, _) in self.stores.events.seqs_of(room, &ids).await? {
-                out.insert((room.to_owned(), id));
-            }
-        }
-        Ok(out)
+        let wanted = by_room
+            .into_iter()
+            .map(|(room, ids)| (room.to_owned(), ids))
+            .collect();
+        let found = self.stores.events.seqs_in_rooms(wanted).await?;
+        Ok(found.into_iter().map(|(room, id, _)| (room, id)).collect())
     }
 
     async fn process(&mut self, batch: Vec<Request>) {

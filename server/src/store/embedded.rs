@@ -525,6 +525,26 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    async fn seqs_in_rooms(
+        &self,
+        wanted: Vec<(String, Vec<Uuid>)>,
+    ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for (room, ids) in wanted {
+                for id in ids {
+                    if let Some(s) = t.get((room.as_str(), id.as_u128())).map_err(unavailable)? {
+                        out.push((room.clone(), id, s.value()));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn seq_at_time(&self, room: &str, at: Timestamp) -> Result<u64, StoreError> {
         let room = room.to_owned();
         self.blocking(move |db| {

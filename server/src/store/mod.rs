@@ -283,6 +283,21 @@ pub trait EventStore: Send + Sync + 'static {
     async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError>;
     /// Seq of the event whose id is `id`, for each id found.
     async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError>;
+    /// [`EventStore::seqs_of`] for several rooms at once (a batch of
+    /// appends over many rooms): (room, id, seq) for each id found. A store
+    /// that can read them together overrides this.
+    async fn seqs_in_rooms(
+        &self,
+        wanted: Vec<(String, Vec<Uuid>)>,
+    ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for (room, ids) in wanted {
+            for (id, seq) in self.seqs_of(&room, &ids).await? {
+                out.push((room.clone(), id, seq));
+            }
+        }
+        Ok(out)
+    }
     /// Seq of the last event with timestamp ≤ `t` (0 when none).
     async fn seq_at_time(&self, room: &str, t: Timestamp) -> Result<u64, StoreError>;
 

@@ -741,6 +741,34 @@ impl EventStore for MongoStore {
         d.map_or(Ok(0), |d| u64_of(&d, "seq"))
     }
 
+    async fn seqs_in_rooms(
+        &self,
+        wanted: Vec<(String, Vec<Uuid>)>,
+    ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
+        let any: Vec<Document> = wanted
+            .iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(room, ids)| {
+                let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+                doc! {"roomId": room, "eventId": {"$in": ids}}
+            })
+            .collect();
+        if any.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs = all(self
+            .coll("chat_events")
+            .find(doc! {"$or": any})
+            .projection(doc! {"roomId": 1, "eventId": 1, "seq": 1}))
+        .await?;
+        docs.iter()
+            .map(|d| {
+                let id = Uuid::parse_str(str_of(d, "eventId")?).map_err(|_| corrupt("eventId"))?;
+                Ok((str_of(d, "roomId")?.to_owned(), id, u64_of(d, "seq")?))
+            })
+            .collect()
+    }
+
     async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
         let leases = self.coll("chat_room_leases");
         let me = writer.to_string();
