@@ -18,6 +18,24 @@ cargo build --release -p bench --bin bench
 # Scenario 7 opens 10,000 WebSockets in full mode: a descriptor each, on
 # both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Scenario 1's WASM half: the replay test in headless Chromium, next to the
+# same test natively (skipped when --only leaves scenario 1 out).
+only=''
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in
+    --only) j=$((i + 1)); only="${!j:-}" ;;
+    --only=*) only="${!i#--only=}" ;;
+  esac
+done
+if [ -z "$only" ] || [[ ",$only," == *",1,"* ]]; then
+  ensure_chromium
+  ensure_web_toolchain
+  step "scenario 1's WASM half: replay natively, then in headless Chromium"
+  BENCH_REPLAY_NATIVE=$(cargo test --quiet --release -p web --test replay_speed -- --ignored --nocapture 2>&1 | grep '^REPLAY')
+  BENCH_REPLAY_WASM=$(cargo test --profile wasm-release -p web --target wasm32-unknown-unknown \
+    --test replay_speed -- --include-ignored --nocapture 2>&1 | grep '^REPLAY')
+  export BENCH_REPLAY_NATIVE BENCH_REPLAY_WASM
+fi
 # Scenarios 3 (MongoDB) and 5 (two instances over Redis) use these; each
 # on a free loopback port, stopped at the end.
 start_mongodb_server

@@ -52,6 +52,16 @@ async fn main() {
                 .await
                 .expect("scenario 1"),
         );
+        match (
+            std::env::var("BENCH_REPLAY_NATIVE"),
+            std::env::var("BENCH_REPLAY_WASM"),
+        ) {
+            (Ok(native), Ok(wasm)) => match scenarios::replay::wasm_row(&native, &wasm) {
+                Some(row) => rows.push(row),
+                None => panic!("scenario 1's WASM figures are not in the expected form: {native:?} / {wasm:?}"),
+            },
+            _ => eprintln!("scenario 1's WASM half skipped: BENCH_REPLAY_NATIVE and BENCH_REPLAY_WASM are not set (scripts/bench.sh sets them)"),
+        }
     }
     if wanted(2) {
         let seconds = if args.full { 10 } else { 3 };

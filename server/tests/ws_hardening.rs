@@ -215,8 +215,12 @@ async fn shutdown_is_bounded_with_a_client_that_does_not_read() {
     )
     .await;
     let big = "x".repeat(3900);
-    // 6 MB of events: more than the socket buffers of both ends hold
-    submit_pipelined(&mut writer, 1500, 100, |i| format!("{i} {big}")).await;
+    // 6 MB of events: more than the socket buffers of both ends hold. On
+    // the MongoDB-compatible test server (Python) a batch of 100 such
+    // events may outlast the append's wait (answered 503, rightly): fewer
+    // in flight there.
+    let window = if store_kind() == "mongodb" { 20 } else { 100 };
+    submit_pipelined(&mut writer, 1500, window, |i| format!("{i} {big}")).await;
     let t0 = Instant::now();
     // stop() fails after 10 s
     s.stop().await;

@@ -35,7 +35,7 @@ use mongodb::options::{
     Acknowledgment, ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern,
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -745,28 +745,42 @@ impl EventStore for MongoStore {
         &self,
         wanted: Vec<(String, Vec<Uuid>)>,
     ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
-        let any: Vec<Document> = wanted
-            .iter()
+        let wanted: Vec<_> = wanted
+            .into_iter()
             .filter(|(_, ids)| !ids.is_empty())
-            .map(|(room, ids)| {
-                let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-                doc! {"roomId": room, "eventId": {"$in": ids}}
-            })
             .collect();
-        if any.is_empty() {
+        if let [(room, ids)] = wanted.as_slice() {
+            let found = self.seqs_of(room, ids).await?;
+            return Ok(found
+                .into_iter()
+                .map(|(id, seq)| (room.clone(), id, seq))
+                .collect());
+        }
+        if wanted.is_empty() {
             return Ok(Vec::new());
         }
+        // One query on the (roomId, eventId) index for all the rooms; the
+        // pairs asked for are picked out of what it finds.
+        let asked: HashSet<(&str, Uuid)> = wanted
+            .iter()
+            .flat_map(|(room, ids)| ids.iter().map(move |id| (room.as_str(), *id)))
+            .collect();
+        let rooms: Vec<&str> = wanted.iter().map(|(room, _)| room.as_str()).collect();
+        let ids: Vec<String> = asked.iter().map(|(_, id)| id.to_string()).collect();
         let docs = all(self
             .coll("chat_events")
-            .find(doc! {"$or": any})
+            .find(doc! {"roomId": {"$in": rooms}, "eventId": {"$in": ids}})
             .projection(doc! {"roomId": 1, "eventId": 1, "seq": 1}))
         .await?;
-        docs.iter()
-            .map(|d| {
-                let id = Uuid::parse_str(str_of(d, "eventId")?).map_err(|_| corrupt("eventId"))?;
-                Ok((str_of(d, "roomId")?.to_owned(), id, u64_of(d, "seq")?))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for d in &docs {
+            let room = str_of(d, "roomId")?;
+            let id = Uuid::parse_str(str_of(d, "eventId")?).map_err(|_| corrupt("eventId"))?;
+            if asked.contains(&(room, id)) {
+                out.push((room.to_owned(), id, u64_of(d, "seq")?));
+            }
+        }
+        Ok(out)
     }
 
     async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
