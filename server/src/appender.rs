@@ -366,7 +366,7 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, AppendError>>) -> Result<T, App
 /// snapshot: at least `every` events apart, and in a large room at the
 /// first batch past each chunk boundary, so that the tail a window replays
 /// after its snapshot stays within about a chunk whatever the room's size.
-/// Most of those are delta heads ([`stored_head`]); complete heads are
+/// Most of those are delta heads ([`head_to_store`]); complete heads are
 /// spaced further apart as the room grows.
 pub fn snapshot_due(last_seq: u64, snap_seq: u64, every: u64) -> bool {
     let apart = last_seq - snap_seq;
@@ -387,7 +387,7 @@ type Base = (u64, Vec<u64>);
 /// What to store for the snapshot head `head` of a room whose last
 /// complete head is `base`: a delta over it (`Some`) while within the
 /// spacing of complete heads, else the complete head (`None`).
-fn stored_head(head: &SnapshotHead, base: Option<&Base>, every: u64) -> Option<SnapshotHead> {
+fn head_to_store(head: &SnapshotHead, base: Option<&Base>, every: u64) -> Option<SnapshotHead> {
     let (at, chunks) = base?;
     if head.seq - at >= complete_spacing(head.seq, every) {
         return None;
@@ -768,7 +768,7 @@ impl Writer {
             });
             if snapshot_due(core.state.last_seq(), core.snap_seq, self.snapshot_every) {
                 if let Some(mut s) = core.state.snapshot() {
-                    let delta = stored_head(&s.head, core.base.as_ref(), self.snapshot_every);
+                    let delta = head_to_store(&s.head, core.base.as_ref(), self.snapshot_every);
                     snapshotted.push((room.clone(), s.head.clone(), delta.is_none()));
                     if let Some(delta) = delta {
                         s.head = delta;
@@ -1152,7 +1152,7 @@ mod fault_injection {
 
 #[cfg(test)]
 mod tests {
-    use super::{snapshot_due, stored_head, Base, CHUNK_SPAN};
+    use super::{head_to_store, snapshot_due, Base, CHUNK_SPAN};
     use domain::{ChatEvent, EventKind, RoomState, Timestamp};
     use uuid::Uuid;
 
@@ -1199,7 +1199,7 @@ mod tests {
             }
             if snapshot_due(seq, snap_seq, 100) {
                 let s = state.snapshot().unwrap();
-                let head = match stored_head(&s.head, base.as_ref(), 100) {
+                let head = match head_to_store(&s.head, base.as_ref(), 100) {
                     Some(delta) => delta,
                     None => {
                         base = Some((seq, s.head.chunks.iter().map(|c| c.index).collect()));

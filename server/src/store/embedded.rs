@@ -149,20 +149,19 @@ impl EmbeddedStore {
     /// Where the data file's bytes go, for `examples/store_sizes.rs`: per
     /// table its stored, metadata and fragmented bytes, then the pages the
     /// file has allocated in all (as "allocated", in bytes).
-    pub fn sizes(&self) -> Result<Vec<(&'static str, u64, u64, u64)>, StoreError> {
+    pub fn sizes(&self) -> Result<Vec<(String, u64, u64, u64)>, StoreError> {
         use redb::ReadableTableMetadata;
         fn of<K: redb::Key + 'static, V: redb::Value + 'static>(
             tx: &redb::ReadTransaction,
             def: TableDefinition<K, V>,
-        ) -> Result<(&'static str, u64, u64, u64), StoreError> {
+        ) -> Result<(String, u64, u64, u64), StoreError> {
             let s = tx
                 .open_table(def)
                 .map_err(unavailable)?
                 .stats()
                 .map_err(unavailable)?;
-            let name: &'static str = Box::leak(def.to_string().into_boxed_str());
             Ok((
-                name,
+                def.to_string(),
                 s.stored_bytes(),
                 s.metadata_bytes(),
                 s.fragmented_bytes(),
@@ -184,7 +183,7 @@ impl EmbeddedStore {
         let w = self.db.begin_write().map_err(unavailable)?;
         let all = w.stats().map_err(unavailable)?;
         out.push((
-            "allocated",
+            "allocated".to_owned(),
             all.allocated_pages() * all.page_size() as u64,
             0,
             all.fragmented_bytes(),
@@ -540,19 +539,10 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        let (room, ids) = (room.to_owned(), ids.to_vec());
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let t = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for id in ids {
-                if let Some(s) = t.get((room.as_str(), id.as_u128())).map_err(unavailable)? {
-                    out.push((id, s.value()));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let found = self
+            .seqs_in_rooms(vec![(room.to_owned(), ids.to_vec())])
+            .await?;
+        Ok(found.into_iter().map(|(_, id, seq)| (id, seq)).collect())
     }
 
     async fn seqs_in_rooms(
