@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+/// The sample event's text; the texts appended are random words of its
+/// length ([`super::text`]).
 const CONTENT: &str = "a benchmark message of a typical length, about sixty chars";
 
 /// How one case loads the server.
@@ -159,7 +161,7 @@ async fn measure(
 }
 
 fn send_body() -> Value {
-    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": CONTENT})
+    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": super::text::message()})
 }
 
 /// `writers` tasks posting until `deadline`, spread over `rooms`; each

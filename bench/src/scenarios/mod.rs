@@ -9,3 +9,4 @@ pub mod idle;
 pub mod mongo_append;
 pub mod replay;
 pub mod room_open;
+pub mod text;

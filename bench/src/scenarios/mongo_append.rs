@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The text of every message appended here (the same as scenario 2's).
-const CONTENT: &str = "a benchmark message of a typical length, about sixty chars";
 /// How long one request, or one insert, may take before the run fails.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// `503`s one append may meet before the run fails (the contract: retry
@@ -210,7 +208,7 @@ fn cpu_since(pid: Option<u32>, before: Option<Duration>) -> Option<f64> {
 
 /// A new message's body.
 pub(crate) fn send_body() -> Value {
-    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": CONTENT})
+    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": super::text::message()})
 }
 
 /// Posts `body` to `url` until it is acknowledged: `201`, or `200` when a
@@ -272,7 +270,7 @@ fn event(room: &str, seq: u64, id: Uuid, millis: i64) -> ChatEvent {
         sender_id: "writer0".into(),
         timestamp: Timestamp::from_millis(millis).expect("a time"),
         kind: EventKind::MessageSent {
-            content: CONTENT.into(),
+            content: super::text::message().into(),
         },
     }
 }

@@ -3,7 +3,10 @@
 //! durable (fsync) when it returns; the projection's writes are not synced
 //! on their own (the next commit of events syncs them; lost in a crash, they
 //! are caught up from the events). redb is synchronous, so each call runs on
-//! the blocking thread pool.
+//! the blocking thread pool. A room's events and views are stored one row
+//! each, then packed a block at a time ([`packed`]).
+
+mod packed;
 
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
@@ -12,6 +15,7 @@ use super::{
 use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
+use packed::BLOCK;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -40,6 +44,10 @@ const PROJECTED: TableDefinition<&str, u64> = TableDefinition::new("projected");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SNAP_CHUNKS: TableDefinition<(&str, u64, u64), &[u8]> =
     TableDefinition::new("snapshot_chunks");
+/// Events and message views of sealed blocks, packed (see [`packed`]).
+const EVENT_BLOCKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_event_blocks");
+const VIEW_BLOCKS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("chat_message_view_blocks");
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -67,32 +75,18 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store values always serialize")
 }
 
-/// The first byte of a snapshot chunk stored compressed (zstd); a chunk
-/// stored before that is plain JSON, which never starts with it.
-const ZSTD_CHUNK: u8 = 0x01;
-/// zstd's level for chunks: fast, and most of the gain on JSON.
-const ZSTD_LEVEL: i32 = 1;
-
 /// A snapshot chunk as stored: its JSON, compressed. A chunk repeats its
 /// field names 256 times; written at every snapshot of its span, chunks
 /// were a fifth of a room's bytes on disk.
 fn encode_chunk(ch: &SnapshotChunk) -> Vec<u8> {
-    let json = encode(ch);
-    let mut out = vec![ZSTD_CHUNK];
-    out.extend(zstd::bulk::compress(&json, ZSTD_LEVEL).expect("compressing into memory"));
-    out
+    packed::compress(&encode(ch))
 }
 
-/// Chunks hold at most 256 messages of at most 4,000 characters each.
-const MAX_CHUNK_JSON: usize = 8 << 20;
-
+/// A chunk stored compressed, or as plain JSON (before chunks were
+/// compressed; JSON never starts with the compressed values' tag).
 fn decode_chunk(bytes: &[u8]) -> Result<SnapshotChunk, StoreError> {
-    match bytes.split_first() {
-        Some((&ZSTD_CHUNK, packed)) => {
-            let json = zstd::bulk::decompress(packed, MAX_CHUNK_JSON)
-                .map_err(|e| StoreError::Corrupt(format!("a snapshot chunk: {e}")))?;
-            decode(&json)
-        }
+    match bytes.first() {
+        Some(&packed::ZSTD) => decode(&packed::decompress(bytes, "a snapshot chunk")?),
         _ => decode(bytes),
     }
 }
@@ -124,6 +118,8 @@ impl EmbeddedStore {
             tx.open_table(MARKERS).map_err(unavailable)?;
             tx.open_table(SNAP_HEADS).map_err(unavailable)?;
             tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+            tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
+            tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
             tx.open_table(ROOM_ORDER).map_err(unavailable)?;
             tx.open_table(ROOM_LIVE).map_err(unavailable)?;
             tx.open_table(SENDER_LIVE).map_err(unavailable)?;
@@ -170,8 +166,10 @@ impl EmbeddedStore {
         let tx = self.db.begin_read().map_err(unavailable)?;
         let mut out = vec![
             of(&tx, EVENTS)?,
+            of(&tx, EVENT_BLOCKS)?,
             of(&tx, EVENT_IDS)?,
             of(&tx, VIEWS)?,
+            of(&tx, VIEW_BLOCKS)?,
             of(&tx, SNAP_HEADS)?,
             of(&tx, SNAP_CHUNKS)?,
             of(&tx, ROOMS)?,
@@ -224,6 +222,7 @@ fn fill_checkpoints(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
 fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let rooms = tx.open_table(ROOMS).map_err(unavailable)?;
     let views = tx.open_table(VIEWS).map_err(unavailable)?;
+    let view_blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
     let markers = tx.open_table(MARKERS).map_err(unavailable)?;
     let mut order = tx.open_table(ROOM_ORDER).map_err(unavailable)?;
     let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
@@ -238,13 +237,10 @@ fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
             .map_err(unavailable)?;
         // (seq, sender) of every live message, in seq order.
         let mut live: Vec<(u64, CompactString)> = Vec::new();
-        for row in views
-            .range((room, 0)..=(room, u64::MAX))
-            .map_err(unavailable)?
-        {
-            let (k, v) = row.map_err(unavailable)?;
-            let m: Message = decode(v.value())?;
-            live.push((k.value().1, m.sender_id));
+        for row in packed::merged(&views, &view_blocks, room, 0, u64::MAX, true)? {
+            let (seq, v) = row?;
+            let m: Message = decode(&v)?;
+            live.push((seq, m.sender_id));
         }
         room_live
             .insert(room, live.len() as u64)
@@ -316,6 +312,14 @@ where
         None => return Err(StoreError::Corrupt("a count went below zero".into())),
     }
     Ok(())
+}
+
+/// The blocks of views to pack when a room's projection moves from `from`
+/// to `to`: a block is packed once the projection is a block past it, so
+/// that the newest messages, which edits and reactions change most, stay
+/// rows (a change in a packed block rewrites the block).
+fn views_to_seal(from: u64, to: u64) -> std::ops::Range<u64> {
+    packed::completed(from.saturating_sub(BLOCK), to.saturating_sub(BLOCK))
 }
 
 fn last_seq_in(
@@ -501,15 +505,11 @@ impl EventStore for EmbeddedStore {
             let tx = db.begin_read().map_err(unavailable)?;
             let last = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
             let t = tx.open_table(EVENTS).map_err(unavailable)?;
+            let blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
             let mut out = Vec::new();
-            if limit > 0 && after < u64::MAX {
-                for row in t
-                    .range((room.as_str(), after + 1)..=(room.as_str(), u64::MAX))
-                    .map_err(unavailable)?
-                    .take(limit)
-                {
-                    let (_, v) = row.map_err(unavailable)?;
-                    out.push(decode(v.value())?);
+            if limit > 0 && after < last {
+                for row in packed::merged(&t, &blocks, &room, after + 1, last, true)?.take(limit) {
+                    out.push(decode(&row?.1)?);
                 }
             }
             Ok((out, last))
@@ -530,9 +530,9 @@ impl EventStore for EmbeddedStore {
             };
             let seq = seq.value();
             let t = tx.open_table(EVENTS).map_err(unavailable)?;
-            t.get((room.as_str(), seq))
-                .map_err(unavailable)?
-                .map(|v| decode(v.value()))
+            let blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
+            packed::get(&t, &blocks, &room, seq)?
+                .map(|v| decode(&v))
                 .transpose()
         })
         .await
@@ -571,13 +571,12 @@ impl EventStore for EmbeddedStore {
             let tx = db.begin_read().map_err(unavailable)?;
             let last = last_seq_in(&tx.open_table(ROOMS).map_err(unavailable)?, &room)?;
             let t = tx.open_table(EVENTS).map_err(unavailable)?;
+            let blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
             // Timestamps never decrease within a room: binary search the seqs.
             let ts_of = |seq: u64| -> Result<Timestamp, StoreError> {
-                let v = t
-                    .get((room.as_str(), seq))
-                    .map_err(unavailable)?
+                let v = packed::get(&t, &blocks, &room, seq)?
                     .ok_or_else(|| StoreError::Corrupt(format!("missing event {seq}")))?;
-                Ok(decode::<ChatEvent>(v.value())?.timestamp)
+                Ok(decode::<ChatEvent>(&v)?.timestamp)
             };
             let (mut lo, mut hi) = (0u64, last); // answer in lo..=hi
             while lo < hi {
@@ -634,18 +633,34 @@ impl EventStore for EmbeddedStore {
                         .map_err(unavailable)?;
                 }
                 let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+                let mut blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
                 let mut ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+                // Events never change: a block is packed once it is full.
+                // The blocks this commit fills from their first seq are
+                // packed straight from it; the rows of others are.
+                let filled: HashMap<&str, std::ops::Range<u64>> = c
+                    .advances
+                    .iter()
+                    .map(|a| (a.room.as_str(), packed::filled(a.expected, a.last)))
+                    .collect();
+                let mut direct: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
                 for e in &c.events {
                     let room = e.room_id.as_str();
-                    let taken = events
-                        .insert((room, e.seq), e.to_json().as_bytes())
-                        .map_err(unavailable)?
-                        .is_some();
-                    if taken {
-                        return Err(StoreError::Conflict(format!(
-                            "room {room} has seq {}",
-                            e.seq
-                        )));
+                    let block = packed::block_of(e.seq);
+                    if filled.get(room).is_some_and(|f| f.contains(&block)) {
+                        let json = e.to_json().into_bytes();
+                        direct.entry((room, block)).or_default().push((e.seq, json));
+                    } else {
+                        let taken = events
+                            .insert((room, e.seq), e.to_json().as_bytes())
+                            .map_err(unavailable)?
+                            .is_some();
+                        if taken {
+                            return Err(StoreError::Conflict(format!(
+                                "room {room} has seq {}",
+                                e.seq
+                            )));
+                        }
                     }
                     let duplicate = ids
                         .insert((room, e.event_id.as_u128()), e.seq)
@@ -656,6 +671,27 @@ impl EventStore for EmbeddedStore {
                             "room {room} has event {}",
                             e.event_id
                         )));
+                    }
+                }
+                for ((room, block), mut rows) in direct {
+                    rows.sort_by_key(|(seq, _)| *seq);
+                    let packed = packed::pack(&rows);
+                    let taken = blocks
+                        .insert((room, block), packed.as_slice())
+                        .map_err(unavailable)?
+                        .is_some();
+                    if taken {
+                        return Err(StoreError::Conflict(format!(
+                            "room {room} has block {block}"
+                        )));
+                    }
+                }
+                for a in &c.advances {
+                    let filled = &filled[a.room.as_str()];
+                    for block in packed::completed(a.expected, a.last) {
+                        if !filled.contains(&block) {
+                            packed::seal(&mut events, &mut blocks, &a.room, block)?;
+                        }
                     }
                 }
             }
@@ -728,17 +764,13 @@ impl ProjectionStore for EmbeddedStore {
                 .map_err(unavailable)?
                 .map_or(0, |v| v.value());
             let t = tx.open_table(VIEWS).map_err(unavailable)?;
+            let blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
             let mut messages: Vec<Message> = Vec::new();
             let upper = before.unwrap_or(u64::MAX);
             if limit > 0 && upper > 0 {
-                for row in t
-                    .range((room.as_str(), 0)..(room.as_str(), upper))
-                    .map_err(unavailable)?
-                    .rev()
-                    .take(limit)
-                {
-                    let (_, v) = row.map_err(unavailable)?;
-                    messages.push(decode(v.value())?);
+                let newest = packed::merged(&t, &blocks, &room, 0, upper - 1, false)?;
+                for row in newest.take(limit) {
+                    messages.push(decode(&row?.1)?);
                 }
             }
             messages.reverse();
@@ -800,16 +832,20 @@ impl ProjectionStore for EmbeddedStore {
             };
             {
                 let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
+                let mut blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
                 for (room, change) in &c.views {
                     match change {
                         ViewChange::Put(m) => {
-                            views
-                                .insert((room.as_str(), m.seq), encode(m).as_slice())
-                                .map_err(unavailable)?;
+                            packed::put(&mut views, &mut blocks, room, m.seq, &encode(m))?
                         }
                         ViewChange::Delete(seq) => {
-                            views.remove((room.as_str(), *seq)).map_err(unavailable)?;
+                            packed::remove(&mut views, &mut blocks, room, *seq)?
                         }
+                    }
+                }
+                for r in &c.rooms {
+                    for block in views_to_seal(r.from, r.to) {
+                        packed::seal(&mut views, &mut blocks, &r.room, block)?;
                     }
                 }
                 let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
@@ -904,13 +940,18 @@ impl ProjectionStore for EmbeddedStore {
                 }
                 projected.insert(room, at).map_err(unavailable)?;
                 let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
-                views
-                    .retain_in((room, 0)..=(room, u64::MAX), |_, _| false)
-                    .map_err(unavailable)?;
+                let mut blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
+                for t in [&mut views, &mut blocks] {
+                    t.retain_in((room, 0)..=(room, u64::MAX), |_, _| false)
+                        .map_err(unavailable)?;
+                }
                 for m in &p.messages {
                     views
                         .insert((room, m.seq), encode(m).as_slice())
                         .map_err(unavailable)?;
+                }
+                for block in views_to_seal(0, at) {
+                    packed::seal(&mut views, &mut blocks, room, block)?;
                 }
                 let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
                 let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
@@ -1079,19 +1120,85 @@ mod tests {
             version: 900,
             messages: (769..=1024).map(|seq| message(seq, "alice")).collect(),
         };
-        let packed = encode_chunk(&chunk);
-        assert_eq!(packed[0], ZSTD_CHUNK);
+        let stored = encode_chunk(&chunk);
+        assert_eq!(stored[0], packed::ZSTD);
         assert!(
-            packed.len() * 4 < encode(&chunk).len(),
+            stored.len() * 4 < encode(&chunk).len(),
             "{} bytes",
-            packed.len()
+            stored.len()
         );
-        assert_eq!(decode_chunk(&packed).unwrap(), chunk);
+        assert_eq!(decode_chunk(&stored).unwrap(), chunk);
         assert_eq!(decode_chunk(&encode(&chunk)).unwrap(), chunk);
         assert!(matches!(
-            decode_chunk(&[ZSTD_CHUNK, 1, 2, 3]),
+            decode_chunk(&[packed::ZSTD, 1, 2, 3]),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    /// Blocks filled by one commit are packed from it, others from the
+    /// rows of several commits; the log reads back whole either way.
+    #[tokio::test]
+    async fn events_read_back_across_packed_blocks_and_rows() {
+        use super::super::SeqAdvance;
+        use domain::EventKind;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let event = |seq: u64| ChatEvent {
+            event_id: Uuid::from_u128(seq.into()),
+            room_id: "r".into(),
+            seq,
+            sender_id: "alice".into(),
+            timestamp: Timestamp::from_millis(seq as i64 * 10).unwrap(),
+            kind: EventKind::MessageSent {
+                content: format!("text {seq}").into(),
+            },
+        };
+        let mut at = 0;
+        // Commits of 100, 1 (x 30), 170 and 5 events.
+        let sizes: Vec<u64> = [100].into_iter().chain([1; 30]).chain([170, 5]).collect();
+        for n in sizes {
+            let commit = Commit {
+                new_rooms: if at == 0 {
+                    vec![RoomRecord {
+                        room_id: "r".into(),
+                        name: "R".into(),
+                        created_by: "alice".into(),
+                        created_at: Timestamp::from_millis(0).unwrap(),
+                        last_seq: 0,
+                    }]
+                } else {
+                    vec![]
+                },
+                events: (at + 1..=at + n).map(|s| Arc::new(event(s))).collect(),
+                advances: vec![SeqAdvance {
+                    room: "r".into(),
+                    expected: at,
+                    last: at + n,
+                }],
+            };
+            store.commit(commit).await.unwrap();
+            at += n;
+        }
+        let (all, last) = store.events("r", 0, 1000).await.unwrap();
+        assert_eq!(last, 305);
+        assert_eq!(all, (1..=305).map(event).collect::<Vec<_>>());
+        let (page, _) = store.events("r", 120, 7).await.unwrap();
+        assert_eq!(page, (121..=127).map(event).collect::<Vec<_>>());
+        for seq in [1, 64, 65, 130, 200, 305] {
+            let found = store.event_by_id("r", Uuid::from_u128(seq.into())).await;
+            assert_eq!(found.unwrap(), Some(event(seq)), "{seq}");
+        }
+        assert_eq!(
+            store
+                .seq_at_time("r", Timestamp::from_millis(1_505).unwrap())
+                .await
+                .unwrap(),
+            150
+        );
+        let tx = store.db.begin_read().unwrap();
+        use redb::ReadableTableMetadata;
+        assert_eq!(tx.open_table(EVENT_BLOCKS).unwrap().len().unwrap(), 4);
+        assert_eq!(tx.open_table(EVENTS).unwrap().len().unwrap(), 305 - 256);
     }
 
     /// A store written before the counts were kept gets them on open.

@@ -1,0 +1,452 @@
+//! Packed blocks: a room's event rows and message-view rows, `BLOCK` seqs at
+//! a time, moved into one zstd-compressed value once their block is done.
+//! One row per event left redb's leaves half full and repeated every field
+//! name; a packed block takes a fraction of those bytes on disk. The newest
+//! seqs stay one row each until their block is sealed, and readers see rows
+//! and blocks merged in seq order (a store written before blocks existed
+//! is all rows, and reads the same).
+
+use super::{unavailable, StoreError};
+use redb::{ReadableTable, Table};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::iter::Peekable;
+
+/// Seqs per block. Block `k` holds seqs `k * BLOCK + 1 ..= (k + 1) * BLOCK`.
+pub const BLOCK: u64 = 64;
+
+/// The first byte of a stored zstd frame (JSON never starts with it).
+pub const ZSTD: u8 = 0x01;
+/// zstd's level: fast, and most of the gain on JSON.
+const ZSTD_LEVEL: i32 = 1;
+/// No packed value holds more than this once decompressed (64 events of at
+/// most 4,000 characters each take under 2 MiB).
+const MAX_UNPACKED: u64 = 64 << 20;
+
+/// A table of rows keyed by (room, seq), or of blocks keyed by (room, block).
+pub type SeqTable<'txn> = Table<'txn, (&'static str, u64), &'static [u8]>;
+/// One row: its seq and its stored bytes.
+pub type Row = (u64, Vec<u8>);
+
+/// The block that holds `seq` (≥ 1).
+pub fn block_of(seq: u64) -> u64 {
+    seq.saturating_sub(1) / BLOCK
+}
+
+fn first_of(block: u64) -> u64 {
+    block * BLOCK + 1
+}
+
+fn last_of(block: u64) -> u64 {
+    (block + 1) * BLOCK
+}
+
+/// The blocks whose last seq is in `from + 1 ..= to`, when a log moves
+/// from `from` to `to`: the blocks completed by the move.
+pub fn completed(from: u64, to: u64) -> std::ops::Range<u64> {
+    from / BLOCK..(to / BLOCK).max(from / BLOCK)
+}
+
+thread_local! {
+    /// One compression context per thread, kept: creating one costs more
+    /// than compressing a block.
+    static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> = RefCell::new(
+        zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context"),
+    );
+    static DECOMPRESSOR: RefCell<zstd::bulk::Decompressor<'static>> =
+        RefCell::new(zstd::bulk::Decompressor::new().expect("a zstd context"));
+}
+
+/// The blocks wholly in `from + 1 ..= to`: those a log's move from `from`
+/// to `to` fills from their first seq to their last.
+pub fn filled(from: u64, to: u64) -> std::ops::Range<u64> {
+    from.div_ceil(BLOCK)..(to / BLOCK).max(from.div_ceil(BLOCK))
+}
+
+/// `bytes` compressed, behind the [`ZSTD`] tag.
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(bytes.len()));
+    out.push(ZSTD);
+    COMPRESSOR.with_borrow_mut(|c| {
+        out.extend(c.compress(bytes).expect("compressing into memory"));
+    });
+    out
+}
+
+/// What [`compress`] compressed; `what` names it in the error.
+pub fn decompress(packed: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let frame = match packed.split_first() {
+        Some((&ZSTD, frame)) => frame,
+        _ => return Err(corrupt(&"not a zstd value")),
+    };
+    // Frames written by `compress` state their size: allocate that much.
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= MAX_UNPACKED => size,
+        _ => return Err(corrupt(&"no size, or too large")),
+    };
+    DECOMPRESSOR.with_borrow_mut(|d| d.decompress(frame, size as usize).map_err(|e| corrupt(&e)))
+}
+
+/// Rows packed into one value: each row's seq (8 bytes), length (4 bytes)
+/// and bytes, compressed together.
+pub fn pack(rows: &[Row]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(rows.iter().map(|(_, v)| v.len() + 12).sum());
+    for (seq, v) in rows {
+        raw.extend_from_slice(&seq.to_le_bytes());
+        raw.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        raw.extend_from_slice(v);
+    }
+    compress(&raw)
+}
+
+/// The rows of a packed block, in seq order.
+pub fn unpack(packed: &[u8]) -> Result<Vec<Row>, StoreError> {
+    let raw = decompress(packed, "a packed block")?;
+    let short = || StoreError::Corrupt("a packed block is cut short".into());
+    let mut rows = Vec::new();
+    let mut rest = raw.as_slice();
+    while !rest.is_empty() {
+        let (seq, tail) = rest.split_first_chunk::<8>().ok_or_else(short)?;
+        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(short)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(short());
+        }
+        rows.push((u64::from_le_bytes(*seq), tail[..len].to_vec()));
+        rest = &tail[len..];
+    }
+    Ok(rows)
+}
+
+/// The stored bytes of `room`'s `seq`, from its row or its block.
+pub fn get(
+    rows: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    blocks: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    room: &str,
+    seq: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(v) = rows.get((room, seq)).map_err(unavailable)? {
+        return Ok(Some(v.value().to_vec()));
+    }
+    match blocks.get((room, block_of(seq))).map_err(unavailable)? {
+        Some(b) => Ok(unpack(b.value())?
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, v)| v)),
+        None => Ok(None),
+    }
+}
+
+/// Moves the rows of `room`'s `block` into one packed value (none if the
+/// block has no rows).
+pub fn seal(
+    rows: &mut SeqTable,
+    blocks: &mut SeqTable,
+    room: &str,
+    block: u64,
+) -> Result<(), StoreError> {
+    let range = (room, first_of(block))..=(room, last_of(block));
+    let mut taken: Vec<Row> = Vec::with_capacity(BLOCK as usize);
+    for row in rows.range(range).map_err(unavailable)? {
+        let (k, v) = row.map_err(unavailable)?;
+        taken.push((k.value().1, v.value().to_vec()));
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    // One by one: redb's `retain_in` takes twice as long for a block.
+    for (seq, _) in &taken {
+        rows.remove((room, *seq)).map_err(unavailable)?;
+    }
+    // A block sealed before holds no row of these: merge, rows winning.
+    if let Some(old) = blocks.remove((room, block)).map_err(unavailable)? {
+        let mut old = unpack(old.value())?;
+        old.retain(|(s, _)| !taken.iter().any(|(t, _)| t == s));
+        taken.extend(old);
+        taken.sort_by_key(|(s, _)| *s);
+    }
+    blocks
+        .insert((room, block), pack(&taken).as_slice())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Puts `room`'s row `seq` where it lives: into its block if that block is
+/// sealed, else as a row.
+pub fn put(
+    rows: &mut SeqTable,
+    blocks: &mut SeqTable,
+    room: &str,
+    seq: u64,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    let block = block_of(seq);
+    let packed = blocks
+        .get((room, block))
+        .map_err(unavailable)?
+        .map(|b| b.value().to_vec());
+    match packed {
+        None => {
+            rows.insert((room, seq), value).map_err(unavailable)?;
+        }
+        Some(packed) => {
+            let mut all = unpack(&packed)?;
+            match all.binary_search_by_key(&seq, |(s, _)| *s) {
+                Ok(i) => all[i].1 = value.to_vec(),
+                Err(i) => all.insert(i, (seq, value.to_vec())),
+            }
+            blocks
+                .insert((room, block), pack(&all).as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `room`'s row `seq`, from the rows or from its block.
+pub fn remove(
+    rows: &mut SeqTable,
+    blocks: &mut SeqTable,
+    room: &str,
+    seq: u64,
+) -> Result<(), StoreError> {
+    if rows.remove((room, seq)).map_err(unavailable)?.is_some() {
+        return Ok(());
+    }
+    let block = block_of(seq);
+    let packed = blocks
+        .get((room, block))
+        .map_err(unavailable)?
+        .map(|b| b.value().to_vec());
+    if let Some(packed) = packed {
+        let mut all = unpack(&packed)?;
+        all.retain(|(s, _)| *s != seq);
+        if all.is_empty() {
+            blocks.remove((room, block)).map_err(unavailable)?;
+        } else {
+            blocks
+                .insert((room, block), pack(&all).as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+type Rows<'a> = Box<dyn Iterator<Item = Result<Row, StoreError>> + 'a>;
+
+/// `room`'s rows with seqs in `lo..=hi`, rows and blocks merged, in seq
+/// order (`forward`) or its reverse.
+pub fn merged<'a>(
+    rows: &'a impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    blocks: &'a impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    room: &'a str,
+    lo: u64,
+    hi: u64,
+    forward: bool,
+) -> Result<Merged<'a>, StoreError> {
+    let owned = |row: Result<_, redb::StorageError>| -> Result<Row, StoreError> {
+        let (k, v): (redb::AccessGuard<(&str, u64)>, redb::AccessGuard<&[u8]>) =
+            row.map_err(unavailable)?;
+        Ok((k.value().1, v.value().to_vec()))
+    };
+    let (row_it, block_it): (Rows, Rows) = if lo > hi {
+        (Box::new(std::iter::empty()), Box::new(std::iter::empty()))
+    } else {
+        let r = rows.range((room, lo)..=(room, hi)).map_err(unavailable)?;
+        let b = (blocks.range((room, block_of(lo))..=(room, block_of(hi)))).map_err(unavailable)?;
+        if forward {
+            (Box::new(r.map(owned)), Box::new(b.map(owned)))
+        } else {
+            (Box::new(r.rev().map(owned)), Box::new(b.rev().map(owned)))
+        }
+    };
+    Ok(Merged {
+        rows: row_it.peekable(),
+        blocks: block_it.peekable(),
+        current: VecDeque::new(),
+        lo,
+        hi,
+        forward,
+    })
+}
+
+/// See [`merged`].
+pub struct Merged<'a> {
+    rows: Peekable<Rows<'a>>,
+    /// (block, its packed bytes).
+    blocks: Peekable<Rows<'a>>,
+    /// The rows of the block being read, in the order to give them.
+    current: VecDeque<Row>,
+    lo: u64,
+    hi: u64,
+    forward: bool,
+}
+
+impl Merged<'_> {
+    /// Whether `a` comes before `b` in this reading order.
+    fn before(&self, a: u64, b: u64) -> bool {
+        if self.forward {
+            a < b
+        } else {
+            a > b
+        }
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<Row, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let row_seq = match self.rows.peek() {
+                Some(Ok((seq, _))) => Some(*seq),
+                Some(Err(_)) => return self.rows.next(),
+                None => None,
+            };
+            if self.current.is_empty() {
+                let block = match self.blocks.peek() {
+                    Some(Ok((block, _))) => Some(*block),
+                    Some(Err(_)) => return self.blocks.next(),
+                    None => None,
+                };
+                if let Some(block) = block {
+                    let nearest = if self.forward {
+                        first_of(block)
+                    } else {
+                        last_of(block)
+                    };
+                    if row_seq.is_none_or(|r| self.before(nearest, r)) {
+                        let (_, packed) = self.blocks.next()?.ok()?;
+                        let mut rows = match unpack(&packed) {
+                            Ok(rows) => rows,
+                            Err(e) => return Some(Err(e)),
+                        };
+                        rows.retain(|(s, _)| (self.lo..=self.hi).contains(s));
+                        if !self.forward {
+                            rows.reverse();
+                        }
+                        self.current = rows.into();
+                        continue;
+                    }
+                }
+            }
+            let from_block = match (self.current.front(), row_seq) {
+                (Some((c, _)), Some(r)) => self.before(*c, r),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            return if from_block {
+                self.current.pop_front().map(Ok)
+            } else {
+                self.rows.next()
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{Database, ReadableTableMetadata, TableDefinition};
+
+    const ROWS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rows");
+    const BLOCKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("blocks");
+
+    fn read(db: &Database, room: &str, lo: u64, hi: u64, forward: bool) -> Vec<u64> {
+        let tx = db.begin_read().unwrap();
+        let (rows, blocks) = (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+        merged(&rows, &blocks, room, lo, hi, forward)
+            .unwrap()
+            .map(|r| {
+                let (seq, v) = r.unwrap();
+                assert_eq!(v, seq.to_string().into_bytes());
+                seq
+            })
+            .collect()
+    }
+
+    /// Rows, sealed blocks, and a store's older rows below its blocks all
+    /// read back merged, both ways, with puts and removes landing in blocks.
+    #[test]
+    fn rows_and_blocks_read_as_one_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let expected: Vec<u64> = (1..=300).filter(|s| s % 7 != 0).collect();
+        let tx = db.begin_write().unwrap();
+        {
+            let (mut rows, mut blocks) =
+                (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+            for room in ["a", "b"] {
+                for &s in &expected {
+                    rows.insert((room, s), s.to_string().as_bytes()).unwrap();
+                }
+            }
+            // Room "a": blocks 1 and 2 sealed, block 0 left as rows (as a
+            // store from before blocks), blocks 3 and 4 still filling.
+            for block in completed(64, 200) {
+                seal(&mut rows, &mut blocks, "a", block).unwrap();
+            }
+            assert_eq!(completed(64, 200), 1..3);
+            assert_eq!(completed(0, 63), 0..0);
+            assert_eq!(filled(64, 200), 1..3);
+            assert_eq!(filled(65, 200), 2..3);
+            assert_eq!(filled(0, 130), 0..2);
+            assert_eq!(filled(70, 100), 2..2);
+            assert_eq!(blocks.len().unwrap(), 2);
+        }
+        tx.commit().unwrap();
+        for (lo, hi) in [(1, 300), (60, 140), (130, 130), (129, 192), (5, 4)] {
+            let want: Vec<u64> = expected
+                .iter()
+                .copied()
+                .filter(|s| (lo..=hi).contains(s))
+                .collect();
+            assert_eq!(read(&db, "a", lo, hi, true), want, "{lo}..={hi}");
+            let mut rev = want.clone();
+            rev.reverse();
+            assert_eq!(read(&db, "a", lo, hi, false), rev, "{lo}..={hi} reversed");
+            assert_eq!(read(&db, "b", lo, hi, true), want, "room b");
+        }
+        let tx = db.begin_write().unwrap();
+        {
+            let (mut rows, mut blocks) =
+                (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+            put(&mut rows, &mut blocks, "a", 70, b"70").unwrap();
+            put(&mut rows, &mut blocks, "a", 140, b"140").unwrap();
+            remove(&mut rows, &mut blocks, "a", 65).unwrap();
+            remove(&mut rows, &mut blocks, "a", 250).unwrap();
+            assert!(rows.get(("a", 140)).unwrap().is_none(), "into its block");
+            assert_eq!(
+                get(&rows, &blocks, "a", 140).unwrap(),
+                Some(b"140".to_vec())
+            );
+            assert_eq!(get(&rows, &blocks, "a", 65).unwrap(), None);
+        }
+        tx.commit().unwrap();
+        let mut want: Vec<u64> = expected
+            .iter()
+            .copied()
+            .filter(|s| *s != 65 && *s != 250)
+            .chain([70, 140])
+            .collect();
+        want.sort();
+        assert_eq!(read(&db, "a", 1, 300, true), want);
+    }
+
+    #[test]
+    fn bad_packed_values_are_corrupt_not_panics() {
+        for bad in [&b""[..], b"{}", &[ZSTD, 1, 2, 3]] {
+            assert!(matches!(unpack(bad), Err(StoreError::Corrupt(_))));
+        }
+        let cut = {
+            let mut raw = 7u64.to_le_bytes().to_vec();
+            raw.extend(100u32.to_le_bytes());
+            raw.extend(b"short");
+            compress(&raw)
+        };
+        assert!(matches!(unpack(&cut), Err(StoreError::Corrupt(_))));
+        let rows = vec![(3, b"x".to_vec()), (9, vec![])];
+        assert_eq!(unpack(&pack(&rows)).unwrap(), rows);
+    }
+}
