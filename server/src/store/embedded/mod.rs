@@ -3,8 +3,8 @@
 //! durable (fsync) when it returns; the projection's writes are not synced
 //! on their own (the next commit of events syncs them; lost in a crash, they
 //! are caught up from the events). redb is synchronous, so each call runs on
-//! the blocking thread pool. A room's events and views are stored one row
-//! each, then packed a block at a time ([`packed`]).
+//! the blocking thread pool. A room's events and views are packed 64 seqs
+//! at a time ([`packed`]); the newest are one row each until then.
 
 mod packed;
 
@@ -237,7 +237,7 @@ fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
             .map_err(unavailable)?;
         // (seq, sender) of every live message, in seq order.
         let mut live: Vec<(u64, CompactString)> = Vec::new();
-        for row in packed::merged(&views, &view_blocks, room, 0, u64::MAX, true)? {
+        for row in packed::merged(&views, &view_blocks, room, 1, u64::MAX, true)? {
             let (seq, v) = row?;
             let m: Message = decode(&v)?;
             live.push((seq, m.sender_id));
@@ -319,7 +319,7 @@ where
 /// that the newest messages, which edits and reactions change most, stay
 /// rows (a change in a packed block rewrites the block).
 fn views_to_seal(from: u64, to: u64) -> std::ops::Range<u64> {
-    packed::completed(from.saturating_sub(BLOCK), to.saturating_sub(BLOCK))
+    packed::ending_in(from.saturating_sub(BLOCK), to.saturating_sub(BLOCK))
 }
 
 fn last_seq_in(
@@ -636,12 +636,12 @@ impl EventStore for EmbeddedStore {
                 let mut blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
                 let mut ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
                 // Events never change: a block is packed once it is full.
-                // The blocks this commit fills from their first seq are
-                // packed straight from it; the rows of others are.
+                // A block this commit holds whole is packed straight from
+                // it (never written as rows); others from their rows.
                 let filled: HashMap<&str, std::ops::Range<u64>> = c
                     .advances
                     .iter()
-                    .map(|a| (a.room.as_str(), packed::filled(a.expected, a.last)))
+                    .map(|a| (a.room.as_str(), packed::wholly_in(a.expected, a.last)))
                     .collect();
                 let mut direct: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
                 for e in &c.events {
@@ -675,7 +675,21 @@ impl EventStore for EmbeddedStore {
                 }
                 for ((room, block), mut rows) in direct {
                     rows.sort_by_key(|(seq, _)| *seq);
-                    let packed = packed::pack(&rows);
+                    let first = block * BLOCK + 1;
+                    let whole = rows.len() as u64 == BLOCK
+                        && rows
+                            .iter()
+                            .zip(first..)
+                            .all(|((seq, _), want)| *seq == want);
+                    if !whole {
+                        return Err(StoreError::Corrupt(format!(
+                            "a commit's events of room {room} do not fill block {block}"
+                        )));
+                    }
+                    // Events are at most 4,000 characters: 64 always pack.
+                    let packed = packed::pack(&rows).ok_or_else(|| {
+                        StoreError::Corrupt(format!("block {block} of room {room} is too big"))
+                    })?;
                     let taken = blocks
                         .insert((room, block), packed.as_slice())
                         .map_err(unavailable)?
@@ -688,7 +702,7 @@ impl EventStore for EmbeddedStore {
                 }
                 for a in &c.advances {
                     let filled = &filled[a.room.as_str()];
-                    for block in packed::completed(a.expected, a.last) {
+                    for block in packed::ending_in(a.expected, a.last) {
                         if !filled.contains(&block) {
                             packed::seal(&mut events, &mut blocks, &a.room, block)?;
                         }
@@ -768,7 +782,7 @@ impl ProjectionStore for EmbeddedStore {
             let mut messages: Vec<Message> = Vec::new();
             let upper = before.unwrap_or(u64::MAX);
             if limit > 0 && upper > 0 {
-                let newest = packed::merged(&t, &blocks, &room, 0, upper - 1, false)?;
+                let newest = packed::merged(&t, &blocks, &room, 1, upper - 1, false)?;
                 for row in newest.take(limit) {
                     messages.push(decode(&row?.1)?);
                 }
@@ -1143,9 +1157,9 @@ mod tests {
         use domain::EventKind;
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let event = |seq: u64| ChatEvent {
+        let event_in = |room: &str, seq: u64| ChatEvent {
             event_id: Uuid::from_u128(seq.into()),
-            room_id: "r".into(),
+            room_id: room.into(),
             seq,
             sender_id: "alice".into(),
             timestamp: Timestamp::from_millis(seq as i64 * 10).unwrap(),
@@ -1153,22 +1167,20 @@ mod tests {
                 content: format!("text {seq}").into(),
             },
         };
+        let event = |seq: u64| event_in("r", seq);
+        let new_room = |room: &str| RoomRecord {
+            room_id: room.into(),
+            name: "R".into(),
+            created_by: "alice".into(),
+            created_at: Timestamp::from_millis(0).unwrap(),
+            last_seq: 0,
+        };
         let mut at = 0;
         // Commits of 100, 1 (x 30), 170 and 5 events.
         let sizes: Vec<u64> = [100].into_iter().chain([1; 30]).chain([170, 5]).collect();
         for n in sizes {
             let commit = Commit {
-                new_rooms: if at == 0 {
-                    vec![RoomRecord {
-                        room_id: "r".into(),
-                        name: "R".into(),
-                        created_by: "alice".into(),
-                        created_at: Timestamp::from_millis(0).unwrap(),
-                        last_seq: 0,
-                    }]
-                } else {
-                    vec![]
-                },
+                new_rooms: if at == 0 { vec![new_room("r")] } else { vec![] },
                 events: (at + 1..=at + n).map(|s| Arc::new(event(s))).collect(),
                 advances: vec![SeqAdvance {
                     room: "r".into(),
@@ -1179,6 +1191,21 @@ mod tests {
             store.commit(commit).await.unwrap();
             at += n;
         }
+        // A commit that moves a room from where it no longer is writes
+        // nothing, though it would fill a block of its own.
+        let stale = Commit {
+            new_rooms: vec![],
+            events: (257..=320).map(|s| Arc::new(event(s))).collect(),
+            advances: vec![SeqAdvance {
+                room: "r".into(),
+                expected: 256,
+                last: 320,
+            }],
+        };
+        assert!(matches!(
+            store.commit(stale).await,
+            Err(StoreError::Conflict(_))
+        ));
         let (all, last) = store.events("r", 0, 1000).await.unwrap();
         assert_eq!(last, 305);
         assert_eq!(all, (1..=305).map(event).collect::<Vec<_>>());
@@ -1195,10 +1222,38 @@ mod tests {
                 .unwrap(),
             150
         );
+        // One commit over two rooms, one of them new.
+        let both = Commit {
+            new_rooms: vec![new_room("s")],
+            events: (306..=400)
+                .map(|s| Arc::new(event(s)))
+                .chain((1..=70).map(|s| Arc::new(event_in("s", s))))
+                .collect(),
+            advances: vec![
+                SeqAdvance {
+                    room: "r".into(),
+                    expected: 305,
+                    last: 400,
+                },
+                SeqAdvance {
+                    room: "s".into(),
+                    expected: 0,
+                    last: 70,
+                },
+            ],
+        };
+        store.commit(both).await.unwrap();
+        let (all, _) = store.events("r", 0, 1000).await.unwrap();
+        assert_eq!(all, (1..=400).map(event).collect::<Vec<_>>());
+        let (all, _) = store.events("s", 0, 1000).await.unwrap();
+        assert_eq!(all, (1..=70).map(|s| event_in("s", s)).collect::<Vec<_>>());
         let tx = store.db.begin_read().unwrap();
         use redb::ReadableTableMetadata;
-        assert_eq!(tx.open_table(EVENT_BLOCKS).unwrap().len().unwrap(), 4);
-        assert_eq!(tx.open_table(EVENTS).unwrap().len().unwrap(), 305 - 256);
+        assert_eq!(tx.open_table(EVENT_BLOCKS).unwrap().len().unwrap(), 6 + 1);
+        assert_eq!(
+            tx.open_table(EVENTS).unwrap().len().unwrap(),
+            (400 - 384) + (70 - 64)
+        );
     }
 
     /// A store written before the counts were kept gets them on open.

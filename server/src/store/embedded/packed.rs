@@ -1,10 +1,10 @@
-//! Packed blocks: a room's event rows and message-view rows, `BLOCK` seqs at
-//! a time, moved into one zstd-compressed value once their block is done.
-//! One row per event left redb's leaves half full and repeated every field
-//! name; a packed block takes a fraction of those bytes on disk. The newest
-//! seqs stay one row each until their block is sealed, and readers see rows
-//! and blocks merged in seq order (a store written before blocks existed
-//! is all rows, and reads the same).
+//! Packed blocks: a room's events and message views, `BLOCK` seqs at a
+//! time, in one zstd-compressed value once their block is done. One row per
+//! event left redb's leaves half full and repeated every field name; a
+//! packed block takes a fraction of those bytes on disk. The newest seqs
+//! are one row each until their block is sealed, and readers see rows and
+//! blocks merged in seq order (a store written before blocks existed is all
+//! rows, and reads the same). `BLOCK` is part of the format on disk.
 
 use super::{unavailable, StoreError};
 use redb::{ReadableTable, Table};
@@ -15,18 +15,23 @@ use std::iter::Peekable;
 /// Seqs per block. Block `k` holds seqs `k * BLOCK + 1 ..= (k + 1) * BLOCK`.
 pub const BLOCK: u64 = 64;
 
-/// The first byte of a stored zstd frame (JSON never starts with it).
+/// The tag byte stored before a zstd frame (JSON never starts with it).
 pub const ZSTD: u8 = 0x01;
 /// zstd's level: fast, and most of the gain on JSON.
 const ZSTD_LEVEL: i32 = 1;
-/// No packed value holds more than this once decompressed (64 events of at
-/// most 4,000 characters each take under 2 MiB).
+/// No compressed value holds more than this once decompressed.
 const MAX_UNPACKED: u64 = 64 << 20;
+/// A block is packed only up to this size before compression; a bigger one
+/// (views with very many reactions) stays rows. 64 events of at most 4,000
+/// characters each take under 2 MiB.
+const MAX_BLOCK: usize = 4 << 20;
 
 /// A table of rows keyed by (room, seq), or of blocks keyed by (room, block).
 pub type SeqTable<'txn> = Table<'txn, (&'static str, u64), &'static [u8]>;
 /// One row: its seq and its stored bytes.
 pub type Row = (u64, Vec<u8>);
+/// One stored block: its number and its packed bytes.
+type Block = (u64, Vec<u8>);
 
 /// The block that holds `seq` (≥ 1).
 pub fn block_of(seq: u64) -> u64 {
@@ -34,17 +39,23 @@ pub fn block_of(seq: u64) -> u64 {
 }
 
 fn first_of(block: u64) -> u64 {
-    block * BLOCK + 1
+    block.saturating_mul(BLOCK).saturating_add(1)
 }
 
 fn last_of(block: u64) -> u64 {
-    (block + 1) * BLOCK
+    block.saturating_add(1).saturating_mul(BLOCK)
 }
 
-/// The blocks whose last seq is in `from + 1 ..= to`, when a log moves
-/// from `from` to `to`: the blocks completed by the move.
-pub fn completed(from: u64, to: u64) -> std::ops::Range<u64> {
+/// The blocks whose last seq is in `from + 1 ..= to`: those a log's move
+/// from `from` to `to` completes.
+pub fn ending_in(from: u64, to: u64) -> std::ops::Range<u64> {
     from / BLOCK..(to / BLOCK).max(from / BLOCK)
+}
+
+/// The blocks wholly in `from + 1 ..= to`: those a log's move from `from`
+/// to `to` fills from their first seq to their last.
+pub fn wholly_in(from: u64, to: u64) -> std::ops::Range<u64> {
+    from.div_ceil(BLOCK)..(to / BLOCK).max(from.div_ceil(BLOCK))
 }
 
 thread_local! {
@@ -55,12 +66,6 @@ thread_local! {
     );
     static DECOMPRESSOR: RefCell<zstd::bulk::Decompressor<'static>> =
         RefCell::new(zstd::bulk::Decompressor::new().expect("a zstd context"));
-}
-
-/// The blocks wholly in `from + 1 ..= to`: those a log's move from `from`
-/// to `to` fills from their first seq to their last.
-pub fn filled(from: u64, to: u64) -> std::ops::Range<u64> {
-    from.div_ceil(BLOCK)..(to / BLOCK).max(from.div_ceil(BLOCK))
 }
 
 /// `bytes` compressed, behind the [`ZSTD`] tag.
@@ -88,35 +93,75 @@ pub fn decompress(packed: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
     DECOMPRESSOR.with_borrow_mut(|d| d.decompress(frame, size as usize).map_err(|e| corrupt(&e)))
 }
 
-/// Rows packed into one value: each row's seq (8 bytes), length (4 bytes)
-/// and bytes, compressed together.
-pub fn pack(rows: &[Row]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(rows.iter().map(|(_, v)| v.len() + 12).sum());
+/// Rows (in seq order) packed into one value: each row's seq (8 bytes),
+/// length (4 bytes) and bytes, compressed together; `None` if that is more
+/// than [`MAX_BLOCK`] before compression.
+pub fn pack(rows: &[Row]) -> Option<Vec<u8>> {
+    let size: usize = rows.iter().map(|(_, v)| v.len() + 12).sum();
+    if size > MAX_BLOCK {
+        return None;
+    }
+    let mut raw = Vec::with_capacity(size);
     for (seq, v) in rows {
         raw.extend_from_slice(&seq.to_le_bytes());
         raw.extend_from_slice(&(v.len() as u32).to_le_bytes());
         raw.extend_from_slice(v);
     }
-    compress(&raw)
+    Some(compress(&raw))
 }
 
-/// The rows of a packed block, in seq order.
-pub fn unpack(packed: &[u8]) -> Result<Vec<Row>, StoreError> {
+/// The rows of `block`, packed: in seq order, each in the block's range
+/// (else the block is corrupt).
+pub fn unpack(block: u64, packed: &[u8]) -> Result<Vec<Row>, StoreError> {
     let raw = decompress(packed, "a packed block")?;
-    let short = || StoreError::Corrupt("a packed block is cut short".into());
-    let mut rows = Vec::new();
+    let corrupt = |why: &str| StoreError::Corrupt(format!("packed block {block}: {why}"));
+    let mut rows: Vec<Row> = Vec::new();
     let mut rest = raw.as_slice();
     while !rest.is_empty() {
-        let (seq, tail) = rest.split_first_chunk::<8>().ok_or_else(short)?;
-        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(short)?;
-        let len = u32::from_le_bytes(*len) as usize;
+        let cut = || corrupt("cut short");
+        let (seq, tail) = rest.split_first_chunk::<8>().ok_or_else(cut)?;
+        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(cut)?;
+        let (seq, len) = (u64::from_le_bytes(*seq), u32::from_le_bytes(*len) as usize);
         if tail.len() < len {
-            return Err(short());
+            return Err(cut());
         }
-        rows.push((u64::from_le_bytes(*seq), tail[..len].to_vec()));
+        let in_order = rows.last().is_none_or(|(last, _)| *last < seq);
+        if !in_order || block_of(seq) != block || seq == 0 {
+            return Err(corrupt("a seq out of order or out of range"));
+        }
+        rows.push((seq, tail[..len].to_vec()));
         rest = &tail[len..];
     }
     Ok(rows)
+}
+
+/// Stores `all`, the rows of `room`'s `block`, packed; as rows if they are
+/// too big to pack, and nothing if there are none.
+fn store_block(
+    rows: &mut SeqTable,
+    blocks: &mut SeqTable,
+    room: &str,
+    block: u64,
+    all: &[Row],
+) -> Result<(), StoreError> {
+    match pack(all) {
+        _ if all.is_empty() => {
+            blocks.remove((room, block)).map_err(unavailable)?;
+        }
+        Some(packed) => {
+            blocks
+                .insert((room, block), packed.as_slice())
+                .map_err(unavailable)?;
+        }
+        None => {
+            blocks.remove((room, block)).map_err(unavailable)?;
+            for (seq, v) in all {
+                rows.insert((room, *seq), v.as_slice())
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The stored bytes of `room`'s `seq`, from its row or its block.
@@ -129,8 +174,9 @@ pub fn get(
     if let Some(v) = rows.get((room, seq)).map_err(unavailable)? {
         return Ok(Some(v.value().to_vec()));
     }
-    match blocks.get((room, block_of(seq))).map_err(unavailable)? {
-        Some(b) => Ok(unpack(b.value())?
+    let block = block_of(seq);
+    match blocks.get((room, block)).map_err(unavailable)? {
+        Some(b) => Ok(unpack(block, b.value())?
             .into_iter()
             .find(|(s, _)| *s == seq)
             .map(|(_, v)| v)),
@@ -138,8 +184,7 @@ pub fn get(
     }
 }
 
-/// Moves the rows of `room`'s `block` into one packed value (none if the
-/// block has no rows).
+/// Moves the rows of `room`'s `block` into its packed value.
 pub fn seal(
     rows: &mut SeqTable,
     blocks: &mut SeqTable,
@@ -159,21 +204,27 @@ pub fn seal(
     for (seq, _) in &taken {
         rows.remove((room, *seq)).map_err(unavailable)?;
     }
-    // A block sealed before holds no row of these: merge, rows winning.
-    if let Some(old) = blocks.remove((room, block)).map_err(unavailable)? {
-        let mut old = unpack(old.value())?;
+    // Rows and a block of the same seqs do not happen; if they did, the
+    // rows, written last, would win.
+    if let Some(old) = blocks.get((room, block)).map_err(unavailable)? {
+        let mut old = unpack(block, old.value())?;
         old.retain(|(s, _)| !taken.iter().any(|(t, _)| t == s));
         taken.extend(old);
         taken.sort_by_key(|(s, _)| *s);
     }
-    blocks
-        .insert((room, block), pack(&taken).as_slice())
-        .map_err(unavailable)?;
-    Ok(())
+    store_block(rows, blocks, room, block, &taken)
+}
+
+/// `room`'s `block` unpacked, if it is packed.
+fn unpacked(blocks: &SeqTable, room: &str, block: u64) -> Result<Option<Vec<Row>>, StoreError> {
+    match blocks.get((room, block)).map_err(unavailable)? {
+        Some(packed) => Ok(Some(unpack(block, packed.value())?)),
+        None => Ok(None),
+    }
 }
 
 /// Puts `room`'s row `seq` where it lives: into its block if that block is
-/// sealed, else as a row.
+/// packed (which rewrites the block), else as a row.
 pub fn put(
     rows: &mut SeqTable,
     blocks: &mut SeqTable,
@@ -182,26 +233,19 @@ pub fn put(
     value: &[u8],
 ) -> Result<(), StoreError> {
     let block = block_of(seq);
-    let packed = blocks
-        .get((room, block))
-        .map_err(unavailable)?
-        .map(|b| b.value().to_vec());
-    match packed {
+    match unpacked(blocks, room, block)? {
         None => {
             rows.insert((room, seq), value).map_err(unavailable)?;
+            Ok(())
         }
-        Some(packed) => {
-            let mut all = unpack(&packed)?;
+        Some(mut all) => {
             match all.binary_search_by_key(&seq, |(s, _)| *s) {
                 Ok(i) => all[i].1 = value.to_vec(),
                 Err(i) => all.insert(i, (seq, value.to_vec())),
             }
-            blocks
-                .insert((room, block), pack(&all).as_slice())
-                .map_err(unavailable)?;
+            store_block(rows, blocks, room, block, &all)
         }
     }
-    Ok(())
 }
 
 /// Removes `room`'s row `seq`, from the rows or from its block.
@@ -215,25 +259,15 @@ pub fn remove(
         return Ok(());
     }
     let block = block_of(seq);
-    let packed = blocks
-        .get((room, block))
-        .map_err(unavailable)?
-        .map(|b| b.value().to_vec());
-    if let Some(packed) = packed {
-        let mut all = unpack(&packed)?;
+    if let Some(mut all) = unpacked(blocks, room, block)? {
         all.retain(|(s, _)| *s != seq);
-        if all.is_empty() {
-            blocks.remove((room, block)).map_err(unavailable)?;
-        } else {
-            blocks
-                .insert((room, block), pack(&all).as_slice())
-                .map_err(unavailable)?;
-        }
+        store_block(rows, blocks, room, block, &all)?;
     }
     Ok(())
 }
 
 type Rows<'a> = Box<dyn Iterator<Item = Result<Row, StoreError>> + 'a>;
+type Blocks<'a> = Box<dyn Iterator<Item = Result<Block, StoreError>> + 'a>;
 
 /// `room`'s rows with seqs in `lo..=hi`, rows and blocks merged, in seq
 /// order (`forward`) or its reverse.
@@ -250,7 +284,7 @@ pub fn merged<'a>(
             row.map_err(unavailable)?;
         Ok((k.value().1, v.value().to_vec()))
     };
-    let (row_it, block_it): (Rows, Rows) = if lo > hi {
+    let (row_it, block_it): (Rows, Blocks) = if lo > hi {
         (Box::new(std::iter::empty()), Box::new(std::iter::empty()))
     } else {
         let r = rows.range((room, lo)..=(room, hi)).map_err(unavailable)?;
@@ -274,8 +308,7 @@ pub fn merged<'a>(
 /// See [`merged`].
 pub struct Merged<'a> {
     rows: Peekable<Rows<'a>>,
-    /// (block, its packed bytes).
-    blocks: Peekable<Rows<'a>>,
+    blocks: Peekable<Blocks<'a>>,
     /// The rows of the block being read, in the order to give them.
     current: VecDeque<Row>,
     lo: u64,
@@ -317,8 +350,8 @@ impl Iterator for Merged<'_> {
                         last_of(block)
                     };
                     if row_seq.is_none_or(|r| self.before(nearest, r)) {
-                        let (_, packed) = self.blocks.next()?.ok()?;
-                        let mut rows = match unpack(&packed) {
+                        let (block, packed) = self.blocks.next()?.ok()?;
+                        let mut rows = match unpack(block, &packed) {
                             Ok(rows) => rows,
                             Err(e) => return Some(Err(e)),
                         };
@@ -332,6 +365,11 @@ impl Iterator for Merged<'_> {
                 }
             }
             let from_block = match (self.current.front(), row_seq) {
+                (Some((c, _)), Some(r)) if *c == r => {
+                    // Never written so; if it were, the row wins.
+                    self.current.pop_front();
+                    false
+                }
                 (Some((c, _)), Some(r)) => self.before(*c, r),
                 (Some(_), None) => true,
                 (None, _) => false,
@@ -384,19 +422,26 @@ mod tests {
             }
             // Room "a": blocks 1 and 2 sealed, block 0 left as rows (as a
             // store from before blocks), blocks 3 and 4 still filling.
-            for block in completed(64, 200) {
+            for block in ending_in(64, 200) {
                 seal(&mut rows, &mut blocks, "a", block).unwrap();
             }
-            assert_eq!(completed(64, 200), 1..3);
-            assert_eq!(completed(0, 63), 0..0);
-            assert_eq!(filled(64, 200), 1..3);
-            assert_eq!(filled(65, 200), 2..3);
-            assert_eq!(filled(0, 130), 0..2);
-            assert_eq!(filled(70, 100), 2..2);
+            assert_eq!(ending_in(64, 200), 1..3);
+            assert_eq!(ending_in(0, 63), 0..0);
+            assert_eq!(wholly_in(64, 200), 1..3);
+            assert_eq!(wholly_in(65, 200), 2..3);
+            assert_eq!(wholly_in(0, 130), 0..2);
+            assert_eq!(wholly_in(70, 100), 2..2);
             assert_eq!(blocks.len().unwrap(), 2);
         }
         tx.commit().unwrap();
-        for (lo, hi) in [(1, 300), (60, 140), (130, 130), (129, 192), (5, 4)] {
+        for (lo, hi) in [
+            (1, 300),
+            (0, u64::MAX),
+            (60, 140),
+            (130, 130),
+            (129, 192),
+            (5, 4),
+        ] {
             let want: Vec<u64> = expected
                 .iter()
                 .copied()
@@ -437,16 +482,58 @@ mod tests {
     #[test]
     fn bad_packed_values_are_corrupt_not_panics() {
         for bad in [&b""[..], b"{}", &[ZSTD, 1, 2, 3]] {
-            assert!(matches!(unpack(bad), Err(StoreError::Corrupt(_))));
+            assert!(matches!(unpack(0, bad), Err(StoreError::Corrupt(_))));
         }
-        let cut = {
-            let mut raw = 7u64.to_le_bytes().to_vec();
-            raw.extend(100u32.to_le_bytes());
-            raw.extend(b"short");
+        let raw = |rows: &[(u64, u32, &[u8])]| {
+            let mut raw = Vec::new();
+            for (seq, len, v) in rows {
+                raw.extend(seq.to_le_bytes());
+                raw.extend(len.to_le_bytes());
+                raw.extend(*v);
+            }
             compress(&raw)
         };
-        assert!(matches!(unpack(&cut), Err(StoreError::Corrupt(_))));
+        for (block, bad) in [
+            (0, raw(&[(7, 100, b"short")])),
+            (0, raw(&[(9, 1, b"x"), (3, 1, b"y")])),
+            (1, raw(&[(3, 1, b"x")])),
+            (0, raw(&[(0, 1, b"x")])),
+        ] {
+            assert!(matches!(unpack(block, &bad), Err(StoreError::Corrupt(_))));
+        }
         let rows = vec![(3, b"x".to_vec()), (9, vec![])];
-        assert_eq!(unpack(&pack(&rows)).unwrap(), rows);
+        assert_eq!(unpack(0, &pack(&rows).unwrap()).unwrap(), rows);
+        assert_eq!(pack(&[(1, vec![0; MAX_BLOCK])]), None);
+    }
+
+    /// A block that a change would grow past `MAX_BLOCK` goes back to
+    /// rows, and reads the same.
+    #[test]
+    fn an_oversized_block_goes_back_to_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let big = vec![b'a'; MAX_BLOCK];
+        let tx = db.begin_write().unwrap();
+        {
+            let (mut rows, mut blocks) =
+                (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+            for seq in 1..=64u64 {
+                rows.insert(("a", seq), seq.to_string().as_bytes()).unwrap();
+            }
+            seal(&mut rows, &mut blocks, "a", 0).unwrap();
+            assert_eq!((rows.len().unwrap(), blocks.len().unwrap()), (0, 1));
+            put(&mut rows, &mut blocks, "a", 5, &big).unwrap();
+            assert_eq!((rows.len().unwrap(), blocks.len().unwrap()), (64, 0));
+        }
+        tx.commit().unwrap();
+        let tx = db.begin_read().unwrap();
+        let (rows, blocks) = (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+        let all: Vec<Row> = merged(&rows, &blocks, "a", 1, 64, true)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(all.len(), 64);
+        assert_eq!(all[4], (5, big));
+        assert_eq!(all[5], (6, b"6".to_vec()));
     }
 }
