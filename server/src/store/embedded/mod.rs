@@ -6,6 +6,7 @@
 //! the blocking thread pool. A room's events and views are packed 64 seqs
 //! at a time ([`packed`]); the newest are one row each until then.
 
+mod ids;
 mod packed;
 
 use super::{
@@ -15,9 +16,10 @@ use super::{
 use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
+use ids::{Ids, EVENT_IDS, STAGED_IDS};
 use packed::BLOCK;
 use redb::{Database, ReadableTable, TableDefinition};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -26,7 +28,6 @@ const USERS: TableDefinition<&str, &str> = TableDefinition::new("users");
 const SESSIONS: TableDefinition<&str, (&str, i64)> = TableDefinition::new("sessions");
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_events");
-const EVENT_IDS: TableDefinition<(&str, u128), u64> = TableDefinition::new("chat_event_ids");
 const VIEWS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chat_message_views");
 const MARKERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("read_markers");
 const SNAP_HEADS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("snapshot_heads");
@@ -51,6 +52,8 @@ const VIEW_BLOCKS: TableDefinition<(&str, u64), &[u8]> =
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The eventIds staged for the index (see [`ids`]).
+    ids: Arc<Ids>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -114,6 +117,9 @@ impl EmbeddedStore {
             tx.open_table(ROOMS).map_err(unavailable)?;
             tx.open_table(EVENTS).map_err(unavailable)?;
             tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            for t in STAGED_IDS {
+                tx.open_table(t).map_err(unavailable)?;
+            }
             tx.open_table(VIEWS).map_err(unavailable)?;
             tx.open_table(MARKERS).map_err(unavailable)?;
             tx.open_table(SNAP_HEADS).map_err(unavailable)?;
@@ -138,8 +144,17 @@ impl EmbeddedStore {
                 meta.insert("projected", 1).map_err(unavailable)?;
             }
         }
+        let filling = {
+            let meta = tx.open_table(META).map_err(unavailable)?;
+            let filling = meta.get(ids::FILLING).map_err(unavailable)?;
+            filling.map_or(0, |v| v.value().min(1) as usize)
+        };
         tx.commit().map_err(unavailable)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let ids = Arc::new(Ids::load(&db, filling)?);
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            ids,
+        })
     }
 
     /// Where the data file's bytes go, for `examples/store_sizes.rs`: per
@@ -168,6 +183,8 @@ impl EmbeddedStore {
             of(&tx, EVENTS)?,
             of(&tx, EVENT_BLOCKS)?,
             of(&tx, EVENT_IDS)?,
+            of(&tx, STAGED_IDS[0])?,
+            of(&tx, STAGED_IDS[1])?,
             of(&tx, VIEWS)?,
             of(&tx, VIEW_BLOCKS)?,
             of(&tx, SNAP_HEADS)?,
@@ -518,17 +535,16 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError> {
-        let room = room.to_owned();
+        let (room, staged) = (room.to_owned(), self.ids.clone());
         self.blocking(move |db| {
+            // Locked before the read begins: see `Ids`.
+            let staged = staged.lock();
             let tx = db.begin_read().map_err(unavailable)?;
-            let ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-            let Some(seq) = ids
-                .get((room.as_str(), id.as_u128()))
-                .map_err(unavailable)?
-            else {
+            let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            let Some(seq) = staged.seq_of(&index, &room, id.as_u128())? else {
                 return Ok(None);
             };
-            let seq = seq.value();
+            drop(staged);
             let t = tx.open_table(EVENTS).map_err(unavailable)?;
             let blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
             packed::get(&t, &blocks, &room, seq)?
@@ -549,14 +565,16 @@ impl EventStore for EmbeddedStore {
         &self,
         wanted: Vec<(String, Vec<Uuid>)>,
     ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
+        let staged = self.ids.clone();
         self.blocking(move |db| {
+            let staged = staged.lock();
             let tx = db.begin_read().map_err(unavailable)?;
-            let t = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
             let mut out = Vec::new();
             for (room, ids) in wanted {
                 for id in ids {
-                    if let Some(s) = t.get((room.as_str(), id.as_u128())).map_err(unavailable)? {
-                        out.push((room.clone(), id, s.value()));
+                    if let Some(seq) = staged.seq_of(&index, &room, id.as_u128())? {
+                        out.push((room.clone(), id, seq));
                     }
                 }
             }
@@ -593,8 +611,12 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        let staged = self.ids.clone();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
+            // Locked after the write begins, kept until it is recorded.
+            let mut staged = staged.lock();
+            let mut fresh: HashSet<(&str, u128)> = HashSet::new();
             {
                 let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
                 for r in &c.new_rooms {
@@ -634,7 +656,8 @@ impl EventStore for EmbeddedStore {
                 }
                 let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
                 let mut blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
-                let mut ids = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+                let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+                let mut new_ids = staged.table(&tx)?;
                 // Events never change: a block is packed once it is full.
                 // A block this commit holds whole is packed straight from
                 // it (never written as rows); others from their rows.
@@ -662,10 +685,10 @@ impl EventStore for EmbeddedStore {
                             )));
                         }
                     }
-                    let duplicate = ids
-                        .insert((room, e.event_id.as_u128()), e.seq)
-                        .map_err(unavailable)?
-                        .is_some();
+                    let id = e.event_id.as_u128();
+                    let duplicate =
+                        !fresh.insert((room, id)) || staged.seq_of(&index, room, id)?.is_some();
+                    new_ids.insert((room, e.seq), id).map_err(unavailable)?;
                     if duplicate {
                         return Err(StoreError::Conflict(format!(
                             "room {room} has event {}",
@@ -709,7 +732,13 @@ impl EventStore for EmbeddedStore {
                     }
                 }
             }
-            tx.commit().map_err(unavailable)
+            tx.commit().map_err(unavailable)?;
+            staged.staged(
+                c.events
+                    .iter()
+                    .map(|e| (e.room_id.as_str(), e.event_id.as_u128(), e.seq)),
+            );
+            Ok(())
         })
         .await
     }
@@ -818,6 +847,7 @@ impl ProjectionStore for EmbeddedStore {
     }
 
     async fn apply(&self, changes: Arc<ProjectionChanges>) -> Result<Vec<String>, StoreError> {
+        let staged = self.ids.clone();
         self.blocking(move |db| {
             let mut tx = db.begin_write().map_err(unavailable)?;
             // Not synced on its own: see the module's comment.
@@ -908,7 +938,12 @@ impl ProjectionStore for EmbeddedStore {
                     }
                 }
             }
+            // Staged eventIds move into their index here, off the
+            // durable commit's path.
+            let mut staged = staged.lock();
+            let step = staged.merge(&tx)?;
             tx.commit().map_err(unavailable)?;
+            staged.merged(step);
             Ok(behind)
         })
         .await
@@ -1069,6 +1104,7 @@ impl SnapshotStore for EmbeddedStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Projected, SeqAdvance};
     use super::*;
     use domain::Reactions;
 
@@ -1149,46 +1185,120 @@ mod tests {
         ));
     }
 
-    /// Blocks filled by one commit are packed from it, others from the
-    /// rows of several commits; the log reads back whole either way.
-    #[tokio::test]
-    async fn events_read_back_across_packed_blocks_and_rows() {
-        use super::super::SeqAdvance;
-        use domain::EventKind;
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let event_in = |room: &str, seq: u64| ChatEvent {
-            event_id: Uuid::from_u128(seq.into()),
+    /// A distinct eventId per seq, spread over the id space.
+    fn id_of(seq: u64) -> Uuid {
+        Uuid::from_u128(u128::from(seq).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+    }
+
+    fn event_in(room: &str, seq: u64) -> ChatEvent {
+        ChatEvent {
+            event_id: id_of(seq),
             room_id: room.into(),
             seq,
             sender_id: "alice".into(),
             timestamp: Timestamp::from_millis(seq as i64 * 10).unwrap(),
-            kind: EventKind::MessageSent {
+            kind: domain::EventKind::MessageSent {
                 content: format!("text {seq}").into(),
             },
-        };
-        let event = |seq: u64| event_in("r", seq);
-        let new_room = |room: &str| RoomRecord {
+        }
+    }
+
+    fn new_room(room: &str) -> RoomRecord {
+        RoomRecord {
             room_id: room.into(),
             name: "R".into(),
             created_by: "alice".into(),
             created_at: Timestamp::from_millis(0).unwrap(),
             last_seq: 0,
+        }
+    }
+
+    /// A commit of `room`'s events `at + 1 ..= at + n` (creating the room
+    /// when `at` is 0).
+    fn commit_of(room: &str, at: u64, n: u64) -> Commit {
+        Commit {
+            new_rooms: if at == 0 {
+                vec![new_room(room)]
+            } else {
+                vec![]
+            },
+            events: (at + 1..=at + n)
+                .map(|s| Arc::new(event_in(room, s)))
+                .collect(),
+            advances: vec![SeqAdvance {
+                room: room.into(),
+                expected: at,
+                last: at + n,
+            }],
+        }
+    }
+
+    /// Staged eventIds are found, refuse a second event, move into the
+    /// index once enough are staged, and are found again after a restart.
+    #[tokio::test]
+    async fn event_ids_are_found_staged_merged_and_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.ids.lock().set_merge_at(100, 8);
+        let mut at = 0;
+        for _ in 0..30 {
+            store.commit(commit_of("r", at, 10)).await.unwrap();
+            let changes = ProjectionChanges {
+                rooms: vec![Projected {
+                    room: "r".into(),
+                    from: at,
+                    to: at + 10,
+                }],
+                ..ProjectionChanges::default()
+            };
+            store.apply(Arc::new(changes)).await.unwrap();
+            at += 10;
+        }
+        {
+            use redb::ReadableTableMetadata;
+            let tx = store.db.begin_read().unwrap();
+            let len = |t| tx.open_table(t).unwrap().len().unwrap();
+            let staged = len(STAGED_IDS[0]) + len(STAGED_IDS[1]);
+            let indexed = tx.open_table(EVENT_IDS).unwrap().len().unwrap();
+            assert!(indexed >= 200, "{staged} staged, {indexed} indexed");
+            assert_eq!(store.ids.lock().len(), staged as usize);
+        }
+        let check = |store: EmbeddedStore| async move {
+            let wanted: Vec<Uuid> = (1..=300).map(id_of).chain([id_of(301)]).collect();
+            let found = store.seqs_of("r", &wanted).await.unwrap();
+            assert_eq!(found, (1..=300).map(|s| (id_of(s), s)).collect::<Vec<_>>());
+            for seq in [1, 150, 300] {
+                let e = store.event_by_id("r", id_of(seq)).await.unwrap();
+                assert_eq!(e, Some(event_in("r", seq)));
+            }
+            // An old id again, as a new event: refused, nothing written.
+            let mut again = commit_of("r", 300, 2);
+            again.events[1] = Arc::new(ChatEvent {
+                event_id: id_of(7),
+                ..event_in("r", 302)
+            });
+            let refused = store.commit(again).await;
+            assert!(matches!(refused, Err(StoreError::Conflict(_))));
+            assert_eq!(store.events("r", 300, 10).await.unwrap().0, vec![]);
+            store
         };
+        let store = check(store).await;
+        drop(store);
+        check(EmbeddedStore::open(dir.path()).unwrap()).await;
+    }
+
+    /// Blocks filled by one commit are packed from it, others from the
+    /// rows of several commits; the log reads back whole either way.
+    #[tokio::test]
+    async fn events_read_back_across_packed_blocks_and_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let event = |seq: u64| event_in("r", seq);
         let mut at = 0;
         // Commits of 100, 1 (x 30), 170 and 5 events.
         let sizes: Vec<u64> = [100].into_iter().chain([1; 30]).chain([170, 5]).collect();
         for n in sizes {
-            let commit = Commit {
-                new_rooms: if at == 0 { vec![new_room("r")] } else { vec![] },
-                events: (at + 1..=at + n).map(|s| Arc::new(event(s))).collect(),
-                advances: vec![SeqAdvance {
-                    room: "r".into(),
-                    expected: at,
-                    last: at + n,
-                }],
-            };
-            store.commit(commit).await.unwrap();
+            store.commit(commit_of("r", at, n)).await.unwrap();
             at += n;
         }
         // A commit that moves a room from where it no longer is writes
@@ -1212,7 +1322,7 @@ mod tests {
         let (page, _) = store.events("r", 120, 7).await.unwrap();
         assert_eq!(page, (121..=127).map(event).collect::<Vec<_>>());
         for seq in [1, 64, 65, 130, 200, 305] {
-            let found = store.event_by_id("r", Uuid::from_u128(seq.into())).await;
+            let found = store.event_by_id("r", id_of(seq)).await;
             assert_eq!(found.unwrap(), Some(event(seq)), "{seq}");
         }
         assert_eq!(
