@@ -4,12 +4,21 @@
 //! per event, half of all the bytes an append wrote to disk. So new ids are
 //! staged first, in a table keyed (room, seq) that fills its pages in
 //! order, and kept in memory for lookups. Once [`MERGE_AT`] are staged, new
-//! ids go to a second staging table while the first one's move into the
-//! index, in key order and a few 256ths of the id space per projection
-//! write (so that each page of the index rewritten takes several ids, and
-//! no write pauses long); then the first table is dropped whole.
+//! ids go to the second staging table while the first one's move into the
+//! index in key order, a run of them per projection write (each page of
+//! the index rewritten takes several ids, and no write pauses long); then
+//! the first table is dropped whole.
+//!
+//! Memory mirrors both staging tables as of the last commit: it changes
+//! only after a transaction that wrote them committed, under the lock that
+//! writers take after beginning their write transaction. Readers take the
+//! lock before beginning theirs and read memory before letting go, so
+//! their memory and their snapshot are of the same moment. A draining
+//! table's ids stay in memory until the table is dropped. Committed
+//! transactions form an ordered chain, so a crash loses at most the last
+//! few (never the middle); whatever it loses is redone from the tables.
 
-use super::{unavailable, StoreError};
+use super::{unavailable, StoreError, META};
 use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -23,26 +32,26 @@ pub const STAGED_IDS: [TableDefinition<(&str, u64), u128>; 2] = [
 /// The `meta` key that says which staging table new ids go to.
 pub const FILLING: &str = "staged_ids_filling";
 
-/// Staged ids that start a merge (a few MiB in memory).
+/// Staged ids that start a merge. With the draining ones, memory holds at
+/// most about twice as many (15–20 MiB) while projection writes succeed;
+/// if they keep failing, commits take the merge steps past [`CAP`].
 const MERGE_AT: usize = 65_536;
-/// Ids moved into the index by one projection write, at least (whole
-/// slices, so a little more): a pause of a few milliseconds.
+const CAP: usize = 2 * MERGE_AT;
+/// Ids moved into the index by one merge step, at least: a pause of a few
+/// milliseconds.
 const MOVE_AT_LEAST: usize = 256;
 
-/// The staged ids, in memory as on disk. Writers lock it after beginning
-/// their write transaction and keep it until the transaction is committed
-/// and this is updated; readers lock it before beginning theirs, so they
-/// never see an id staged here that their transaction cannot see.
+/// The staged ids, in memory as on disk (see the module's comment).
 pub struct Ids(Mutex<Staged>);
 
 /// The ids of one staging table: room → eventId → seq.
 #[derive(Default)]
-struct StagedTable {
+struct StagedMap {
     by_room: HashMap<String, HashMap<u128, u64>>,
     len: usize,
 }
 
-impl StagedTable {
+impl StagedMap {
     fn add(&mut self, room: &str, id: u128, seq: u64) {
         let ids = match self.by_room.get_mut(room) {
             Some(ids) => ids,
@@ -56,85 +65,85 @@ impl StagedTable {
     fn get(&self, room: &str, id: u128) -> Option<u64> {
         self.by_room.get(room)?.get(&id).copied()
     }
+
+    fn read(t: &impl ReadableTable<(&'static str, u64), u128>) -> Result<Self, StoreError> {
+        let mut ids = StagedMap::default();
+        for row in t.iter().map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let (room, seq) = k.value();
+            ids.add(room, v.value(), seq);
+        }
+        Ok(ids)
+    }
 }
 
 /// A staging table whose ids move into the index.
 struct Draining {
-    ids: StagedTable,
-    /// Its ids by the top eight bits of the eventId, sorted; the next
-    /// slice to move is the first one left.
-    slices: Vec<Vec<(String, u128, u64)>>,
-    next_slice: usize,
+    ids: StagedMap,
+    /// Its ids in key order; those before `next` have moved.
+    sorted: Vec<(String, u128, u64)>,
+    next: usize,
+}
+
+impl Draining {
+    fn of(ids: StagedMap) -> Draining {
+        let mut sorted = Vec::with_capacity(ids.len);
+        for (room, of_room) in &ids.by_room {
+            sorted.extend(of_room.iter().map(|(id, seq)| (room.clone(), *id, *seq)));
+        }
+        sorted.sort_unstable();
+        Draining {
+            ids,
+            sorted,
+            next: 0,
+        }
+    }
 }
 
 pub struct Staged {
     /// Which of [`STAGED_IDS`] new ids go to.
     filling: usize,
-    new: StagedTable,
+    filling_ids: StagedMap,
     draining: Option<Draining>,
     merge_at: usize,
     move_at_least: usize,
-    /// Ids staged since the merge's last step: a move takes twice as
-    /// many at least, so that a merge ends however fast ids come.
+    /// Ids staged since the merge's last step: a step moves twice as many
+    /// at least, so that a merge ends however fast ids come.
     added: usize,
 }
 
-/// What a write transaction did to the staged ids, for [`Staged::merged`]
-/// once it is committed.
-pub enum Merge {
+/// A merge step taken in a write transaction, for [`Staged::record_step`]
+/// once that is committed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
     Nothing,
     /// The filling table became the draining one.
     Started,
-    /// These slices of the draining table moved into the index.
-    Moved(usize),
+    /// The draining table's ids before `next` are in the index.
+    Moved {
+        next: usize,
+    },
     /// The draining table moved whole, and was dropped.
     Done,
-}
-
-fn read_table(db: &Database, which: usize) -> Result<StagedTable, StoreError> {
-    let tx = db.begin_read().map_err(unavailable)?;
-    let t = tx.open_table(STAGED_IDS[which]).map_err(unavailable)?;
-    let mut ids = StagedTable::default();
-    for row in t.iter().map_err(unavailable)? {
-        let (k, v) = row.map_err(unavailable)?;
-        let (room, seq) = k.value();
-        ids.add(room, v.value(), seq);
-    }
-    Ok(ids)
-}
-
-impl Draining {
-    fn of(ids: StagedTable) -> Draining {
-        let mut slices = vec![Vec::new(); 256];
-        for (room, of_room) in &ids.by_room {
-            for (id, seq) in of_room {
-                slices[(id >> 120) as usize].push((room.clone(), *id, *seq));
-            }
-        }
-        for s in &mut slices {
-            // In key order: neighbours share the index's pages.
-            s.sort_unstable();
-        }
-        Draining {
-            ids,
-            slices,
-            next_slice: 0,
-        }
-    }
 }
 
 impl Ids {
     /// The ids staged in the store, `filling` being which table new ids go
     /// to (the `meta` row [`FILLING`]); ids of the other table are moved
     /// into the index again from the start (moving one twice is harmless).
-    pub fn load(db: &Database, filling: usize) -> Result<Ids, StoreError> {
-        let new = read_table(db, filling)?;
-        let other = read_table(db, 1 - filling)?;
-        let draining = (other.len > 0).then(|| Draining::of(other));
+    pub fn load(db: &Database, filling: u64) -> Result<Ids, StoreError> {
+        let filling = match filling {
+            0 | 1 => filling as usize,
+            _ => return Err(StoreError::Corrupt(format!("{FILLING} is {filling}"))),
+        };
+        let tx = db.begin_read().map_err(unavailable)?;
+        let table = |which: usize| tx.open_table(STAGED_IDS[which]).map_err(unavailable);
+        let filling_ids = StagedMap::read(&table(filling)?)?;
+        let other = StagedMap::read(&table(1 - filling)?)?;
         Ok(Ids(Mutex::new(Staged {
             filling,
-            new,
-            draining,
+            filling_ids,
+            draining: (other.len > 0).then(|| Draining::of(other)),
             merge_at: MERGE_AT,
             move_at_least: MOVE_AT_LEAST,
             added: 0,
@@ -142,42 +151,24 @@ impl Ids {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Staged> {
-        // A panic while locked leaves nothing half-done here: the memory
-        // is updated only after a commit.
+        // Memory changes only after a commit, in steps that leave it whole
+        // (see `record_step`): a panic elsewhere leaves nothing half-done.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Staged {
     /// How many ids are staged, in both tables.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.new.len + self.draining.as_ref().map_or(0, |d| d.ids.len)
+        self.filling_ids.len + self.draining.as_ref().map_or(0, |d| d.ids.len)
     }
 
-    #[cfg(test)]
-    pub fn set_merge_at(&mut self, merge_at: usize, move_at_least: usize) {
-        (self.merge_at, self.move_at_least) = (merge_at, move_at_least);
-    }
-
-    /// The seq of `room`'s event `id`: staged, or in the index.
-    pub fn seq_of(
-        &self,
-        index: &impl ReadableTable<(&'static str, u128), u64>,
-        room: &str,
-        id: u128,
-    ) -> Result<Option<u64>, StoreError> {
-        let staged = self
-            .new
+    /// The seq of `room`'s event `id` if it is staged (else look in the
+    /// index: [`seq_in`]).
+    pub fn staged_seq(&self, room: &str, id: u128) -> Option<u64> {
+        self.filling_ids
             .get(room, id)
-            .or_else(|| self.draining.as_ref()?.ids.get(room, id));
-        if let Some(seq) = staged {
-            return Ok(Some(seq));
-        }
-        Ok(index
-            .get((room, id))
-            .map_err(unavailable)?
-            .map(|v| v.value()))
+            .or_else(|| self.draining.as_ref()?.ids.get(room, id))
     }
 
     /// The staging table new ids go to, in `tx`.
@@ -189,70 +180,96 @@ impl Staged {
     }
 
     /// Records ids whose staging (rows of [`Staged::table`]) was committed.
-    pub fn staged<'a>(&mut self, ids: impl IntoIterator<Item = (&'a str, u128, u64)>) {
+    pub fn record_committed<'a>(&mut self, ids: impl IntoIterator<Item = (&'a str, u128, u64)>) {
         for (room, id, seq) in ids {
-            self.new.add(room, id, seq);
+            self.filling_ids.add(room, id, seq);
             self.added += 1;
         }
     }
 
-    /// One step of a merge, in `tx`: starts one if enough ids are staged
-    /// (new ids then go to the other table), or moves some slices of the
-    /// draining table into the index, or drops that table once all moved.
-    pub fn merge(&mut self, tx: &WriteTransaction) -> Result<Merge, StoreError> {
-        let Some(d) = &mut self.draining else {
-            if self.new.len < self.merge_at {
-                return Ok(Merge::Nothing);
+    /// One merge step, in `tx`: starts a merge if enough ids are staged
+    /// (new ids then go to the other table), or moves a run of the
+    /// draining table's ids into the index, or drops that table once all
+    /// moved. `tx` must have neither table open.
+    pub fn merge(&self, tx: &WriteTransaction) -> Result<Step, StoreError> {
+        let Some(d) = &self.draining else {
+            if self.filling_ids.len < self.merge_at {
+                return Ok(Step::Nothing);
             }
-            let mut meta = tx.open_table(super::META).map_err(unavailable)?;
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
             meta.insert(FILLING, 1 - self.filling as u64)
                 .map_err(unavailable)?;
-            return Ok(Merge::Started);
+            return Ok(Step::Started);
         };
-        if d.next_slice == d.slices.len() {
-            tx.delete_table(STAGED_IDS[1 - self.filling])
-                .map_err(unavailable)?;
-            tx.open_table(STAGED_IDS[1 - self.filling])
-                .map_err(unavailable)?;
-            return Ok(Merge::Done);
+        if d.next == d.sorted.len() {
+            let drained = STAGED_IDS[1 - self.filling];
+            tx.delete_table(drained).map_err(unavailable)?;
+            tx.open_table(drained).map_err(unavailable)?;
+            return Ok(Step::Done);
         }
         let at_least = self.move_at_least.max(2 * self.added);
+        let next = (d.next + at_least).min(d.sorted.len());
         let mut index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-        let (mut slice, mut moved) = (d.next_slice, 0);
-        while slice < d.slices.len() && moved < at_least {
-            for (room, id, seq) in &d.slices[slice] {
-                index
-                    .insert((room.as_str(), *id), *seq)
-                    .map_err(unavailable)?;
-            }
-            moved += d.slices[slice].len();
-            slice += 1;
+        for (room, id, seq) in &d.sorted[d.next..next] {
+            index
+                .insert((room.as_str(), *id), *seq)
+                .map_err(unavailable)?;
         }
-        Ok(Merge::Moved(slice))
+        Ok(Step::Moved { next })
+    }
+
+    /// [`Staged::merge`], only when the staged ids passed [`CAP`]: for the
+    /// append's own transaction, when projection writes have not taken the
+    /// steps.
+    pub fn merge_if_over_cap(&self, tx: &WriteTransaction) -> Result<Step, StoreError> {
+        if self.len() < CAP {
+            return Ok(Step::Nothing);
+        }
+        self.merge(tx)
     }
 
     /// Records a merge step whose transaction was committed.
-    pub fn merged(&mut self, step: Merge) {
-        if !matches!(step, Merge::Nothing) {
+    pub fn record_step(&mut self, step: Step) {
+        if step != Step::Nothing {
             self.added = 0;
         }
         match step {
-            Merge::Nothing => {}
-            Merge::Started => {
-                let full = std::mem::take(&mut self.new);
+            Step::Nothing => {}
+            Step::Started => {
+                let full = std::mem::take(&mut self.filling_ids);
                 self.draining = Some(Draining::of(full));
                 self.filling = 1 - self.filling;
             }
-            Merge::Moved(next) => {
+            Step::Moved { next } => {
                 if let Some(d) = &mut self.draining {
-                    for slice in &mut d.slices[d.next_slice..next] {
-                        // Its ids stay for lookups until the table goes.
-                        *slice = Vec::new();
-                    }
-                    d.next_slice = next;
+                    d.next = next;
                 }
             }
-            Merge::Done => self.draining = None,
+            Step::Done => self.draining = None,
         }
     }
+
+    #[cfg(test)]
+    pub fn set_merge_at(&mut self, merge_at: usize, move_at_least: usize) {
+        (self.merge_at, self.move_at_least) = (merge_at, move_at_least);
+    }
+
+    /// (filling table, draining ids moved, draining ids in all).
+    #[cfg(test)]
+    pub fn phase(&self) -> (usize, Option<(usize, usize)>) {
+        let d = self.draining.as_ref().map(|d| (d.next, d.sorted.len()));
+        (self.filling, d)
+    }
+}
+
+/// The seq of `room`'s event `id` in the index.
+pub fn seq_in(
+    index: &impl ReadableTable<(&'static str, u128), u64>,
+    room: &str,
+    id: u128,
+) -> Result<Option<u64>, StoreError> {
+    Ok(index
+        .get((room, id))
+        .map_err(unavailable)?
+        .map(|v| v.value()))
 }

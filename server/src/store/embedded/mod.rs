@@ -147,7 +147,7 @@ impl EmbeddedStore {
         let filling = {
             let meta = tx.open_table(META).map_err(unavailable)?;
             let filling = meta.get(ids::FILLING).map_err(unavailable)?;
-            filling.map_or(0, |v| v.value().min(1) as usize)
+            filling.map_or(0, |v| v.value())
         };
         tx.commit().map_err(unavailable)?;
         let ids = Arc::new(Ids::load(&db, filling)?);
@@ -537,14 +537,23 @@ impl EventStore for EmbeddedStore {
     async fn event_by_id(&self, room: &str, id: Uuid) -> Result<Option<ChatEvent>, StoreError> {
         let (room, staged) = (room.to_owned(), self.ids.clone());
         self.blocking(move |db| {
-            // Locked before the read begins: see `Ids`.
-            let staged = staged.lock();
-            let tx = db.begin_read().map_err(unavailable)?;
-            let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-            let Some(seq) = staged.seq_of(&index, &room, id.as_u128())? else {
-                return Ok(None);
+            // Memory read with the snapshot's beginning: see `ids`.
+            let (tx, seq) = {
+                let staged = staged.lock();
+                let tx = db.begin_read().map_err(unavailable)?;
+                let seq = staged.staged_seq(&room, id.as_u128());
+                (tx, seq)
             };
-            drop(staged);
+            let seq = match seq {
+                Some(seq) => seq,
+                None => {
+                    let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+                    match ids::seq_in(&index, &room, id.as_u128())? {
+                        Some(seq) => seq,
+                        None => return Ok(None),
+                    }
+                }
+            };
             let t = tx.open_table(EVENTS).map_err(unavailable)?;
             let blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
             packed::get(&t, &blocks, &room, seq)?
@@ -567,15 +576,26 @@ impl EventStore for EmbeddedStore {
     ) -> Result<Vec<(String, Uuid, u64)>, StoreError> {
         let staged = self.ids.clone();
         self.blocking(move |db| {
-            let staged = staged.lock();
-            let tx = db.begin_read().map_err(unavailable)?;
-            let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            // Memory read with the snapshot's beginning: see `ids`.
             let mut out = Vec::new();
-            for (room, ids) in wanted {
-                for id in ids {
-                    if let Some(seq) = staged.seq_of(&index, &room, id.as_u128())? {
-                        out.push((room.clone(), id, seq));
+            let mut misses = Vec::new();
+            let tx = {
+                let staged = staged.lock();
+                let tx = db.begin_read().map_err(unavailable)?;
+                for (room, ids) in &wanted {
+                    for id in ids {
+                        match staged.staged_seq(room, id.as_u128()) {
+                            Some(seq) => out.push((room.clone(), *id, seq)),
+                            None => misses.push((room, *id)),
+                        }
                     }
+                }
+                tx
+            };
+            let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+            for (room, id) in misses {
+                if let Some(seq) = ids::seq_in(&index, room, id.as_u128())? {
+                    out.push((room.clone(), id, seq));
                 }
             }
             Ok(out)
@@ -686,8 +706,9 @@ impl EventStore for EmbeddedStore {
                         }
                     }
                     let id = e.event_id.as_u128();
-                    let duplicate =
-                        !fresh.insert((room, id)) || staged.seq_of(&index, room, id)?.is_some();
+                    let duplicate = !fresh.insert((room, id))
+                        || staged.staged_seq(room, id).is_some()
+                        || ids::seq_in(&index, room, id)?.is_some();
                     new_ids.insert((room, e.seq), id).map_err(unavailable)?;
                     if duplicate {
                         return Err(StoreError::Conflict(format!(
@@ -732,12 +753,18 @@ impl EventStore for EmbeddedStore {
                     }
                 }
             }
+            // Projection writes take the merge steps; past a cap (they
+            // keep failing), appends do.
+            let step = staged.merge_if_over_cap(&tx)?;
             tx.commit().map_err(unavailable)?;
-            staged.staged(
+            // This commit's ids first: they are in the table a started
+            // merge drains.
+            staged.record_committed(
                 c.events
                     .iter()
                     .map(|e| (e.room_id.as_str(), e.event_id.as_u128(), e.seq)),
             );
+            staged.record_step(step);
             Ok(())
         })
         .await
@@ -943,7 +970,7 @@ impl ProjectionStore for EmbeddedStore {
             let mut staged = staged.lock();
             let step = staged.merge(&tx)?;
             tx.commit().map_err(unavailable)?;
-            staged.merged(step);
+            staged.record_step(step);
             Ok(behind)
         })
         .await
@@ -1233,58 +1260,98 @@ mod tests {
         }
     }
 
-    /// Staged eventIds are found, refuse a second event, move into the
-    /// index once enough are staged, and are found again after a restart.
+    /// A commit of `n` events of room "r" after `at`, one of them (the
+    /// last) with the eventId of `seq` instead of its own.
+    fn commit_reusing(at: u64, n: u64, seq: u64) -> Commit {
+        let mut c = commit_of("r", at, n);
+        let last = at + n;
+        c.events[n as usize - 1] = Arc::new(ChatEvent {
+            event_id: id_of(seq),
+            ..event_in("r", last)
+        });
+        c
+    }
+
+    /// One projection write of nothing: one merge step of the staged ids.
+    async fn merge_step(store: &EmbeddedStore) {
+        let changes = ProjectionChanges {
+            rooms: vec![Projected {
+                room: "r".into(),
+                from: 0,
+                to: 0,
+            }],
+            ..ProjectionChanges::default()
+        };
+        store.apply(Arc::new(changes)).await.unwrap();
+    }
+
+    /// Staged and index rows on disk, against the ids in memory.
+    fn staged_on_disk(store: &EmbeddedStore) -> (u64, u64) {
+        use redb::ReadableTableMetadata;
+        let tx = store.db.begin_read().unwrap();
+        let len = |t| tx.open_table(t).unwrap().len().unwrap();
+        let staged = len(STAGED_IDS[0]) + len(STAGED_IDS[1]);
+        let indexed = tx.open_table(EVENT_IDS).unwrap().len().unwrap();
+        assert_eq!(store.ids.lock().len() as u64, staged, "memory = disk");
+        (staged, indexed)
+    }
+
+    /// Every id of room "r" up to `last` is found, and refuses a second
+    /// event; nothing is written by the refused commits.
+    async fn all_found_and_refused(store: &EmbeddedStore, last: u64) {
+        let wanted: Vec<Uuid> = (1..=last + 1).map(id_of).collect();
+        let found = store.seqs_of("r", &wanted).await.unwrap();
+        let mut found: Vec<u64> = found.into_iter().map(|(_, s)| s).collect();
+        found.sort();
+        assert_eq!(found, (1..=last).collect::<Vec<_>>());
+        for seq in [1, last / 2, last] {
+            let e = store.event_by_id("r", id_of(seq)).await.unwrap();
+            assert_eq!(e, Some(event_in("r", seq)), "{seq}");
+            let again = store.commit(commit_reusing(last, 2, seq)).await;
+            assert!(matches!(again, Err(StoreError::Conflict(_))), "{seq}");
+        }
+        let twice = store.commit(commit_reusing(last, 2, last + 1)).await;
+        assert!(matches!(twice, Err(StoreError::Conflict(_))));
+        assert_eq!(store.events("r", last, 10).await.unwrap().0, vec![]);
+        staged_on_disk(store);
+    }
+
+    /// Staged eventIds are found, and refuse a second event, in every phase
+    /// of a merge into the index and after a reopen in the middle of one;
+    /// the same id in another room is another event.
     #[tokio::test]
-    async fn event_ids_are_found_staged_merged_and_reopened() {
+    async fn event_ids_are_found_in_every_phase_of_a_merge() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        store.ids.lock().set_merge_at(100, 8);
-        let mut at = 0;
-        for _ in 0..30 {
-            store.commit(commit_of("r", at, 10)).await.unwrap();
-            let changes = ProjectionChanges {
-                rooms: vec![Projected {
-                    room: "r".into(),
-                    from: at,
-                    to: at + 10,
-                }],
-                ..ProjectionChanges::default()
-            };
-            store.apply(Arc::new(changes)).await.unwrap();
-            at += 10;
-        }
-        {
-            use redb::ReadableTableMetadata;
-            let tx = store.db.begin_read().unwrap();
-            let len = |t| tx.open_table(t).unwrap().len().unwrap();
-            let staged = len(STAGED_IDS[0]) + len(STAGED_IDS[1]);
-            let indexed = tx.open_table(EVENT_IDS).unwrap().len().unwrap();
-            assert!(indexed >= 200, "{staged} staged, {indexed} indexed");
-            assert_eq!(store.ids.lock().len(), staged as usize);
-        }
-        let check = |store: EmbeddedStore| async move {
-            let wanted: Vec<Uuid> = (1..=300).map(id_of).chain([id_of(301)]).collect();
-            let found = store.seqs_of("r", &wanted).await.unwrap();
-            assert_eq!(found, (1..=300).map(|s| (id_of(s), s)).collect::<Vec<_>>());
-            for seq in [1, 150, 300] {
-                let e = store.event_by_id("r", id_of(seq)).await.unwrap();
-                assert_eq!(e, Some(event_in("r", seq)));
-            }
-            // An old id again, as a new event: refused, nothing written.
-            let mut again = commit_of("r", 300, 2);
-            again.events[1] = Arc::new(ChatEvent {
-                event_id: id_of(7),
-                ..event_in("r", 302)
-            });
-            let refused = store.commit(again).await;
-            assert!(matches!(refused, Err(StoreError::Conflict(_))));
-            assert_eq!(store.events("r", 300, 10).await.unwrap().0, vec![]);
-            store
-        };
-        let store = check(store).await;
+        store.ids.lock().set_merge_at(20, 8);
+        store.commit(commit_of("r", 0, 15)).await.unwrap();
+        merge_step(&store).await;
+        assert_eq!(store.ids.lock().phase(), (0, None), "filling");
+        all_found_and_refused(&store, 15).await;
+        store.commit(commit_of("s", 0, 1)).await.unwrap();
+        store.commit(commit_of("r", 15, 10)).await.unwrap();
+        merge_step(&store).await;
+        assert_eq!(store.ids.lock().phase(), (1, Some((0, 26))), "started");
+        all_found_and_refused(&store, 25).await;
+        store.commit(commit_of("r", 25, 5)).await.unwrap();
+        merge_step(&store).await;
+        assert_eq!(store.ids.lock().phase(), (1, Some((10, 26))), "moved");
+        assert_eq!(staged_on_disk(&store), (31, 10));
+        all_found_and_refused(&store, 30).await;
+
+        // Reopened in the middle: the draining table moves again, whole.
         drop(store);
-        check(EmbeddedStore::open(dir.path()).unwrap()).await;
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.ids.lock().set_merge_at(20, 8);
+        assert_eq!(store.ids.lock().phase(), (1, Some((0, 26))), "reopened");
+        all_found_and_refused(&store, 30).await;
+        while store.ids.lock().phase().1.is_some() {
+            merge_step(&store).await;
+        }
+        assert_eq!(staged_on_disk(&store), (5, 26), "the drained table is gone");
+        all_found_and_refused(&store, 30).await;
+        let s1 = store.event_by_id("s", id_of(1)).await.unwrap();
+        assert_eq!(s1, Some(event_in("s", 1)));
     }
 
     /// Blocks filled by one commit are packed from it, others from the
