@@ -2,7 +2,8 @@
 //! time, in one zstd-compressed value once their block is done. One row per
 //! event left redb's leaves half full and repeated every field name; a
 //! packed block takes a fraction of those bytes on disk. The newest seqs
-//! are one row each until their block is sealed, and readers see rows and
+//! are rows until their block is sealed (a row holds one seq, or a run of
+//! them: one commit's events of the block), and readers see rows and
 //! blocks merged in seq order (a store written before blocks existed is all
 //! rows, and reads the same). `BLOCK` is part of the format on disk.
 
@@ -17,6 +18,10 @@ pub const BLOCK: u64 = 64;
 
 /// The tag byte stored before a zstd frame (JSON never starts with it).
 pub const ZSTD: u8 = 0x01;
+/// The tag byte of a run: consecutive rows of one block stored as one
+/// row under the first one's seq, not compressed (a commit's events of a
+/// block it does not fill whole, one row instead of one each).
+const RUN: u8 = 0x02;
 /// zstd's level: fast, and most of the gain on JSON.
 const ZSTD_LEVEL: i32 = 1;
 /// No compressed value holds more than this once decompressed.
@@ -113,10 +118,42 @@ pub fn pack(rows: &[Row]) -> Option<Vec<u8>> {
 /// The rows of `block`, packed: in seq order, each in the block's range
 /// (else the block is corrupt).
 pub fn unpack(block: u64, packed: &[u8]) -> Result<Vec<Row>, StoreError> {
-    let raw = decompress(packed, "a packed block")?;
+    parse(block, &decompress(packed, "a packed block")?)
+}
+
+/// Rows (in seq order) as one run, for the row of the first one's seq.
+pub fn run(rows: &[Row]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rows.iter().map(|(_, v)| v.len() + 12).sum::<usize>());
+    out.push(RUN);
+    for (seq, v) in rows {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// The rows a stored row under `seq` holds: itself, or the run it starts.
+fn expand(seq: u64, value: &[u8]) -> Result<Vec<Row>, StoreError> {
+    match value.split_first() {
+        Some((&RUN, raw)) => {
+            let rows = parse(block_of(seq), raw)?;
+            if rows.first().is_none_or(|(first, _)| *first != seq) {
+                return Err(StoreError::Corrupt(format!(
+                    "the run at {seq} starts elsewhere"
+                )));
+            }
+            Ok(rows)
+        }
+        _ => Ok(vec![(seq, value.to_vec())]),
+    }
+}
+
+/// Rows as [`pack`] and [`run`] lay them out, all in `block`.
+fn parse(block: u64, raw: &[u8]) -> Result<Vec<Row>, StoreError> {
     let corrupt = |why: &str| StoreError::Corrupt(format!("packed block {block}: {why}"));
     let mut rows: Vec<Row> = Vec::new();
-    let mut rest = raw.as_slice();
+    let mut rest = raw;
     while !rest.is_empty() {
         let cut = || corrupt("cut short");
         let (seq, tail) = rest.split_first_chunk::<8>().ok_or_else(cut)?;
@@ -133,6 +170,25 @@ pub fn unpack(block: u64, packed: &[u8]) -> Result<Vec<Row>, StoreError> {
         rest = &tail[len..];
     }
     Ok(rows)
+}
+
+/// The rows of `room` in `lo..=hi` as stored one row or run each, in
+/// order; the first may start before `lo`.
+fn stored_rows<'a>(
+    rows: &'a impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    room: &str,
+    lo: u64,
+    hi: u64,
+) -> Result<impl DoubleEndedIterator<Item = Result<Vec<Row>, StoreError>> + 'a, StoreError> {
+    // A run never crosses a block: one that holds `lo` starts in its block.
+    let from = first_of(block_of(lo)).min(lo);
+    let range = rows.range((room, from)..=(room, hi)).map_err(unavailable)?;
+    Ok(range.map(move |row| {
+        let (k, v) = row.map_err(unavailable)?;
+        let mut all = expand(k.value().1, v.value())?;
+        all.retain(|(s, _)| (lo..=hi).contains(s));
+        Ok(all)
+    }))
 }
 
 /// Stores `all`, the rows of `room`'s `block`, packed; as rows if they are
@@ -171,8 +227,10 @@ pub fn get(
     room: &str,
     seq: u64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    if let Some(v) = rows.get((room, seq)).map_err(unavailable)? {
-        return Ok(Some(v.value().to_vec()));
+    if let Some(found) = stored_rows(rows, room, seq, seq)?.next_back() {
+        if let Some((_, v)) = found?.pop() {
+            return Ok(Some(v));
+        }
     }
     let block = block_of(seq);
     match blocks.get((room, block)).map_err(unavailable)? {
@@ -192,17 +250,20 @@ pub fn seal(
     block: u64,
 ) -> Result<(), StoreError> {
     let range = (room, first_of(block))..=(room, last_of(block));
+    let mut keys = Vec::new();
     let mut taken: Vec<Row> = Vec::with_capacity(BLOCK as usize);
     for row in rows.range(range).map_err(unavailable)? {
         let (k, v) = row.map_err(unavailable)?;
-        taken.push((k.value().1, v.value().to_vec()));
+        let seq = k.value().1;
+        keys.push(seq);
+        taken.extend(expand(seq, v.value())?);
     }
     if taken.is_empty() {
         return Ok(());
     }
     // One by one: redb's `retain_in` takes twice as long for a block.
-    for (seq, _) in &taken {
-        rows.remove((room, *seq)).map_err(unavailable)?;
+    for seq in keys {
+        rows.remove((room, seq)).map_err(unavailable)?;
     }
     // Rows and a block of the same seqs do not happen; if they did, the
     // rows, written last, would win.
@@ -279,20 +340,34 @@ pub fn merged<'a>(
     hi: u64,
     forward: bool,
 ) -> Result<Merged<'a>, StoreError> {
-    let owned = |row: Result<_, redb::StorageError>| -> Result<Row, StoreError> {
+    let owned = |row: Result<_, redb::StorageError>| -> Result<Block, StoreError> {
         let (k, v): (redb::AccessGuard<(&str, u64)>, redb::AccessGuard<&[u8]>) =
             row.map_err(unavailable)?;
         Ok((k.value().1, v.value().to_vec()))
     };
+    // Each stored row's rows, in the reading order, or its error.
+    fn flat(stored: Result<Vec<Row>, StoreError>, forward: bool) -> Vec<Result<Row, StoreError>> {
+        match stored {
+            Ok(mut all) => {
+                if !forward {
+                    all.reverse();
+                }
+                all.into_iter().map(Ok).collect()
+            }
+            Err(e) => vec![Err(e)],
+        }
+    }
     let (row_it, block_it): (Rows, Blocks) = if lo > hi {
         (Box::new(std::iter::empty()), Box::new(std::iter::empty()))
     } else {
-        let r = rows.range((room, lo)..=(room, hi)).map_err(unavailable)?;
+        let r = stored_rows(rows, room, lo, hi)?;
         let b = (blocks.range((room, block_of(lo))..=(room, block_of(hi)))).map_err(unavailable)?;
         if forward {
-            (Box::new(r.map(owned)), Box::new(b.map(owned)))
+            let r = r.flat_map(|stored| flat(stored, true));
+            (Box::new(r), Box::new(b.map(owned)))
         } else {
-            (Box::new(r.rev().map(owned)), Box::new(b.rev().map(owned)))
+            let r = r.rev().flat_map(|stored| flat(stored, false));
+            (Box::new(r), Box::new(b.rev().map(owned)))
         }
     };
     Ok(Merged {
@@ -477,6 +552,72 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(read(&db, "a", 1, 300, true), want);
+    }
+
+    /// Runs (several seqs in one row) read like rows, cut by any range,
+    /// and are sealed like rows.
+    #[test]
+    fn runs_read_and_seal_like_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let rows_of = |seqs: std::ops::RangeInclusive<u64>| -> Vec<Row> {
+            seqs.map(|s| (s, s.to_string().into_bytes())).collect()
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let (mut rows, mut blocks) =
+                (tx.open_table(ROWS).unwrap(), tx.open_table(BLOCKS).unwrap());
+            // Block 0 whole as runs and a single row; block 1 in part.
+            rows.insert(("a", 1), run(&rows_of(1..=30)).as_slice())
+                .unwrap();
+            rows.insert(("a", 31), b"31".as_slice()).unwrap();
+            rows.insert(("a", 32), run(&rows_of(32..=64)).as_slice())
+                .unwrap();
+            rows.insert(("a", 65), run(&rows_of(65..=90)).as_slice())
+                .unwrap();
+            for (lo, hi) in [
+                (1, 90),
+                (0, u64::MAX),
+                (5, 40),
+                (31, 31),
+                (33, 70),
+                (64, 65),
+            ] {
+                let want: Vec<u64> = (lo.max(1)..=hi.min(90)).collect();
+                let got: Vec<u64> = merged(&rows, &blocks, "a", lo, hi, true)
+                    .unwrap()
+                    .map(|r| r.unwrap().0)
+                    .collect();
+                assert_eq!(got, want, "{lo}..={hi}");
+                let mut back: Vec<u64> = merged(&rows, &blocks, "a", lo, hi, false)
+                    .unwrap()
+                    .map(|r| r.unwrap().0)
+                    .collect();
+                back.reverse();
+                assert_eq!(back, want, "{lo}..={hi} reversed");
+            }
+            for seq in [1, 17, 31, 32, 64, 80] {
+                let v = get(&rows, &blocks, "a", seq).unwrap();
+                assert_eq!(v, Some(seq.to_string().into_bytes()), "{seq}");
+            }
+            assert_eq!(get(&rows, &blocks, "a", 91).unwrap(), None);
+            seal(&mut rows, &mut blocks, "a", 0).unwrap();
+            assert_eq!((rows.len().unwrap(), blocks.len().unwrap()), (1, 1));
+            let all: Vec<Row> = merged(&rows, &blocks, "a", 1, 90, true)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(all, rows_of(1..=90));
+        }
+        tx.commit().unwrap();
+        assert!(matches!(
+            expand(5, &run(&rows_of(6..=7))),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            expand(60, &run(&rows_of(60..=70))),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
