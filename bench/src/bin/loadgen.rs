@@ -4,7 +4,8 @@
 //! at a time each), and prints throughput and acknowledgement latency.
 //!
 //! Loopback only. Start a server with `RATE_LIMIT_PER_USER=0`, then:
-//!   cargo run --release -p bench --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket] [http]
+//!   cargo run --release -p bench --bin loadgen -- http://127.0.0.1:8080 [sockets] [events] [in-flight per socket] [http|ws] [rooms]
+//! (with several rooms, the sockets or writers take them in turn).
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -24,6 +25,7 @@ async fn main() {
     let events: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let window: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(200);
     let over_http = args.get(5).is_some_and(|a| a == "http");
+    let rooms: usize = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     assert!(
         base.starts_with("http://127.") || base.starts_with("http://localhost"),
         "loopback only"
@@ -48,21 +50,24 @@ async fn main() {
         .await
         .unwrap();
     let token = s["token"].as_str().expect("token").to_owned();
-    let room = user.clone();
-    let r = http
-        .post(format!("{base}/api/rooms"))
-        .bearer_auth(&token)
-        .json(&json!({"roomId": room, "name": "load"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "room: {}", r.status());
+    let room_ids: Vec<String> = (0..rooms).map(|i| format!("{user}-{i}")).collect();
+    for room in &room_ids {
+        let r = http
+            .post(format!("{base}/api/rooms"))
+            .bearer_auth(&token)
+            .json(&json!({"roomId": room, "name": "load"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "room: {}", r.status());
+    }
 
     let ws_base = base.replacen("http://", "ws://", 1);
     let per_socket = events / sockets;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..sockets {
+        let room = &room_ids[k % rooms];
         if over_http {
             let url = format!("{base}/api/rooms/{room}/events");
             let (http, token) = (http.clone(), token.clone());

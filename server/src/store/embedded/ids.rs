@@ -2,8 +2,8 @@
 //! idempotent. eventIds are random, so each one written straight into a
 //! B-tree of a million lands on a page of its own: a page (4 KiB) rewritten
 //! per event, half of all the bytes an append wrote to disk. So new ids are
-//! staged first, in a table keyed (room, seq) that fills its pages in
-//! order, and kept in memory for lookups. Once [`MERGE_AT`] are staged, new
+//! staged first, in a table keyed by their order of arrival (its pages
+//! fill in order, whatever the rooms), and kept in memory for lookups. Once [`MERGE_AT`] are staged, new
 //! ids go to the second staging table while the first one's move into the
 //! index in key order, a run of them per projection write (each page of
 //! the index rewritten takes several ids, and no write pauses long); then
@@ -24,8 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 pub const EVENT_IDS: TableDefinition<(&str, u128), u64> = TableDefinition::new("chat_event_ids");
-/// The two staging tables: (room, seq) → eventId.
-pub const STAGED_IDS: [TableDefinition<(&str, u64), u128>; 2] = [
+/// The two staging tables: n → (room, eventId, seq), n counting the ids
+/// staged.
+pub const STAGED_IDS: [TableDefinition<u64, (&str, u128, u64)>; 2] = [
     TableDefinition::new("chat_event_ids_staged_0"),
     TableDefinition::new("chat_event_ids_staged_1"),
 ];
@@ -66,14 +67,19 @@ impl StagedMap {
         self.by_room.get(room)?.get(&id).copied()
     }
 
-    fn read(t: &impl ReadableTable<(&'static str, u64), u128>) -> Result<Self, StoreError> {
+    /// A staging table's ids, and the key after its last.
+    fn read(
+        t: &impl ReadableTable<u64, (&'static str, u128, u64)>,
+    ) -> Result<(Self, u64), StoreError> {
         let mut ids = StagedMap::default();
+        let mut next = 0;
         for row in t.iter().map_err(unavailable)? {
             let (k, v) = row.map_err(unavailable)?;
-            let (room, seq) = k.value();
-            ids.add(room, v.value(), seq);
+            let (room, id, seq) = v.value();
+            ids.add(room, id, seq);
+            next = k.value() + 1;
         }
-        Ok(ids)
+        Ok((ids, next))
     }
 }
 
@@ -103,6 +109,8 @@ impl Draining {
 pub struct Staged {
     /// Which of [`STAGED_IDS`] new ids go to.
     filling: usize,
+    /// The key of the next id staged.
+    next_key: u64,
     filling_ids: StagedMap,
     draining: Option<Draining>,
     merge_at: usize,
@@ -138,10 +146,11 @@ impl Ids {
         };
         let tx = db.begin_read().map_err(unavailable)?;
         let table = |which: usize| tx.open_table(STAGED_IDS[which]).map_err(unavailable);
-        let filling_ids = StagedMap::read(&table(filling)?)?;
-        let other = StagedMap::read(&table(1 - filling)?)?;
+        let (filling_ids, next) = StagedMap::read(&table(filling)?)?;
+        let (other, next_other) = StagedMap::read(&table(1 - filling)?)?;
         Ok(Ids(Mutex::new(Staged {
             filling,
+            next_key: next.max(next_other),
             filling_ids,
             draining: (other.len > 0).then(|| Draining::of(other)),
             merge_at: MERGE_AT,
@@ -175,8 +184,13 @@ impl Staged {
     pub fn table<'t>(
         &self,
         tx: &'t WriteTransaction,
-    ) -> Result<Table<'t, (&'static str, u64), u128>, StoreError> {
+    ) -> Result<Table<'t, u64, (&'static str, u128, u64)>, StoreError> {
         tx.open_table(STAGED_IDS[self.filling]).map_err(unavailable)
+    }
+
+    /// The key of the `n`th id staged from now (from 0).
+    pub fn key(&self, n: u64) -> u64 {
+        self.next_key + n
     }
 
     /// Records ids whose staging (rows of [`Staged::table`]) was committed.
@@ -184,6 +198,7 @@ impl Staged {
         for (room, id, seq) in ids {
             self.filling_ids.add(room, id, seq);
             self.added += 1;
+            self.next_key += 1;
         }
     }
 

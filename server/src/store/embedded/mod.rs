@@ -690,7 +690,7 @@ impl EventStore for EmbeddedStore {
                 // The rest, one row per block they are in (a run if more
                 // than one event).
                 let mut partial: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
-                for e in &c.events {
+                for (n, e) in (0..).zip(&c.events) {
                     let room = e.room_id.as_str();
                     let block = packed::block_of(e.seq);
                     if filled.get(room).is_some_and(|f| f.contains(&block)) {
@@ -707,7 +707,9 @@ impl EventStore for EmbeddedStore {
                     let duplicate = !fresh.insert((room, id))
                         || staged.staged_seq(room, id).is_some()
                         || ids::seq_in(&index, room, id)?.is_some();
-                    new_ids.insert((room, e.seq), id).map_err(unavailable)?;
+                    new_ids
+                        .insert(staged.key(n), (room, id, e.seq))
+                        .map_err(unavailable)?;
                     if duplicate {
                         return Err(StoreError::Conflict(format!(
                             "room {room} has event {}",
