@@ -45,26 +45,30 @@ const MOVE_AT_LEAST: usize = 256;
 /// The staged ids, in memory as on disk (see the module's comment).
 pub struct Ids(Mutex<Staged>);
 
-/// The ids of one staging table: room → eventId → seq.
+/// The ids of one staging table: eventId → (room, seq) of each room that
+/// has it (almost always one). Keyed by the id, so that its memory is per
+/// id, however many rooms the ids are spread over.
 #[derive(Default)]
 struct StagedMap {
-    by_room: HashMap<String, HashMap<u128, u64>>,
+    by_id: HashMap<u128, Vec<(Box<str>, u64)>>,
     len: usize,
 }
 
 impl StagedMap {
     fn add(&mut self, room: &str, id: u128, seq: u64) {
-        let ids = match self.by_room.get_mut(room) {
-            Some(ids) => ids,
-            None => self.by_room.entry(room.to_owned()).or_default(),
-        };
-        if ids.insert(id, seq).is_none() {
-            self.len += 1;
+        let rooms = self.by_id.entry(id).or_default();
+        match rooms.iter_mut().find(|(r, _)| &**r == room) {
+            Some((_, s)) => *s = seq,
+            None => {
+                rooms.push((room.into(), seq));
+                self.len += 1;
+            }
         }
     }
 
     fn get(&self, room: &str, id: u128) -> Option<u64> {
-        self.by_room.get(room)?.get(&id).copied()
+        let rooms = self.by_id.get(&id)?;
+        rooms.iter().find(|(r, _)| &**r == room).map(|(_, s)| *s)
     }
 
     /// A staging table's ids, and the key after its last.
@@ -87,15 +91,15 @@ impl StagedMap {
 struct Draining {
     ids: StagedMap,
     /// Its ids in key order; those before `next` have moved.
-    sorted: Vec<(String, u128, u64)>,
+    sorted: Vec<(Box<str>, u128, u64)>,
     next: usize,
 }
 
 impl Draining {
     fn of(ids: StagedMap) -> Draining {
         let mut sorted = Vec::with_capacity(ids.len);
-        for (room, of_room) in &ids.by_room {
-            sorted.extend(of_room.iter().map(|(id, seq)| (room.clone(), *id, *seq)));
+        for (id, rooms) in &ids.by_id {
+            sorted.extend(rooms.iter().map(|(room, seq)| (room.clone(), *id, *seq)));
         }
         sorted.sort_unstable();
         Draining {
@@ -226,9 +230,7 @@ impl Staged {
         let next = (d.next + at_least).min(d.sorted.len());
         let mut index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
         for (room, id, seq) in &d.sorted[d.next..next] {
-            index
-                .insert((room.as_str(), *id), *seq)
-                .map_err(unavailable)?;
+            index.insert((&**room, *id), *seq).map_err(unavailable)?;
         }
         Ok(Step::Moved { next })
     }
