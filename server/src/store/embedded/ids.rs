@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 pub const EVENT_IDS: TableDefinition<(&str, u128), u64> = TableDefinition::new("chat_event_ids");
-/// The two staging tables: n → (room, eventId, seq), n counting the ids
-/// staged.
+/// The two staging tables: n → (room, eventId, seq), n growing in order
+/// of arrival (unique in a table; it starts again at 0 when both are empty).
 pub const STAGED_IDS: [TableDefinition<u64, (&str, u128, u64)>; 2] = [
     TableDefinition::new("chat_event_ids_staged_0"),
     TableDefinition::new("chat_event_ids_staged_1"),
@@ -34,7 +34,7 @@ pub const STAGED_IDS: [TableDefinition<u64, (&str, u128, u64)>; 2] = [
 pub const FILLING: &str = "staged_ids_filling";
 
 /// Staged ids that start a merge. With the draining ones, memory holds at
-/// most about twice as many (15–20 MiB) while projection writes succeed;
+/// most about twice as many (about 10 MiB) while projection writes succeed;
 /// if they keep failing, commits take the merge steps past [`CAP`].
 const MERGE_AT: usize = 65_536;
 const CAP: usize = 2 * MERGE_AT;
@@ -45,30 +45,37 @@ const MOVE_AT_LEAST: usize = 256;
 /// The staged ids, in memory as on disk (see the module's comment).
 pub struct Ids(Mutex<Staged>);
 
-/// The ids of one staging table: eventId → (room, seq) of each room that
-/// has it (almost always one). Keyed by the id, so that its memory is per
-/// id, however many rooms the ids are spread over.
+/// The ids of one staging table: (room, eventId) → seq, with each room's
+/// name kept once (about 40 bytes an id, however the rooms are spread).
 #[derive(Default)]
 struct StagedMap {
-    by_id: HashMap<u128, Vec<(Box<str>, u64)>>,
-    len: usize,
+    ids: HashMap<(u32, u128), u64>,
+    room_names: Vec<Box<str>>,
+    room_numbers: HashMap<Box<str>, u32>,
 }
 
 impl StagedMap {
-    fn add(&mut self, room: &str, id: u128, seq: u64) {
-        let rooms = self.by_id.entry(id).or_default();
-        match rooms.iter_mut().find(|(r, _)| &**r == room) {
-            Some((_, s)) => *s = seq,
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Adds `room`'s `id`; false if it was there (never written so).
+    fn add(&mut self, room: &str, id: u128, seq: u64) -> bool {
+        let n = match self.room_numbers.get(room) {
+            Some(n) => *n,
             None => {
-                rooms.push((room.into(), seq));
-                self.len += 1;
+                let n = self.room_names.len() as u32;
+                self.room_names.push(room.into());
+                self.room_numbers.insert(room.into(), n);
+                n
             }
-        }
+        };
+        self.ids.insert((n, id), seq).is_none()
     }
 
     fn get(&self, room: &str, id: u128) -> Option<u64> {
-        let rooms = self.by_id.get(&id)?;
-        rooms.iter().find(|(r, _)| &**r == room).map(|(_, s)| *s)
+        let n = self.room_numbers.get(room)?;
+        self.ids.get(&(*n, id)).copied()
     }
 
     /// A staging table's ids, and the key after its last.
@@ -80,7 +87,11 @@ impl StagedMap {
         for row in t.iter().map_err(unavailable)? {
             let (k, v) = row.map_err(unavailable)?;
             let (room, id, seq) = v.value();
-            ids.add(room, id, seq);
+            if !ids.add(room, id, seq) {
+                return Err(StoreError::Corrupt(format!(
+                    "an eventId of room {room} is staged twice"
+                )));
+            }
             next = k.value() + 1;
         }
         Ok((ids, next))
@@ -90,18 +101,21 @@ impl StagedMap {
 /// A staging table whose ids move into the index.
 struct Draining {
     ids: StagedMap,
-    /// Its ids in key order; those before `next` have moved.
-    sorted: Vec<(Box<str>, u128, u64)>,
+    /// Its (room number, id, seq) in key order; those before `next` moved.
+    sorted: Vec<(u32, u128, u64)>,
     next: usize,
 }
 
 impl Draining {
     fn of(ids: StagedMap) -> Draining {
-        let mut sorted = Vec::with_capacity(ids.len);
-        for (id, rooms) in &ids.by_id {
-            sorted.extend(rooms.iter().map(|(room, seq)| (room.clone(), *id, *seq)));
-        }
-        sorted.sort_unstable();
+        let mut sorted: Vec<(u32, u128, u64)> = ids
+            .ids
+            .iter()
+            .map(|((n, id), seq)| (*n, *id, *seq))
+            .collect();
+        let names = &ids.room_names;
+        sorted
+            .sort_unstable_by(|a, b| (&names[a.0 as usize], a.1).cmp(&(&names[b.0 as usize], b.1)));
         Draining {
             ids,
             sorted,
@@ -156,7 +170,7 @@ impl Ids {
             filling,
             next_key: next.max(next_other),
             filling_ids,
-            draining: (other.len > 0).then(|| Draining::of(other)),
+            draining: (other.len() > 0).then(|| Draining::of(other)),
             merge_at: MERGE_AT,
             move_at_least: MOVE_AT_LEAST,
             added: 0,
@@ -173,7 +187,7 @@ impl Ids {
 impl Staged {
     /// How many ids are staged, in both tables.
     pub fn len(&self) -> usize {
-        self.filling_ids.len + self.draining.as_ref().map_or(0, |d| d.ids.len)
+        self.filling_ids.len() + self.draining.as_ref().map_or(0, |d| d.ids.len())
     }
 
     /// The seq of `room`'s event `id` if it is staged (else look in the
@@ -212,7 +226,7 @@ impl Staged {
     /// moved. `tx` must have neither table open.
     pub fn merge(&self, tx: &WriteTransaction) -> Result<Step, StoreError> {
         let Some(d) = &self.draining else {
-            if self.filling_ids.len < self.merge_at {
+            if self.filling_ids.len() < self.merge_at {
                 return Ok(Step::Nothing);
             }
             let mut meta = tx.open_table(META).map_err(unavailable)?;
@@ -229,7 +243,8 @@ impl Staged {
         let at_least = self.move_at_least.max(2 * self.added);
         let next = (d.next + at_least).min(d.sorted.len());
         let mut index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-        for (room, id, seq) in &d.sorted[d.next..next] {
+        for (n, id, seq) in &d.sorted[d.next..next] {
+            let room = &d.ids.room_names[*n as usize];
             index.insert((&**room, *id), *seq).map_err(unavailable)?;
         }
         Ok(Step::Moved { next })

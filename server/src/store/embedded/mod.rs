@@ -690,14 +690,31 @@ impl EventStore for EmbeddedStore {
                 // The rest, one row per block they are in (a run if more
                 // than one event).
                 let mut partial: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
+                // Each room's events must be the seqs its advance names (a
+                // new room's from 1), in order: rows, runs and blocks rely
+                // on it.
+                let mut next_seq: HashMap<&str, u64> = c
+                    .advances
+                    .iter()
+                    .map(|a| (a.room.as_str(), a.expected + 1))
+                    .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), 1)))
+                    .collect();
                 for (n, e) in (0..).zip(&c.events) {
                     let room = e.room_id.as_str();
+                    match next_seq.get_mut(room) {
+                        Some(next) if *next == e.seq => *next += 1,
+                        _ => {
+                            return Err(StoreError::Corrupt(format!(
+                            "a commit's event {} of room {room} is not the seq its advance names",
+                            e.seq
+                        )))
+                        }
+                    }
                     let block = packed::block_of(e.seq);
+                    let json = e.to_json().into_bytes();
                     if filled.get(room).is_some_and(|f| f.contains(&block)) {
-                        let json = e.to_json().into_bytes();
                         direct.entry((room, block)).or_default().push((e.seq, json));
                     } else {
-                        let json = e.to_json().into_bytes();
                         partial
                             .entry((room, block))
                             .or_default()
@@ -707,9 +724,15 @@ impl EventStore for EmbeddedStore {
                     let duplicate = !fresh.insert((room, id))
                         || staged.staged_seq(room, id).is_some()
                         || ids::seq_in(&index, room, id)?.is_some();
-                    new_ids
+                    let overwritten = new_ids
                         .insert(staged.key(n), (room, id, e.seq))
-                        .map_err(unavailable)?;
+                        .map_err(unavailable)?
+                        .is_some();
+                    if overwritten {
+                        return Err(StoreError::Corrupt(
+                            "a staged eventId's key is taken".into(),
+                        ));
+                    }
                     if duplicate {
                         return Err(StoreError::Conflict(format!(
                             "room {room} has event {}",
@@ -717,11 +740,26 @@ impl EventStore for EmbeddedStore {
                         )));
                     }
                 }
+                let ends = (c.advances.iter().map(|a| (a.room.as_str(), a.last)))
+                    .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), r.last_seq)));
+                let mut reached: HashMap<&str, u64> = HashMap::new();
+                for (room, last) in ends {
+                    let at = reached.entry(room).or_default();
+                    *at = (*at).max(last);
+                }
+                if reached
+                    .iter()
+                    .any(|(room, last)| next_seq[room] != last + 1)
+                {
+                    return Err(StoreError::Corrupt(
+                        "a commit's events do not reach the seqs its advances name".into(),
+                    ));
+                }
+                // In seq order already (checked above).
                 for ((room, _), mut rows) in partial {
-                    rows.sort_by_key(|(seq, _)| *seq);
                     let first = rows[0].0;
-                    let value = match rows.as_slice() {
-                        [(_, json)] => json.clone(),
+                    let value = match rows.len() {
+                        1 => rows.pop().expect("one row").1,
                         _ => packed::run(&rows),
                     };
                     let taken = events
@@ -732,8 +770,7 @@ impl EventStore for EmbeddedStore {
                         return Err(StoreError::Conflict(format!("room {room} has seq {first}")));
                     }
                 }
-                for ((room, block), mut rows) in direct {
-                    rows.sort_by_key(|(seq, _)| *seq);
+                for ((room, block), rows) in direct {
                     let first = block * BLOCK + 1;
                     let whole = rows.len() as u64 == BLOCK
                         && rows
@@ -1360,11 +1397,13 @@ mod tests {
         store.ids.lock().set_merge_at(20, 8);
         assert_eq!(store.ids.lock().phase(), (1, Some((0, 26))), "reopened");
         all_found_and_refused(&store, 30).await;
+        store.commit(commit_of("r", 30, 3)).await.unwrap();
+        assert_eq!(staged_on_disk(&store), (34, 10));
         while store.ids.lock().phase().1.is_some() {
             merge_step(&store).await;
         }
-        assert_eq!(staged_on_disk(&store), (5, 26), "the drained table is gone");
-        all_found_and_refused(&store, 30).await;
+        assert_eq!(staged_on_disk(&store), (8, 26), "the drained table is gone");
+        all_found_and_refused(&store, 33).await;
         let s1 = store.event_by_id("s", id_of(1)).await.unwrap();
         assert_eq!(s1, Some(event_in("s", 1)));
     }
@@ -1398,6 +1437,13 @@ mod tests {
             store.commit(stale).await,
             Err(StoreError::Conflict(_))
         ));
+        // Events that are not the seqs the advance names: refused whole.
+        for seqs in [vec![306, 306], vec![306, 308], vec![306]] {
+            let mut c = commit_of("r", 305, 2);
+            c.events = seqs.iter().map(|s| Arc::new(event(*s))).collect();
+            let refused = store.commit(c).await;
+            assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{seqs:?}");
+        }
         let (all, last) = store.events("r", 0, 1000).await.unwrap();
         assert_eq!(last, 305);
         assert_eq!(all, (1..=305).map(event).collect::<Vec<_>>());

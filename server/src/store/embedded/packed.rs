@@ -20,7 +20,8 @@ pub const BLOCK: u64 = 64;
 pub const ZSTD: u8 = 0x01;
 /// The tag byte of a run: consecutive rows of one block stored as one
 /// row under the first one's seq, not compressed (a commit's events of a
-/// block it does not fill whole, one row instead of one each).
+/// block it does not fill whole, one row instead of one each). A single
+/// row is JSON, which never starts with it.
 const RUN: u8 = 0x02;
 /// zstd's level: fast, and most of the gain on JSON.
 const ZSTD_LEVEL: i32 = 1;
@@ -172,15 +173,16 @@ fn parse(block: u64, raw: &[u8]) -> Result<Vec<Row>, StoreError> {
     Ok(rows)
 }
 
-/// The rows of `room` in `lo..=hi` as stored one row or run each, in
-/// order; the first may start before `lo`.
+/// The rows of `room` in `lo..=hi`, one list per stored row or run, in
+/// key order; a list may be empty (a row of `lo`'s block before `lo`).
 fn stored_rows<'a>(
     rows: &'a impl ReadableTable<(&'static str, u64), &'static [u8]>,
     room: &str,
     lo: u64,
     hi: u64,
 ) -> Result<impl DoubleEndedIterator<Item = Result<Vec<Row>, StoreError>> + 'a, StoreError> {
-    // A run never crosses a block: one that holds `lo` starts in its block.
+    // A run never crosses a block: one that holds `lo` starts in its block
+    // (`min` for `lo` = 0, whose block 0 starts at 1).
     let from = first_of(block_of(lo)).min(lo);
     let range = rows.range((room, from)..=(room, hi)).map_err(unavailable)?;
     Ok(range.map(move |row| {
@@ -271,7 +273,12 @@ pub fn seal(
         let mut old = unpack(block, old.value())?;
         old.retain(|(s, _)| !taken.iter().any(|(t, _)| t == s));
         taken.extend(old);
-        taken.sort_by_key(|(s, _)| *s);
+    }
+    taken.sort_by_key(|(s, _)| *s);
+    if taken.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(StoreError::Corrupt(format!(
+            "room {room}'s rows of block {block} hold a seq twice"
+        )));
     }
     store_block(rows, blocks, room, block, &taken)
 }
@@ -285,7 +292,8 @@ fn unpacked(blocks: &SeqTable, room: &str, block: u64) -> Result<Option<Vec<Row>
 }
 
 /// Puts `room`'s row `seq` where it lives: into its block if that block is
-/// packed (which rewrites the block), else as a row.
+/// packed (which rewrites the block), else as a row. For tables of single
+/// rows (views), never runs.
 pub fn put(
     rows: &mut SeqTable,
     blocks: &mut SeqTable,
@@ -309,7 +317,8 @@ pub fn put(
     }
 }
 
-/// Removes `room`'s row `seq`, from the rows or from its block.
+/// Removes `room`'s row `seq`, from the rows or from its block. For tables
+/// of single rows (views), never runs.
 pub fn remove(
     rows: &mut SeqTable,
     blocks: &mut SeqTable,
