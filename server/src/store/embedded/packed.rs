@@ -103,17 +103,22 @@ pub fn decompress(packed: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
 /// length (4 bytes) and bytes, compressed together; `None` if that is more
 /// than [`MAX_BLOCK`] before compression.
 pub fn pack(rows: &[Row]) -> Option<Vec<u8>> {
+    let raw = lay_out(rows, None);
+    (raw.len() <= MAX_BLOCK).then(|| compress(&raw))
+}
+
+/// Rows one after another, each its seq (8 bytes), length (4 bytes) and
+/// bytes, after `tag` if given: what [`pack`] compresses and [`run`] stores.
+fn lay_out(rows: &[Row], tag: Option<u8>) -> Vec<u8> {
     let size: usize = rows.iter().map(|(_, v)| v.len() + 12).sum();
-    if size > MAX_BLOCK {
-        return None;
-    }
-    let mut raw = Vec::with_capacity(size);
+    let mut out = Vec::with_capacity(1 + size);
+    out.extend(tag);
     for (seq, v) in rows {
-        raw.extend_from_slice(&seq.to_le_bytes());
-        raw.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        raw.extend_from_slice(v);
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
     }
-    Some(compress(&raw))
+    out
 }
 
 /// The rows of `block`, packed: in seq order, each in the block's range
@@ -124,14 +129,7 @@ pub fn unpack(block: u64, packed: &[u8]) -> Result<Vec<Row>, StoreError> {
 
 /// Rows (in seq order) as one run, for the row of the first one's seq.
 pub fn run(rows: &[Row]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + rows.iter().map(|(_, v)| v.len() + 12).sum::<usize>());
-    out.push(RUN);
-    for (seq, v) in rows {
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(v);
-    }
-    out
+    lay_out(rows, Some(RUN))
 }
 
 /// The rows a stored row under `seq` holds: itself, or the run it starts.
