@@ -618,6 +618,22 @@ async fn a_room_of_100000_messages_works() {
     }
     let last = n_total as u64 + 1;
     eprintln!("appended {n_total} in {:?}", t0.elapsed());
+    // The room's first message, retried: found by its eventId (past 65,536
+    // events, the embedded store has moved it from staging into its index)
+    // and answered as first stored; a new event reusing it is refused.
+    let (_, first) = get(&c, &s, &token, "/api/rooms/big/events?afterSeq=1&limit=1").await;
+    let first = first["events"][0].clone();
+    let retry = json!({"eventId": first["eventId"], "eventType": "MESSAGE_SENT",
+        "content": first["content"]});
+    let (status, again) = post(&c, &s, &token, "big", retry.clone()).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let mut other = retry;
+    other["content"] = json!("another text");
+    let (status, refused) = post(&c, &s, &token, "big", other).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (StatusCode::CONFLICT, "event_id_conflict")
+    );
     let (_, msgs) = get(&c, &s, &token, "/api/rooms/big/messages?limit=50").await;
     assert_eq!(msgs["lastSeq"], last);
     assert_eq!(msgs["messages"].as_array().unwrap().len(), 50);
