@@ -134,6 +134,67 @@ async fn pipelined_submits_are_all_answered_in_order() {
     s.stop().await;
 }
 
+/// A burst of live events (500 pipelined submits, committed in groups and
+/// published together) reaches every listener exactly once and in seq
+/// order: one that reads as they come, and one that reads nothing until
+/// the burst is over (its events wait and then leave several to a write).
+#[tokio::test]
+async fn a_burst_of_live_events_reaches_every_listener_once_in_order() {
+    let (_dir, s, _c, token) = setup("burst").await;
+    let url = format!("/api/rooms/burst/ws?afterSeq=1&token={token}");
+    let mut reading = ws(&s, &url).await;
+    let mut idle = ws(&s, &url).await;
+    let sender = ws(&s, &url).await;
+    let n: u64 = 500;
+    let frames = (0..n)
+        .map(|i| submit_frame(Uuid::new_v4(), &format!("burst {i}")))
+        .collect();
+    let (reader_seqs, (_sender, answers)) = tokio::join!(
+        async {
+            let mut seqs = Vec::new();
+            while seqs.len() < n as usize {
+                seqs.push(next_event_seq(&mut reading).await);
+            }
+            seqs
+        },
+        pipeline(sender, frames)
+    );
+    assert!(
+        answers.iter().all(|a| a["type"] == "ack"),
+        "every submit is acknowledged"
+    );
+    let mut idle_seqs = Vec::new();
+    while idle_seqs.len() < n as usize {
+        idle_seqs.push(next_event_seq(&mut idle).await);
+    }
+    let expected: Vec<u64> = (2..=n + 1).collect();
+    assert_eq!(
+        reader_seqs, expected,
+        "the reading listener: no gap, no duplicate"
+    );
+    assert_eq!(
+        idle_seqs, expected,
+        "the listener that fell behind: no gap, no duplicate"
+    );
+    s.stop().await;
+}
+
+/// The seq of the next `event` frame (pings skipped), within 10 s.
+async fn next_event_seq(ws: &mut Ws) -> u64 {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Err(_) => panic!("no event frame for 10 s"),
+            Ok(Some(Ok(WsMessage::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["type"], "event", "only event frames on a listener: {v}");
+                return v["event"]["seq"].as_u64().unwrap();
+            }
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => {}
+            Ok(other) => panic!("the socket ended: {other:?}"),
+        }
+    }
+}
+
 /// Finding 1, with bad frames: 10,000 frames that are not JSON, back to
 /// back, get 10,000 `bad_json` error frames.
 #[tokio::test]

@@ -17,7 +17,10 @@
 //!   that the loop reads no frame, which pushes back on the client's TCP.
 //! - Nothing waits on a queue that only it drains: frames are sent by the
 //!   loop itself, each within [`SEND_TIMEOUT`]; a client that takes nothing
-//!   for that long does not keep up and is closed (4008).
+//!   for that long does not keep up and is closed (4008). A socket that fell
+//!   behind the live feed sends the events waiting for it together, in one
+//!   write where they fit: under load, one system call carries several
+//!   events instead of one each.
 //! - The session is checked on every submit: its expiry is known from the
 //!   start (and a timer closes an idle socket then, 4001); a logout
 //!   notification (from any instance) closes it (4001), and when
@@ -33,7 +36,7 @@ use super::{caller, room_id, MAX_BODY};
 use crate::api_types::{NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::{Appended, STORE_TIMEOUT};
 use crate::auth::now_ms;
-use crate::bus::Live;
+use crate::bus::{Live, Subscription};
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
@@ -45,11 +48,13 @@ use axum::response::{IntoResponse, Response};
 use domain::{ChatEvent, Submission};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
@@ -72,6 +77,11 @@ const SESSION_RECHECK: Duration = Duration::from_secs(1);
 const MAX_SOCKETS_PER_USER: usize = 32;
 /// Events read from the store at once when catching up.
 const PAGE: usize = 256;
+/// Live events a socket sends at once when it fell behind (see [`deliver`]).
+const COALESCE: usize = 16;
+/// What a socket's frames fill before they are written out: the events
+/// sent at once share writes of up to this size (plus a frame).
+const WRITE_BUFFER: usize = 4 * 1024;
 /// The read buffer of a socket: client frames are small submits (the whole
 /// frame is read into a larger buffer only when a larger one comes, up to
 /// 64 KiB), so an idle socket holds 4 KiB, not tungstenite's 128 KiB.
@@ -124,9 +134,9 @@ pub async fn connect(
     };
     Ok(upgrade
         .read_buffer_size(READ_BUFFER)
-        // Every frame is written out at once (and flushed): nothing waits
-        // in the buffer for more.
-        .write_buffer_size(0)
+        // Frames sent together share writes; each send ends with a flush,
+        // so nothing waits in the buffer for more.
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_BODY)
         .max_frame_size(MAX_BODY)
@@ -241,8 +251,11 @@ async fn serve(
 ) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
-    let mut logouts = state.bus.logouts();
-    let mut shutting_down = state.shutting_down.clone();
+    // The waits that outlive each turn of the loop are made once: a room's
+    // event wakes a thousand sockets, and each turn would otherwise register
+    // and drop these waits again.
+    let mut logouts = pin!(notes(state.bus.logouts(), session.token_hash.clone()));
+    let mut stop = pin!(shutdown(state.shutting_down.clone()));
     let mut feed = Feed {
         last: after,
         backlog: VecDeque::new(),
@@ -259,18 +272,11 @@ async fn serve(
     tokio::pin!(expiry);
     loop {
         let out: Message = tokio::select! {
-            _ = shutdown(&mut shutting_down) => return SHUTTING_DOWN,
+            _ = &mut stop => return SHUTTING_DOWN,
             _ = &mut expiry => return EXPIRED,
-            note = logouts.recv() => {
-                match note {
-                    Ok(hash) if hash == session.token_hash => return LOGGED_OUT,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        if let Some(end) = recheck(state, session).await {
-                            return end;
-                        }
-                    }
-                    Err(RecvError::Closed) => return End::Close(1011, "logouts cannot be watched"),
+            Some(note) = logouts.next() => {
+                if let Some(end) = noted(state, session, note).await {
+                    return end;
                 }
                 continue;
             }
@@ -290,7 +296,14 @@ async fn serve(
             }
             Some(answer) = answers.next(), if !answers.is_empty() => Message::Text(answer.into()),
             event = live.recv() => match feed.live(event, state) {
-                Ok(Some(text)) => Message::Text(text),
+                Ok(Some(text)) => {
+                    // The events that came meanwhile go out in the same write.
+                    let more = Some((&mut feed, &mut live, state));
+                    if let Err(end) = deliver(ws, Message::Text(text), more, stop.as_mut()).await {
+                        return end;
+                    }
+                    continue;
+                }
                 Ok(None) => continue,
                 Err(end) => return end,
             },
@@ -313,7 +326,7 @@ async fn serve(
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         // The session is checked on every submit.
-                        if let Some(end) = session_over(state, session, &mut logouts, &mut checked).await {
+                        if let Some(end) = session_over(state, session, logouts.as_mut(), &mut checked).await {
                             return end;
                         }
                         answers.push_back(submit(state, room, user, text.as_str()).await);
@@ -331,31 +344,85 @@ async fn serve(
                 continue;
             }
         };
-        if let Err(end) = deliver(ws, out, &mut shutting_down).await {
+        if let Err(end) = deliver(ws, out, None, stop.as_mut()).await {
             return end;
         }
     }
 }
 
 /// Resolves once the server starts shutting down (or has stopped).
-async fn shutdown(shutting_down: &mut watch::Receiver<bool>) {
+async fn shutdown(mut shutting_down: watch::Receiver<bool>) {
     let _ = shutting_down.wait_for(|down| *down).await;
 }
 
-/// Sends one frame, unless the client takes nothing for [`SEND_TIMEOUT`]
+/// What the logout notifications say of one session.
+enum Note {
+    /// This session was logged out.
+    LoggedOut,
+    /// Notifications were lost: the store must say.
+    Lagged,
+    /// Notifications can no longer be had.
+    Closed,
+}
+
+/// The logout notifications that concern the session of `token_hash`.
+fn notes(logouts: broadcast::Receiver<String>, token_hash: String) -> impl Stream<Item = Note> {
+    futures_util::stream::unfold(
+        (logouts, token_hash),
+        |(mut logouts, token_hash)| async move {
+            let note = loop {
+                match logouts.recv().await {
+                    Ok(hash) if hash == token_hash => break Note::LoggedOut,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break Note::Lagged,
+                    Err(RecvError::Closed) => break Note::Closed,
+                }
+            };
+            Some((note, (logouts, token_hash)))
+        },
+    )
+}
+
+/// How a socket ends after a note, if it does.
+async fn noted(state: &AppState, session: &Session, note: Note) -> Option<End> {
+    match note {
+        Note::LoggedOut => Some(LOGGED_OUT),
+        Note::Lagged => recheck(state, session).await,
+        Note::Closed => Some(End::Close(1011, "logouts cannot be watched")),
+    }
+}
+
+/// Sends `msg`, then (after a live event) the live events that are already
+/// waiting, up to [`COALESCE`] of them, in as few writes as the write
+/// buffer allows: a socket that fell behind catches up with one write, not
+/// one per event. Fails when the client takes nothing for [`SEND_TIMEOUT`]
 /// or the server starts shutting down meanwhile.
 async fn deliver(
     ws: &mut WebSocket,
     msg: Message,
-    shutting_down: &mut watch::Receiver<bool>,
+    more: Option<(&mut Feed, &mut Subscription, &AppState)>,
+    stop: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), End> {
+    let send = async {
+        ws.feed(msg).await.map_err(|_| End::Gone)?;
+        if let Some((feed, live, state)) = more {
+            for _ in 1..COALESCE {
+                let event = match live.try_recv() {
+                    Ok(e) => Ok(e),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                };
+                if let Some(text) = feed.live(event, state)? {
+                    ws.feed(Message::Text(text)).await.map_err(|_| End::Gone)?;
+                }
+            }
+        }
+        ws.flush().await.map_err(|_| End::Gone)
+    };
     tokio::select! {
-        sent = timeout(SEND_TIMEOUT, ws.send(msg)) => match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Stuck),
-        },
-        _ = shutdown(shutting_down) => Err(SHUTTING_DOWN),
+        sent = timeout(SEND_TIMEOUT, send) => sent.unwrap_or(Err(End::Stuck)),
+        _ = stop => Err(SHUTTING_DOWN),
     }
 }
 
@@ -441,7 +508,7 @@ fn session_timer(end_ms: i64) -> impl Future<Output = ()> {
 async fn session_over(
     state: &AppState,
     session: &Session,
-    logouts: &mut broadcast::Receiver<String>,
+    mut logouts: Pin<&mut impl Stream<Item = Note>>,
     checked: &mut Instant,
 ) -> Option<End> {
     if now_ms() >= session.end_ms {
@@ -453,18 +520,14 @@ async fn session_over(
             return Some(end);
         }
     }
-    loop {
-        match logouts.try_recv() {
-            Ok(hash) if hash == session.token_hash => return Some(LOGGED_OUT),
-            Ok(_) => {}
-            Err(TryRecvError::Lagged(_)) => {
-                if let Some(end) = recheck(state, session).await {
-                    return Some(end);
-                }
-            }
-            Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+    // The notes that came meanwhile (each poll takes the next one at once,
+    // or finds none).
+    while let Poll::Ready(Some(note)) = futures_util::poll!(logouts.next()) {
+        if let Some(end) = noted(state, session, note).await {
+            return Some(end);
         }
     }
+    None
 }
 
 /// After lost logout notifications: whether the store still has the
