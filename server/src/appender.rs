@@ -1,8 +1,6 @@
 //! The append path, in the order the design fixes: decide with the domain,
-//! assign the next seq, persist the events durably (the commit point),
-//! publish them, then update the projection and the snapshots, and answer.
-//! Subscribers get an event as soon as it is durable; its writer gets the
-//! answer once the projection has it too (and so reads its own write).
+//! assign the next seq, persist the events durably (the commit point), then
+//! update the projection and the snapshots, answer, and publish.
 //!
 //! A few writer tasks (`APPEND_WRITERS`) share the rooms by a hash of their
 //! ids, so that one slow room (a large one loading, or another instance
@@ -831,14 +829,7 @@ impl Writer {
             Ok(()) => {
                 #[cfg(feature = "fault-injection")]
                 fault_injection::after_event_commit().await;
-                // The events are durable: published now (subscribers wait
-                // for nothing else), then the projection follows them; the
-                // batch is answered once that is written too, so a writer
-                // reads its own writes (readers that come sooner wait for
-                // it: `routes::rooms`).
-                for e in events {
-                    self.bus.publish(e);
-                }
+                // The events are durable: the projection follows them.
                 if self.project(proj).await {
                     for (room, head, complete) in snapshotted {
                         if let Some(core) = self.rooms.get_mut(&room) {
@@ -856,6 +847,11 @@ impl Writer {
                     self.metrics
                         .commit_seconds
                         .observe(started.elapsed().as_secs_f64());
+                }
+                // Durable first, then published (and answered when this
+                // returns).
+                for e in events {
+                    self.bus.publish(e);
                 }
                 Ok(answers)
             }

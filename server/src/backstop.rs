@@ -5,10 +5,8 @@
 //! catches up from the store (`routes/ws.rs`), so a lost publish costs a
 //! second or two of delay, never a message. An event committed since the
 //! last tick is left alone: its publish is usually on its way (the
-//! appender publishes right after the commit, but Redis may take a
-//! moment), and delivering the latest event before it would send every
-//! socket of the room to the store. Redis pub/sub loses publishes while it
-//! is down; in process, an
+//! appender publishes after the projection write), and delivering the
+//! latest event before it would send every socket of the room to the store. Redis pub/sub loses publishes while it is down; in process, an
 //! event is only missed when its commit outlived the wait for it (a timeout
 //! answered 503, then the commit landed), which this covers too.
 

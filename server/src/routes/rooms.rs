@@ -314,10 +314,8 @@ const LAG_GRACE: Duration = Duration::from_millis(100);
 
 /// A page of the projection; when the projection lags the events, read
 /// again until it does not (for at most [`LAG_WAIT`]). A write is answered
-/// only once its projection is written (its event is published before
-/// that), so a lag is a write in flight (gone in milliseconds: a subscriber
-/// that reads as soon as the event comes waits for it here) or a projection
-/// left behind (a crash, a failed write),
+/// only once its projection is written, so a lag is a write in flight (gone
+/// in milliseconds) or a projection left behind (a crash, a failed write),
 /// which, after [`LAG_GRACE`], this starts catching up (one catch-up per
 /// room at a time, however many read it).
 async fn caught_up_views(
