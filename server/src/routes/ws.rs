@@ -86,8 +86,9 @@ const WRITE_BUFFER: usize = 4 * 1024;
 /// frame is read into a larger buffer only when a larger one comes, up to
 /// 64 KiB), so an idle socket holds 4 KiB, not tungstenite's 128 KiB.
 const READ_BUFFER: usize = 4 * 1024;
-/// The most a socket buffers for sending: one frame in flight (an event of
-/// 4,000 characters is at most about 25 KB of JSON) and control frames.
+/// The most a socket buffers for sending: the frames of one write (up to
+/// [`WRITE_BUFFER`] and one more frame; an event of 4,000 characters is at
+/// most about 25 KB of JSON) and control frames.
 const MAX_WRITE_BUFFER: usize = 4 * MAX_BODY;
 
 /// WebSocket: every event after afterSeq (backlog, then live), and submits.
@@ -403,8 +404,17 @@ async fn deliver(
     more: Option<(&mut Feed, &mut Subscription, &AppState)>,
     stop: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), End> {
+    // Each frame, and the flush, within SEND_TIMEOUT of its own: a client
+    // that takes frames slowly keeps up, one that takes nothing does not.
+    async fn step(sent: impl Future<Output = Result<(), axum::Error>>) -> Result<(), End> {
+        match timeout(SEND_TIMEOUT, sent).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Stuck),
+        }
+    }
     let send = async {
-        ws.feed(msg).await.map_err(|_| End::Gone)?;
+        step(ws.feed(msg)).await?;
         if let Some((feed, live, state)) = more {
             for _ in 1..COALESCE {
                 let event = match live.try_recv() {
@@ -414,14 +424,14 @@ async fn deliver(
                     Err(TryRecvError::Closed) => Err(RecvError::Closed),
                 };
                 if let Some(text) = feed.live(event, state)? {
-                    ws.feed(Message::Text(text)).await.map_err(|_| End::Gone)?;
+                    step(ws.feed(Message::Text(text))).await?;
                 }
             }
         }
-        ws.flush().await.map_err(|_| End::Gone)
+        step(ws.flush()).await
     };
     tokio::select! {
-        sent = timeout(SEND_TIMEOUT, send) => sent.unwrap_or(Err(End::Stuck)),
+        sent = send => sent,
         _ = stop => Err(SHUTTING_DOWN),
     }
 }
@@ -521,8 +531,11 @@ async fn session_over(
         }
     }
     // The notes that came meanwhile (each poll takes the next one at once,
-    // or finds none).
-    while let Poll::Ready(Some(note)) = futures_util::poll!(logouts.next()) {
+    // or finds none; unconstrained, so that a task that used up its budget
+    // of tokio's cooperative scheduling still sees a waiting note).
+    while let Poll::Ready(Some(note)) =
+        futures_util::poll!(tokio::task::unconstrained(logouts.next()))
+    {
         if let Some(end) = noted(state, session, note).await {
             return Some(end);
         }
