@@ -48,13 +48,12 @@ use axum::response::{IntoResponse, Response};
 use domain::{ChatEvent, Submission};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
@@ -252,10 +251,8 @@ async fn serve(
 ) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
-    // The waits that outlive each turn of the loop are made once: a room's
-    // event wakes a thousand sockets, and each turn would otherwise register
-    // and drop these waits again.
-    let mut logouts = pin!(notes(state.bus.logouts(), session.token_hash.clone()));
+    let mut logouts = state.bus.logouts();
+    // Made once, and shared with each send (see deliver).
     let mut stop = pin!(shutdown(state.shutting_down.clone()));
     let mut feed = Feed {
         last: after,
@@ -275,9 +272,16 @@ async fn serve(
         let out: Message = tokio::select! {
             _ = &mut stop => return SHUTTING_DOWN,
             _ = &mut expiry => return EXPIRED,
-            Some(note) = logouts.next() => {
-                if let Some(end) = noted(state, session, note).await {
-                    return end;
+            note = logouts.recv() => {
+                match note {
+                    Ok(hash) if hash == session.token_hash => return LOGGED_OUT,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        if let Some(end) = recheck(state, session).await {
+                            return end;
+                        }
+                    }
+                    Err(RecvError::Closed) => return End::Close(1011, "logouts cannot be watched"),
                 }
                 continue;
             }
@@ -327,7 +331,7 @@ async fn serve(
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         // The session is checked on every submit.
-                        if let Some(end) = session_over(state, session, logouts.as_mut(), &mut checked).await {
+                        if let Some(end) = session_over(state, session, &mut logouts, &mut checked).await {
                             return end;
                         }
                         answers.push_back(submit(state, room, user, text.as_str()).await);
@@ -354,43 +358,6 @@ async fn serve(
 /// Resolves once the server starts shutting down (or has stopped).
 async fn shutdown(mut shutting_down: watch::Receiver<bool>) {
     let _ = shutting_down.wait_for(|down| *down).await;
-}
-
-/// What the logout notifications say of one session.
-enum Note {
-    /// This session was logged out.
-    LoggedOut,
-    /// Notifications were lost: the store must say.
-    Lagged,
-    /// Notifications can no longer be had.
-    Closed,
-}
-
-/// The logout notifications that concern the session of `token_hash`.
-fn notes(logouts: broadcast::Receiver<String>, token_hash: String) -> impl Stream<Item = Note> {
-    futures_util::stream::unfold(
-        (logouts, token_hash),
-        |(mut logouts, token_hash)| async move {
-            let note = loop {
-                match logouts.recv().await {
-                    Ok(hash) if hash == token_hash => break Note::LoggedOut,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break Note::Lagged,
-                    Err(RecvError::Closed) => break Note::Closed,
-                }
-            };
-            Some((note, (logouts, token_hash)))
-        },
-    )
-}
-
-/// How a socket ends after a note, if it does.
-async fn noted(state: &AppState, session: &Session, note: Note) -> Option<End> {
-    match note {
-        Note::LoggedOut => Some(LOGGED_OUT),
-        Note::Lagged => recheck(state, session).await,
-        Note::Closed => Some(End::Close(1011, "logouts cannot be watched")),
-    }
 }
 
 /// Sends `msg`, then (after a live event) the live events that are already
@@ -518,7 +485,7 @@ fn session_timer(end_ms: i64) -> impl Future<Output = ()> {
 async fn session_over(
     state: &AppState,
     session: &Session,
-    mut logouts: Pin<&mut impl Stream<Item = Note>>,
+    logouts: &mut broadcast::Receiver<String>,
     checked: &mut Instant,
 ) -> Option<End> {
     if now_ms() >= session.end_ms {
@@ -530,17 +497,18 @@ async fn session_over(
             return Some(end);
         }
     }
-    // The notes that came meanwhile (each poll takes the next one at once,
-    // or finds none; unconstrained, so that a task that used up its budget
-    // of tokio's cooperative scheduling still sees a waiting note).
-    while let Poll::Ready(Some(note)) =
-        futures_util::poll!(tokio::task::unconstrained(logouts.next()))
-    {
-        if let Some(end) = noted(state, session, note).await {
-            return Some(end);
+    loop {
+        match logouts.try_recv() {
+            Ok(hash) if hash == session.token_hash => return Some(LOGGED_OUT),
+            Ok(_) => {}
+            Err(TryRecvError::Lagged(_)) => {
+                if let Some(end) = recheck(state, session).await {
+                    return Some(end);
+                }
+            }
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
         }
     }
-    None
 }
 
 /// After lost logout notifications: whether the store still has the
