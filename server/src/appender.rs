@@ -16,8 +16,9 @@
 //! state is never trusted over the store.
 //!
 //! The projection (view rows, read markers, unread counts) and the
-//! snapshots are written after the events, each room's changes only if its
-//! projection is where this writer left it (a per-room checkpoint), so
+//! snapshots are written with the events where the store can (the embedded
+//! store: one transaction), else after them, each room's changes only if
+//! its projection is where this writer left it (a per-room checkpoint), so
 //! writing them again is a no-op. A room whose projection lags (a failed
 //! write; or the process died between the two, found at the next start) is
 //! caught up from its events (`crate::rebuild::catch_up`), and a read of
@@ -779,10 +780,30 @@ impl Writer {
         }
         let events: Vec<Arc<ChatEvent>> = commit.events.clone();
         let n_events = events.len();
+        let proj = Arc::new(proj);
+        // `Some` once the projection is written too (with the events, where
+        // the store can).
         let result = if commit.events.is_empty() && commit.new_rooms.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
-            match tokio::time::timeout(STORE_TIMEOUT, self.stores.events.commit(commit)).await {
+            let stores = &self.stores;
+            // Armed fault injection commits the events alone, so that a
+            // crash can fall between them and their projection.
+            #[cfg(feature = "fault-injection")]
+            let apart = fault_injection::armed();
+            #[cfg(not(feature = "fault-injection"))]
+            let apart = false;
+            let written = async {
+                if apart {
+                    stores.events.commit(commit).await.map(|()| None)
+                } else {
+                    stores
+                        .events
+                        .commit_with_projection(commit, proj.clone())
+                        .await
+                }
+            };
+            match tokio::time::timeout(STORE_TIMEOUT, written).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Unavailable("the commit timed out".to_owned())),
             }
@@ -794,7 +815,7 @@ impl Writer {
                 match self.committed_anyway(&events).await {
                     Some(true) => {
                         tracing::warn!(%detail, "the commit's answer was lost, but it was written");
-                        Ok(())
+                        Ok(None)
                     }
                     _ => Err(StoreError::Unavailable(detail)),
                 }
@@ -826,11 +847,17 @@ impl Writer {
         }
         self.evict();
         match result {
-            Ok(()) => {
+            Ok(written) => {
                 #[cfg(feature = "fault-injection")]
                 fault_injection::after_event_commit().await;
-                // The events are durable: the projection follows them.
-                if self.project(proj).await {
+                // The events are durable: the projection follows them, if
+                // it did not go with them (rooms it found behind are tried
+                // again, and caught up).
+                let projected = match written {
+                    Some(behind) if behind.is_empty() => true,
+                    _ => self.project(proj).await,
+                };
+                if projected {
                     for (room, head, complete) in snapshotted {
                         if let Some(core) = self.rooms.get_mut(&room) {
                             core.state.mark_snapshot_saved(&head);
@@ -892,8 +919,7 @@ impl Writer {
     /// just before these may land a moment later (or collide with these):
     /// the write is tried again a few times (it is conditional, so that is
     /// safe) before a room's catch-up, a replay of all its events, starts.
-    async fn project(&self, proj: ProjectionChanges) -> bool {
-        let proj = Arc::new(proj);
+    async fn project(&self, proj: Arc<ProjectionChanges>) -> bool {
         let all = || -> HashSet<String> { proj.rooms.iter().map(|p| p.room.clone()).collect() };
         let mut written = false;
         let mut attempt = 1;
@@ -1135,6 +1161,11 @@ mod fault_injection {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+    /// Whether a hang after an event commit is asked for.
+    pub fn armed() -> bool {
+        std::env::var_os("CHAT_FAULT_HANG_AFTER_EVENT_COMMITS").is_some()
+    }
 
     pub async fn after_event_commit() {
         let Some(n) = std::env::var("CHAT_FAULT_HANG_AFTER_EVENT_COMMITS")

@@ -57,8 +57,8 @@ pub enum ViewChange {
 }
 
 /// The events of one group commit, written atomically and durably: the
-/// commit point. What they change in the projection follows separately
-/// ([`ProjectionChanges`]).
+/// commit point. What they change in the projection goes with them where
+/// the store can, else follows separately ([`ProjectionChanges`]).
 #[derive(Debug, Default)]
 pub struct Commit {
     pub new_rooms: Vec<RoomRecord>,
@@ -306,6 +306,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// nothing) if a new room's id is taken, with `Conflict` (and writes
     /// nothing) if another writer moved one of the rooms on.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// [`EventStore::commit`], with the commit's projection changes written
+    /// in the same transaction where the store can (one write to disk per
+    /// batch instead of two): then the rooms whose projection was behind
+    /// (see [`ProjectionStore::apply`]). `None` when only the events were
+    /// written, by a store that cannot, or when the projection could not be
+    /// written (the events are, then, as by `commit`): the caller applies
+    /// the projection itself.
+    async fn commit_with_projection(
+        &self,
+        commit: Commit,
+        projection: Arc<ProjectionChanges>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let _ = projection;
+        self.commit(commit).await.map(|()| None)
+    }
 
     /// Waits for `writer`'s turn to append to `room`, when several writers
     /// (server instances) share the store: a short lease on the room, handed

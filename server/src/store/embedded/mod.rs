@@ -1,8 +1,9 @@
 //! The embedded store: redb, a crash-safe, transactional key-value store on
 //! local disk (see docs/0002-embedded-store.md). Every commit of events is
-//! durable (fsync) when it returns; the projection's writes are not synced
-//! on their own (the next commit of events syncs them; lost in a crash, they
-//! are caught up from the events). redb is synchronous, so each call runs on
+//! durable (fsync) when it returns, with its projection in the same
+//! transaction; a projection written on its own is not synced on its own
+//! (redb's `Durability::None`: the next commit of events syncs it; lost in
+//! a crash, it is caught up from the events). redb is synchronous, so each call runs on
 //! the blocking thread pool. A room's events and views are packed 64 seqs
 //! at a time ([`packed`]); the newest are one row each until then.
 
@@ -217,6 +218,275 @@ impl EmbeddedStore {
             .await
             .map_err(unavailable)?
     }
+}
+
+/// Writes a group commit's events, new rooms and last seqs into `tx`
+/// (see [`EventStore::commit`]); an error leaves `tx` to be dropped.
+fn write_events(
+    tx: &redb::WriteTransaction,
+    staged: &ids::Staged,
+    c: &Commit,
+) -> Result<(), StoreError> {
+    let mut fresh: HashSet<(&str, u128)> = HashSet::new();
+    {
+        let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
+        for r in &c.new_rooms {
+            if rooms
+                .get(r.room_id.as_str())
+                .map_err(unavailable)?
+                .is_some()
+            {
+                // Dropping the transaction aborts it: nothing is written.
+                return Err(StoreError::Exists);
+            }
+            rooms
+                .insert(r.room_id.as_str(), encode(r).as_slice())
+                .map_err(unavailable)?;
+            tx.open_table(ROOM_ORDER)
+                .map_err(unavailable)?
+                .insert((r.created_at.as_millis(), r.room_id.as_str()), ())
+                .map_err(unavailable)?;
+        }
+        // Returning an error drops the transaction: nothing is written.
+        for a in &c.advances {
+            let room = a.room.as_str();
+            let mut rec: RoomRecord = match rooms.get(room).map_err(unavailable)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::Corrupt(format!("no room {room}"))),
+            };
+            if rec.last_seq != a.expected {
+                return Err(StoreError::Conflict(format!(
+                    "room {room} is at seq {}, not {}",
+                    rec.last_seq, a.expected
+                )));
+            }
+            rec.last_seq = a.last;
+            rooms
+                .insert(room, encode(&rec).as_slice())
+                .map_err(unavailable)?;
+        }
+        let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+        let mut blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
+        let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
+        let mut new_ids = staged.table(tx)?;
+        // Events never change: a block is packed once it is full.
+        // A block this commit holds whole is packed straight from
+        // it (never written as rows); others from their rows.
+        let filled: HashMap<&str, std::ops::Range<u64>> = c
+            .advances
+            .iter()
+            .map(|a| (a.room.as_str(), packed::wholly_in(a.expected, a.last)))
+            .collect();
+        let mut direct: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
+        // The rest, one row per block they are in (a run if more
+        // than one event).
+        let mut partial: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
+        // Each room's events must be the seqs its advance names (a
+        // new room's from 1), in order: rows, runs and blocks rely
+        // on it.
+        let mut next_seq: HashMap<&str, u64> = c
+            .advances
+            .iter()
+            .map(|a| (a.room.as_str(), a.expected + 1))
+            .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), 1)))
+            .collect();
+        for (n, e) in (0..).zip(&c.events) {
+            let room = e.room_id.as_str();
+            match next_seq.get_mut(room) {
+                Some(next) if *next == e.seq => *next += 1,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a commit's event {} of room {room} is not the seq its advance names",
+                        e.seq
+                    )))
+                }
+            }
+            let block = packed::block_of(e.seq);
+            let json = e.to_json().into_bytes();
+            if filled.get(room).is_some_and(|f| f.contains(&block)) {
+                direct.entry((room, block)).or_default().push((e.seq, json));
+            } else {
+                partial
+                    .entry((room, block))
+                    .or_default()
+                    .push((e.seq, json));
+            }
+            let id = e.event_id.as_u128();
+            let duplicate = !fresh.insert((room, id))
+                || staged.staged_seq(room, id).is_some()
+                || ids::seq_in(&index, room, id)?.is_some();
+            let overwritten = new_ids
+                .insert(staged.key(n), (room, id, e.seq))
+                .map_err(unavailable)?
+                .is_some();
+            if overwritten {
+                return Err(StoreError::Corrupt(
+                    "a staged eventId's key is taken".into(),
+                ));
+            }
+            if duplicate {
+                return Err(StoreError::Conflict(format!(
+                    "room {room} has event {}",
+                    e.event_id
+                )));
+            }
+        }
+        let ends = (c.advances.iter().map(|a| (a.room.as_str(), a.last)))
+            .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), r.last_seq)));
+        let mut reached: HashMap<&str, u64> = HashMap::new();
+        for (room, last) in ends {
+            let at = reached.entry(room).or_default();
+            *at = (*at).max(last);
+        }
+        if reached
+            .iter()
+            .any(|(room, last)| next_seq[room] != last + 1)
+        {
+            return Err(StoreError::Corrupt(
+                "a commit's events do not reach the seqs its advances name".into(),
+            ));
+        }
+        // In seq order already (checked above).
+        for ((room, _), mut rows) in partial {
+            let first = rows[0].0;
+            let value = match rows.len() {
+                1 => rows.pop().expect("one row").1,
+                _ => packed::run(&rows),
+            };
+            let taken = events
+                .insert((room, first), value.as_slice())
+                .map_err(unavailable)?
+                .is_some();
+            if taken {
+                return Err(StoreError::Conflict(format!("room {room} has seq {first}")));
+            }
+        }
+        // Each is exactly its block's 64 seqs (checked above).
+        for ((room, block), rows) in direct {
+            // Events are at most 4,000 characters: 64 always pack.
+            let packed = packed::pack(&rows).ok_or_else(|| {
+                StoreError::Corrupt(format!("block {block} of room {room} is too big"))
+            })?;
+            let taken = blocks
+                .insert((room, block), packed.as_slice())
+                .map_err(unavailable)?
+                .is_some();
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "room {room} has block {block}"
+                )));
+            }
+        }
+        for a in &c.advances {
+            let filled = &filled[a.room.as_str()];
+            for block in packed::ending_in(a.expected, a.last) {
+                if !filled.contains(&block) {
+                    packed::seal(&mut events, &mut blocks, &a.room, block)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The (room, eventId, seq) of each of a commit's events.
+fn committed_ids(c: &Commit) -> impl Iterator<Item = (&str, u128, u64)> {
+    c.events
+        .iter()
+        .map(|e| (e.room_id.as_str(), e.event_id.as_u128(), e.seq))
+}
+
+/// Writes projection changes into `tx` (see [`ProjectionStore::apply`]):
+/// the rooms left behind.
+fn write_projection(
+    tx: &redb::WriteTransaction,
+    changes: &ProjectionChanges,
+) -> Result<Vec<String>, StoreError> {
+    let (keep, behind) = {
+        let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
+        let mut at = HashMap::new();
+        for r in &changes.rooms {
+            let now = projected.get(r.room.as_str()).map_err(unavailable)?;
+            at.insert(r.room.clone(), now.map_or(0, |v| v.value()));
+        }
+        let (keep, behind) = changes.decide(|room| at[room]);
+        for r in changes.rooms.iter().filter(|r| keep.contains(&r.room)) {
+            projected
+                .insert(r.room.as_str(), r.to)
+                .map_err(unavailable)?;
+        }
+        (keep, behind)
+    };
+    let filtered;
+    let c = if keep.len() == changes.rooms.len() {
+        changes
+    } else {
+        filtered = changes.only(&keep);
+        &filtered
+    };
+    {
+        let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
+        let mut blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
+        for (room, change) in &c.views {
+            match change {
+                ViewChange::Put(m) => {
+                    packed::put(&mut views, &mut blocks, room, m.seq, &encode(m))?
+                }
+                ViewChange::Delete(seq) => packed::remove(&mut views, &mut blocks, room, *seq)?,
+            }
+        }
+        for r in &c.rooms {
+            for block in views_to_seal(r.from, r.to) {
+                packed::seal(&mut views, &mut blocks, &r.room, block)?;
+            }
+        }
+        let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
+        for (room, user, seq) in &c.markers {
+            markers
+                .insert((room.as_str(), user.as_str()), *seq)
+                .map_err(unavailable)?;
+        }
+        let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
+        let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
+        for ((room, sender), delta) in &c.counts.live {
+            add_count(&mut room_live, room.as_str(), *delta)?;
+            add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
+        }
+        let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
+        for ((room, user), change) in &c.counts.unread {
+            match *change {
+                UnreadChange::By(delta) => {
+                    add_count(&mut unread, (room.as_str(), user.as_str()), delta)?
+                }
+                UnreadChange::Set(0) => {
+                    unread
+                        .remove((room.as_str(), user.as_str()))
+                        .map_err(unavailable)?;
+                }
+                UnreadChange::Set(n) => {
+                    unread
+                        .insert((room.as_str(), user.as_str()), n)
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+        let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
+        let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
+        for (room, s) in &c.snapshots {
+            heads
+                .insert((room.as_str(), s.head.seq), encode(&s.head).as_slice())
+                .map_err(unavailable)?;
+            for ch in &s.chunks {
+                chunks
+                    .insert(
+                        (room.as_str(), ch.index, ch.version),
+                        encode_chunk(ch).as_slice(),
+                    )
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(behind)
 }
 
 /// Sets every room's checkpoint to its last seq.
@@ -636,180 +906,48 @@ impl EventStore for EmbeddedStore {
             let tx = db.begin_write().map_err(unavailable)?;
             // Locked after the write begins, kept until it is recorded.
             let mut staged = staged.lock();
-            let mut fresh: HashSet<(&str, u128)> = HashSet::new();
-            {
-                let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-                for r in &c.new_rooms {
-                    if rooms
-                        .get(r.room_id.as_str())
-                        .map_err(unavailable)?
-                        .is_some()
-                    {
-                        // Dropping the transaction aborts it: nothing is written.
-                        return Err(StoreError::Exists);
-                    }
-                    rooms
-                        .insert(r.room_id.as_str(), encode(r).as_slice())
-                        .map_err(unavailable)?;
-                    tx.open_table(ROOM_ORDER)
-                        .map_err(unavailable)?
-                        .insert((r.created_at.as_millis(), r.room_id.as_str()), ())
-                        .map_err(unavailable)?;
-                }
-                // Returning an error drops the transaction: nothing is written.
-                for a in &c.advances {
-                    let room = a.room.as_str();
-                    let mut rec: RoomRecord = match rooms.get(room).map_err(unavailable)? {
-                        Some(v) => decode(v.value())?,
-                        None => return Err(StoreError::Corrupt(format!("no room {room}"))),
-                    };
-                    if rec.last_seq != a.expected {
-                        return Err(StoreError::Conflict(format!(
-                            "room {room} is at seq {}, not {}",
-                            rec.last_seq, a.expected
-                        )));
-                    }
-                    rec.last_seq = a.last;
-                    rooms
-                        .insert(room, encode(&rec).as_slice())
-                        .map_err(unavailable)?;
-                }
-                let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
-                let mut blocks = tx.open_table(EVENT_BLOCKS).map_err(unavailable)?;
-                let index = tx.open_table(EVENT_IDS).map_err(unavailable)?;
-                let mut new_ids = staged.table(&tx)?;
-                // Events never change: a block is packed once it is full.
-                // A block this commit holds whole is packed straight from
-                // it (never written as rows); others from their rows.
-                let filled: HashMap<&str, std::ops::Range<u64>> = c
-                    .advances
-                    .iter()
-                    .map(|a| (a.room.as_str(), packed::wholly_in(a.expected, a.last)))
-                    .collect();
-                let mut direct: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
-                // The rest, one row per block they are in (a run if more
-                // than one event).
-                let mut partial: BTreeMap<(&str, u64), Vec<packed::Row>> = BTreeMap::new();
-                // Each room's events must be the seqs its advance names (a
-                // new room's from 1), in order: rows, runs and blocks rely
-                // on it.
-                let mut next_seq: HashMap<&str, u64> = c
-                    .advances
-                    .iter()
-                    .map(|a| (a.room.as_str(), a.expected + 1))
-                    .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), 1)))
-                    .collect();
-                for (n, e) in (0..).zip(&c.events) {
-                    let room = e.room_id.as_str();
-                    match next_seq.get_mut(room) {
-                        Some(next) if *next == e.seq => *next += 1,
-                        _ => {
-                            return Err(StoreError::Corrupt(format!(
-                            "a commit's event {} of room {room} is not the seq its advance names",
-                            e.seq
-                        )))
-                        }
-                    }
-                    let block = packed::block_of(e.seq);
-                    let json = e.to_json().into_bytes();
-                    if filled.get(room).is_some_and(|f| f.contains(&block)) {
-                        direct.entry((room, block)).or_default().push((e.seq, json));
-                    } else {
-                        partial
-                            .entry((room, block))
-                            .or_default()
-                            .push((e.seq, json));
-                    }
-                    let id = e.event_id.as_u128();
-                    let duplicate = !fresh.insert((room, id))
-                        || staged.staged_seq(room, id).is_some()
-                        || ids::seq_in(&index, room, id)?.is_some();
-                    let overwritten = new_ids
-                        .insert(staged.key(n), (room, id, e.seq))
-                        .map_err(unavailable)?
-                        .is_some();
-                    if overwritten {
-                        return Err(StoreError::Corrupt(
-                            "a staged eventId's key is taken".into(),
-                        ));
-                    }
-                    if duplicate {
-                        return Err(StoreError::Conflict(format!(
-                            "room {room} has event {}",
-                            e.event_id
-                        )));
-                    }
-                }
-                let ends = (c.advances.iter().map(|a| (a.room.as_str(), a.last)))
-                    .chain(c.new_rooms.iter().map(|r| (r.room_id.as_str(), r.last_seq)));
-                let mut reached: HashMap<&str, u64> = HashMap::new();
-                for (room, last) in ends {
-                    let at = reached.entry(room).or_default();
-                    *at = (*at).max(last);
-                }
-                if reached
-                    .iter()
-                    .any(|(room, last)| next_seq[room] != last + 1)
-                {
-                    return Err(StoreError::Corrupt(
-                        "a commit's events do not reach the seqs its advances name".into(),
-                    ));
-                }
-                // In seq order already (checked above).
-                for ((room, _), mut rows) in partial {
-                    let first = rows[0].0;
-                    let value = match rows.len() {
-                        1 => rows.pop().expect("one row").1,
-                        _ => packed::run(&rows),
-                    };
-                    let taken = events
-                        .insert((room, first), value.as_slice())
-                        .map_err(unavailable)?
-                        .is_some();
-                    if taken {
-                        return Err(StoreError::Conflict(format!("room {room} has seq {first}")));
-                    }
-                }
-                // Each is exactly its block's 64 seqs (checked above).
-                for ((room, block), rows) in direct {
-                    // Events are at most 4,000 characters: 64 always pack.
-                    let packed = packed::pack(&rows).ok_or_else(|| {
-                        StoreError::Corrupt(format!("block {block} of room {room} is too big"))
-                    })?;
-                    let taken = blocks
-                        .insert((room, block), packed.as_slice())
-                        .map_err(unavailable)?
-                        .is_some();
-                    if taken {
-                        return Err(StoreError::Conflict(format!(
-                            "room {room} has block {block}"
-                        )));
-                    }
-                }
-                for a in &c.advances {
-                    let filled = &filled[a.room.as_str()];
-                    for block in packed::ending_in(a.expected, a.last) {
-                        if !filled.contains(&block) {
-                            packed::seal(&mut events, &mut blocks, &a.room, block)?;
-                        }
-                    }
-                }
-            }
+            write_events(&tx, &staged, &c)?;
             // Projection writes take the merge steps; past a cap (they
             // keep failing), appends do.
             let step = staged.merge_if_over_cap(&tx)?;
             tx.commit().map_err(unavailable)?;
             // This commit's ids first: they are in the table a started
             // merge drains.
-            staged.record_committed(
-                c.events
-                    .iter()
-                    .map(|e| (e.room_id.as_str(), e.event_id.as_u128(), e.seq)),
-            );
+            staged.record_committed(committed_ids(&c));
             staged.record_step(step);
             Ok(())
         })
         .await
+    }
+
+    async fn commit_with_projection(
+        &self,
+        c: Commit,
+        proj: Arc<ProjectionChanges>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let staged = self.ids.clone();
+        let written = self
+            .blocking(move |db| {
+                let tx = db.begin_write().map_err(unavailable)?;
+                let mut staged = staged.lock();
+                write_events(&tx, &staged, &c)?;
+                // A projection that cannot be written must not cost the
+                // events: it is left to the caller (dropping the
+                // transaction aborts it).
+                let Ok(behind) = write_projection(&tx, &proj) else {
+                    return Ok(Err(c));
+                };
+                let step = staged.merge(&tx)?;
+                tx.commit().map_err(unavailable)?;
+                staged.record_committed(committed_ids(&c));
+                staged.record_step(step);
+                Ok(Ok(behind))
+            })
+            .await?;
+        match written {
+            Ok(behind) => Ok(Some(behind)),
+            Err(c) => self.commit(c).await.map(|()| None),
+        }
     }
 }
 
@@ -920,93 +1058,8 @@ impl ProjectionStore for EmbeddedStore {
         self.blocking(move |db| {
             let mut tx = db.begin_write().map_err(unavailable)?;
             // Not synced on its own: see the module's comment.
-            tx.set_durability(redb::Durability::Eventual);
-            let (keep, behind) = {
-                let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
-                let mut at = HashMap::new();
-                for r in &changes.rooms {
-                    let now = projected.get(r.room.as_str()).map_err(unavailable)?;
-                    at.insert(r.room.clone(), now.map_or(0, |v| v.value()));
-                }
-                let (keep, behind) = changes.decide(|room| at[room]);
-                for r in changes.rooms.iter().filter(|r| keep.contains(&r.room)) {
-                    projected
-                        .insert(r.room.as_str(), r.to)
-                        .map_err(unavailable)?;
-                }
-                (keep, behind)
-            };
-            let filtered;
-            let c = if keep.len() == changes.rooms.len() {
-                &*changes
-            } else {
-                filtered = changes.only(&keep);
-                &filtered
-            };
-            {
-                let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
-                let mut blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
-                for (room, change) in &c.views {
-                    match change {
-                        ViewChange::Put(m) => {
-                            packed::put(&mut views, &mut blocks, room, m.seq, &encode(m))?
-                        }
-                        ViewChange::Delete(seq) => {
-                            packed::remove(&mut views, &mut blocks, room, *seq)?
-                        }
-                    }
-                }
-                for r in &c.rooms {
-                    for block in views_to_seal(r.from, r.to) {
-                        packed::seal(&mut views, &mut blocks, &r.room, block)?;
-                    }
-                }
-                let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
-                for (room, user, seq) in &c.markers {
-                    markers
-                        .insert((room.as_str(), user.as_str()), *seq)
-                        .map_err(unavailable)?;
-                }
-                let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
-                let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
-                for ((room, sender), delta) in &c.counts.live {
-                    add_count(&mut room_live, room.as_str(), *delta)?;
-                    add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
-                }
-                let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
-                for ((room, user), change) in &c.counts.unread {
-                    match *change {
-                        UnreadChange::By(delta) => {
-                            add_count(&mut unread, (room.as_str(), user.as_str()), delta)?
-                        }
-                        UnreadChange::Set(0) => {
-                            unread
-                                .remove((room.as_str(), user.as_str()))
-                                .map_err(unavailable)?;
-                        }
-                        UnreadChange::Set(n) => {
-                            unread
-                                .insert((room.as_str(), user.as_str()), n)
-                                .map_err(unavailable)?;
-                        }
-                    }
-                }
-                let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
-                let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
-                for (room, s) in &c.snapshots {
-                    heads
-                        .insert((room.as_str(), s.head.seq), encode(&s.head).as_slice())
-                        .map_err(unavailable)?;
-                    for ch in &s.chunks {
-                        chunks
-                            .insert(
-                                (room.as_str(), ch.index, ch.version),
-                                encode_chunk(ch).as_slice(),
-                            )
-                            .map_err(unavailable)?;
-                    }
-                }
-            }
+            tx.set_durability(redb::Durability::None);
+            let behind = write_projection(&tx, &changes)?;
             // Staged eventIds move into their index here, off the
             // durable commit's path.
             let mut staged = staged.lock();
@@ -1356,6 +1409,64 @@ mod tests {
         assert!(matches!(twice, Err(StoreError::Conflict(_))));
         assert_eq!(store.events("r", last, 10).await.unwrap().0, vec![]);
         staged_on_disk(store);
+    }
+
+    /// The projection of `room`'s events `at + 1 ..= at + n`: a view row
+    /// each.
+    fn projection_of(room: &str, at: u64, n: u64) -> Arc<ProjectionChanges> {
+        Arc::new(ProjectionChanges {
+            rooms: vec![Projected {
+                room: room.into(),
+                from: at,
+                to: at + n,
+            }],
+            views: (at + 1..=at + n)
+                .map(|s| (room.to_owned(), ViewChange::Put(message(s, "alice"))))
+                .collect(),
+            ..ProjectionChanges::default()
+        })
+    }
+
+    /// Events and their projection go in one transaction: both are there
+    /// after it, or neither. A room whose projection lags is left behind
+    /// (its events written, its views not), and a refused commit writes
+    /// neither.
+    #[tokio::test]
+    async fn a_commit_writes_its_projection_with_it_or_leaves_it_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let seqs = |page: ViewPage| page.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+        let behind = store
+            .commit_with_projection(commit_of("r", 0, 3), projection_of("r", 0, 3))
+            .await
+            .unwrap();
+        assert_eq!(behind, Some(vec![]));
+        assert_eq!(store.events("r", 0, 10).await.unwrap().0.len(), 3);
+        let page = store.views("r", 10, None).await.unwrap();
+        assert_eq!((page.last_seq, page.projected), (3, 3));
+        assert_eq!(seqs(page), vec![1, 2, 3]);
+
+        // Room "s" has events without their projection.
+        store.commit(commit_of("s", 0, 2)).await.unwrap();
+        let behind = store
+            .commit_with_projection(commit_of("s", 2, 1), projection_of("s", 2, 1))
+            .await
+            .unwrap();
+        assert_eq!(behind, Some(vec!["s".to_owned()]));
+        assert_eq!(store.events("s", 0, 10).await.unwrap().0.len(), 3);
+        let page = store.views("s", 10, None).await.unwrap();
+        assert_eq!((page.last_seq, page.projected), (3, 0));
+        assert_eq!(seqs(page), Vec::<u64>::new());
+
+        // Another writer moved "r" on: nothing of this commit is written.
+        let refused = store
+            .commit_with_projection(commit_of("r", 2, 2), projection_of("r", 3, 1))
+            .await;
+        assert!(matches!(refused, Err(StoreError::Conflict(_))));
+        let page = store.views("r", 10, None).await.unwrap();
+        assert_eq!((page.last_seq, page.projected), (3, 3));
+        assert_eq!(seqs(page), vec![1, 2, 3]);
     }
 
     /// Staged eventIds are found, and refuse a second event, in every phase
