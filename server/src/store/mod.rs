@@ -14,6 +14,7 @@
 //! checkpoint (the seq the projection is at), so that it can lag the events
 //! after a crash and be caught up from them.
 
+mod compressed;
 pub mod embedded;
 pub mod mongo;
 

@@ -22,6 +22,7 @@
 //! majority: nothing that may roll back feeds a decision or a view. Every
 //! operation gives up within about 3 s when the server cannot be reached.
 
+use super::compressed;
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
     RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
@@ -29,7 +30,7 @@ use super::{
 use async_trait::async_trait;
 use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{
     Acknowledgment, ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern,
@@ -128,6 +129,27 @@ fn str_of<'a>(d: &'a Document, key: &str) -> Result<&'a str, StoreError> {
 /// what the embedded store keeps, decoded by the same code.
 fn json_of<T: serde::de::DeserializeOwned>(d: &Document, key: &str) -> Result<T, StoreError> {
     serde_json::from_str(str_of(d, key)?).map_err(|_| corrupt(key))
+}
+
+/// A snapshot chunk as stored: its JSON, compressed (a chunk repeats its
+/// field names 256 times), as binary data.
+fn chunk_to_bson(ch: &SnapshotChunk) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: compressed::compress(to_json(ch).as_bytes()),
+    })
+}
+
+/// A stored snapshot chunk: compressed, or the JSON string chunks were
+/// stored as before.
+fn chunk_of(d: &Document) -> Result<SnapshotChunk, StoreError> {
+    match d.get("chunk") {
+        Some(Bson::Binary(b)) => {
+            let json = compressed::decompress(&b.bytes, "a snapshot chunk")?;
+            serde_json::from_slice(&json).map_err(|_| corrupt("chunk"))
+        }
+        _ => json_of(d, "chunk"),
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -479,7 +501,7 @@ impl MongoStore {
             for ch in &snap.chunks {
                 let key = doc! {"roomId": room, "index": seq(ch.index), "version": seq(ch.version)};
                 let mut row = key.clone();
-                row.insert("chunk", to_json(ch));
+                row.insert("chunk", chunk_to_bson(ch));
                 chunks
                     .replace_one(key, row)
                     .upsert(true)
@@ -1088,10 +1110,7 @@ impl SnapshotStore for MongoStore {
         .await?;
         let mut found: HashMap<(u64, u64), SnapshotChunk> = HashMap::new();
         for d in &docs {
-            found.insert(
-                (u64_of(d, "index")?, u64_of(d, "version")?),
-                json_of(d, "chunk")?,
-            );
+            found.insert((u64_of(d, "index")?, u64_of(d, "version")?), chunk_of(d)?);
         }
         which
             .iter()
@@ -1101,5 +1120,51 @@ impl SnapshotStore for MongoStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("missing chunk {i}@{v}")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Reactions;
+
+    /// Chunks are stored compressed, and read back whether compressed or
+    /// stored as a JSON string (before they were compressed).
+    #[test]
+    fn snapshot_chunks_round_trip_compressed_and_plain() {
+        let chunk = SnapshotChunk {
+            index: 3,
+            version: 900,
+            messages: (769..=1024u64)
+                .map(|seq| Message {
+                    id: Uuid::from_u128(seq.into()),
+                    seq,
+                    sender_id: "alice".into(),
+                    content: "hi".into(),
+                    sent_at: Timestamp::from_millis(seq as i64).unwrap(),
+                    edited_at: None,
+                    reactions: Reactions::new(),
+                })
+                .collect(),
+        };
+        let stored = chunk_to_bson(&chunk);
+        let Bson::Binary(b) = &stored else {
+            panic!("stored as {stored:?}")
+        };
+        assert!(
+            b.bytes.len() * 4 < to_json(&chunk).len(),
+            "{} bytes",
+            b.bytes.len()
+        );
+        assert_eq!(chunk_of(&doc! {"chunk": stored}).unwrap(), chunk);
+        assert_eq!(chunk_of(&doc! {"chunk": to_json(&chunk)}).unwrap(), chunk);
+        let bad = Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![compressed::ZSTD, 1, 2, 3],
+        });
+        assert!(matches!(
+            chunk_of(&doc! {"chunk": bad}),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

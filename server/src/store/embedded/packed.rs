@@ -8,25 +8,19 @@
 //! rows, and reads the same). `BLOCK` is part of the format on disk.
 
 use super::{unavailable, StoreError};
+pub use crate::store::compressed::{compress, decompress, ZSTD};
 use redb::{ReadableTable, Table};
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::iter::Peekable;
 
 /// Seqs per block. Block `k` holds seqs `k * BLOCK + 1 ..= (k + 1) * BLOCK`.
 pub const BLOCK: u64 = 64;
 
-/// The tag byte stored before a zstd frame (JSON never starts with it).
-pub const ZSTD: u8 = 0x01;
 /// The tag byte of a run: consecutive rows of one block stored as one
 /// row under the first one's seq, not compressed (a commit's events of a
 /// block it does not fill whole, one row instead of one each). A single
 /// row is JSON, which never starts with it.
 const RUN: u8 = 0x02;
-/// zstd's level: fast, and most of the gain on JSON.
-const ZSTD_LEVEL: i32 = 1;
-/// No compressed value holds more than this once decompressed.
-const MAX_UNPACKED: u64 = 64 << 20;
 /// A block is packed only up to this size before compression; a bigger one
 /// (views with very many reactions) stays rows. 64 events of at most 4,000
 /// characters each take under 2 MiB.
@@ -62,41 +56,6 @@ pub fn ending_in(from: u64, to: u64) -> std::ops::Range<u64> {
 /// to `to` fills from their first seq to their last.
 pub fn wholly_in(from: u64, to: u64) -> std::ops::Range<u64> {
     from.div_ceil(BLOCK)..(to / BLOCK).max(from.div_ceil(BLOCK))
-}
-
-thread_local! {
-    /// One compression context per thread, kept: creating one costs more
-    /// than compressing a block.
-    static COMPRESSOR: RefCell<zstd::bulk::Compressor<'static>> = RefCell::new(
-        zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context"),
-    );
-    static DECOMPRESSOR: RefCell<zstd::bulk::Decompressor<'static>> =
-        RefCell::new(zstd::bulk::Decompressor::new().expect("a zstd context"));
-}
-
-/// `bytes` compressed, behind the [`ZSTD`] tag.
-pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(bytes.len()));
-    out.push(ZSTD);
-    COMPRESSOR.with_borrow_mut(|c| {
-        out.extend(c.compress(bytes).expect("compressing into memory"));
-    });
-    out
-}
-
-/// What [`compress`] compressed; `what` names it in the error.
-pub fn decompress(packed: &[u8], what: &str) -> Result<Vec<u8>, StoreError> {
-    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
-    let frame = match packed.split_first() {
-        Some((&ZSTD, frame)) => frame,
-        _ => return Err(corrupt(&"not a zstd value")),
-    };
-    // Frames written by `compress` state their size: allocate that much.
-    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
-        Ok(Some(size)) if size <= MAX_UNPACKED => size,
-        _ => return Err(corrupt(&"no size, or too large")),
-    };
-    DECOMPRESSOR.with_borrow_mut(|d| d.decompress(frame, size as usize).map_err(|e| corrupt(&e)))
 }
 
 /// Rows (in seq order) packed into one value: each row's seq (8 bytes),
