@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::rebuild::CatchUps;
 use crate::store::{
     load_snapshot, Commit, Projected, ProjectionChanges, RoomRecord, SeqAdvance, StoreError,
-    Stores, ViewChange,
+    Stores, ViewChange, WithProjection,
 };
 use domain::chunk::chunk_of;
 use domain::{
@@ -781,21 +781,23 @@ impl Writer {
         let events: Vec<Arc<ChatEvent>> = commit.events.clone();
         let n_events = events.len();
         let proj = Arc::new(proj);
-        // `Some` once the projection is written too (with the events, where
-        // the store can).
         let result = if commit.events.is_empty() && commit.new_rooms.is_empty() {
-            Ok(None)
+            Ok(WithProjection::Left)
         } else {
             let stores = &self.stores;
             // Armed fault injection commits the events alone, so that a
             // crash can fall between them and their projection.
             #[cfg(feature = "fault-injection")]
-            let apart = fault_injection::armed();
+            let events_alone = fault_injection::armed();
             #[cfg(not(feature = "fault-injection"))]
-            let apart = false;
+            let events_alone = false;
             let written = async {
-                if apart {
-                    stores.events.commit(commit).await.map(|()| None)
+                if events_alone {
+                    stores
+                        .events
+                        .commit(commit)
+                        .await
+                        .map(|()| WithProjection::Left)
                 } else {
                     stores
                         .events
@@ -815,7 +817,7 @@ impl Writer {
                 match self.committed_anyway(&events).await {
                     Some(true) => {
                         tracing::warn!(%detail, "the commit's answer was lost, but it was written");
-                        Ok(None)
+                        Ok(WithProjection::Left)
                     }
                     _ => Err(StoreError::Unavailable(detail)),
                 }
@@ -851,11 +853,18 @@ impl Writer {
                 #[cfg(feature = "fault-injection")]
                 fault_injection::after_event_commit().await;
                 // The events are durable: the projection follows them, if
-                // it did not go with them (rooms it found behind are tried
-                // again, and caught up).
+                // it did not go with them. Rooms it found behind are caught
+                // up from their events at once: unlike where instances share
+                // a MongoDB, no other writer's changes for them are on their
+                // way.
                 let projected = match written {
-                    Some(behind) if behind.is_empty() => true,
-                    _ => self.project(proj).await,
+                    WithProjection::Written { behind } => {
+                        for room in &behind {
+                            self.catch_ups.start(&self.stores, room);
+                        }
+                        true
+                    }
+                    WithProjection::Left => self.project(proj).await,
                 };
                 if projected {
                     for (room, head, complete) in snapshotted {
@@ -920,6 +929,10 @@ impl Writer {
     /// the write is tried again a few times (it is conditional, so that is
     /// safe) before a room's catch-up, a replay of all its events, starts.
     async fn project(&self, proj: Arc<ProjectionChanges>) -> bool {
+        // A batch of retries only: nothing to write.
+        if proj.rooms.is_empty() && proj.snapshots.is_empty() {
+            return true;
+        }
         let all = || -> HashSet<String> { proj.rooms.iter().map(|p| p.room.clone()).collect() };
         let mut written = false;
         let mut attempt = 1;

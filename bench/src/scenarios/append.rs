@@ -66,10 +66,13 @@ pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
     for (load, rooms) in cases {
         let m = measure(&server, &tokens, rooms, load, Duration::from_secs(seconds)).await;
         let batch = m.batch.round().max(1.0) as usize;
-        let raw =
-            tokio::task::spawn_blocking(move || raw_redb(m.events.clamp(1000, 300_000), batch).0)
-                .await
-                .expect("the baseline runs");
+        // Into as many rooms as the case: the same keys a room's rows take.
+        let n_rooms = rooms.len();
+        let raw = tokio::task::spawn_blocking(move || {
+            raw_redb(m.events.clamp(1000, 300_000), batch, n_rooms).0
+        })
+        .await
+        .expect("the baseline runs");
         // What HTTP alone allows on this machine, next to the targeted cases.
         let floor = match load {
             Load::Http(w) if w == 64 => {
@@ -94,7 +97,7 @@ async fn storage(server: &Server) -> Row {
     let times = per_event / json;
     // The same number of the events' JSON rows alone, in redb directly.
     let n = (events as usize).clamp(1000, 1_000_000);
-    let raw = tokio::task::spawn_blocking(move || raw_redb(n, 32).1)
+    let raw = tokio::task::spawn_blocking(move || raw_redb(n, 32, 1).1)
         .await
         .expect("the baseline runs");
     Row {
@@ -246,12 +249,18 @@ async fn ws(
 }
 
 /// Writes `events` events to redb in fsync'd transactions of `batch`
-/// events; events/s, and the bytes on disk per event.
-fn raw_redb(events: usize, batch: usize) -> (f64, f64) {
+/// events, spread in turn over `rooms` rooms (each room's rows keyed by
+/// its id and seq, as the server keys them); events/s, and the bytes on
+/// disk per event.
+fn raw_redb(events: usize, batch: usize, rooms: usize) -> (f64, f64) {
     const EVENTS: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("events");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = redb::Database::create(dir.path().join("raw.redb")).expect("a redb file");
     let bytes: Arc<[u8]> = sample_event().to_json().into_bytes().into();
+    let names: Vec<String> = match rooms {
+        1 => vec!["one".to_owned()],
+        _ => (0..rooms).map(|i| format!("r{i}")).collect(),
+    };
     let started = Instant::now();
     let mut seq = 0u64;
     while (seq as usize) < events {
@@ -260,7 +269,10 @@ fn raw_redb(events: usize, batch: usize) -> (f64, f64) {
             let mut t = tx.open_table(EVENTS).expect("the table");
             for _ in 0..batch {
                 seq += 1;
-                t.insert(("one", seq), &*bytes).expect("an insert");
+                let n = (seq as usize - 1) % rooms;
+                let room_seq = (seq - 1) / rooms as u64 + 1;
+                t.insert((names[n].as_str(), room_seq), &*bytes)
+                    .expect("an insert");
             }
         }
         tx.commit().expect("a durable commit");
@@ -315,7 +327,12 @@ fn row(
         case,
         result: crate::measure::rate_and_latency(rate, &m.latency),
         baseline: format!(
-            "raw redb, {batch} events per fsync: {} events/s",
+            "raw redb, {batch} events per fsync{}: {} events/s",
+            if rooms > 1 {
+                format!(" over {rooms} rooms")
+            } else {
+                String::new()
+            },
             thousands(raw)
         ),
         ratio: Some(ratio),

@@ -10,9 +10,11 @@
 //! writers (tasks or server instances) can share a store: it writes nothing
 //! and reports a conflict when a room's log is no longer where the writer
 //! saw it, and it never overwrites an event. What the events change in the
-//! projection follows through [`ProjectionStore::apply`], behind a per-room
+//! projection goes in the same transaction where the store keeps both
+//! ([`EventStore::commit_with_projection`], the embedded store), or follows
+//! through [`ProjectionStore::apply`] (MongoDB); either way behind a per-room
 //! checkpoint (the seq the projection is at), so that it can lag the events
-//! after a crash and be caught up from them.
+//! (after a crash, or a failed write) and be caught up from them.
 
 mod compressed;
 pub mod embedded;
@@ -70,7 +72,7 @@ pub struct Commit {
 }
 
 /// What a group commit's events change in the projection and the
-/// snapshots, written after the events. Each room's projection changes are
+/// snapshots, written with the events or after them. Each room's projection changes are
 /// written only if the room's projection is at `from` of its [`Projected`]
 /// range (and then moved to `to`): re-applying is a no-op, and a room whose
 /// projection is behind is left to be caught up from its events. Snapshots
@@ -120,12 +122,7 @@ impl ProjectionChanges {
                 .filter(|(r, _, _)| kept(r))
                 .cloned()
                 .collect(),
-            snapshots: self
-                .snapshots
-                .iter()
-                .filter(|(r, _)| kept(r))
-                .cloned()
-                .collect(),
+            snapshots: self.snapshots.clone(),
             counts: CountChanges {
                 live: (self.counts.live.iter())
                     .filter(|((r, _), _)| kept(r))
@@ -153,6 +150,18 @@ impl ProjectionChanges {
         }
         (keep, behind)
     }
+}
+
+/// What [`EventStore::commit_with_projection`] wrote besides the events.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WithProjection {
+    /// The projection changes too, as [`ProjectionStore::apply`] writes
+    /// them: these rooms' projections were behind, and are left as they
+    /// are (to be caught up from their events).
+    Written { behind: Vec<String> },
+    /// The events alone (a store that keeps its projection apart, or one
+    /// whose projection write failed): the caller applies the projection.
+    Left,
 }
 
 /// A room's log moving on: written only if its last seq in the store is
@@ -309,19 +318,16 @@ pub trait EventStore: Send + Sync + 'static {
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// [`EventStore::commit`], with the commit's projection changes written
-    /// in the same transaction where the store can (one write to disk per
-    /// batch instead of two): then the rooms whose projection was behind
-    /// (see [`ProjectionStore::apply`]). `None` when only the events were
-    /// written, by a store that cannot, or when the projection could not be
-    /// written (the events are, then, as by `commit`): the caller applies
-    /// the projection itself.
+    /// in the same transaction where the store keeps both (one write to
+    /// disk per batch instead of two). A store that cannot keeps this
+    /// default, which writes the events alone.
     async fn commit_with_projection(
         &self,
         commit: Commit,
         projection: Arc<ProjectionChanges>,
-    ) -> Result<Option<Vec<String>>, StoreError> {
+    ) -> Result<WithProjection, StoreError> {
         let _ = projection;
-        self.commit(commit).await.map(|()| None)
+        self.commit(commit).await.map(|()| WithProjection::Left)
     }
 
     /// Waits for `writer`'s turn to append to `room`, when several writers
@@ -519,4 +525,35 @@ pub async fn load_snapshot(
         .collect();
     let chunks = store.snapshot_chunks(room, &which).await?;
     RoomState::from_snapshot(head, chunks).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A room left behind keeps its snapshot: a snapshot is the state after
+    /// its events, whether or not the projection is there, and the writer
+    /// counts it saved once the write succeeds (a delta is then built on
+    /// it).
+    #[test]
+    fn the_changes_of_some_rooms_keep_every_snapshot() {
+        let snapshot = || Snapshot {
+            head: SnapshotHead::empty(),
+            chunks: Vec::new(),
+        };
+        let room = |r: &str| Projected {
+            room: r.into(),
+            from: 0,
+            to: 1,
+        };
+        let changes = ProjectionChanges {
+            rooms: vec![room("a"), room("b")],
+            snapshots: vec![("a".into(), snapshot()), ("b".into(), snapshot())],
+            ..ProjectionChanges::default()
+        };
+        let kept = changes.only(&HashSet::from(["a".to_owned()]));
+        assert_eq!(kept.rooms, vec![room("a")]);
+        let rooms: Vec<&str> = kept.snapshots.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(rooms, vec!["a", "b"]);
+    }
 }

@@ -125,8 +125,8 @@ fn str_of<'a>(d: &'a Document, key: &str) -> Result<&'a str, StoreError> {
     d.get_str(key).map_err(|_| corrupt(key))
 }
 
-/// A value kept as its JSON text (events, view rows, snapshots): exactly
-/// what the embedded store keeps, decoded by the same code.
+/// A value kept as its JSON text (events, view rows, snapshot heads):
+/// exactly what the embedded store keeps, decoded by the same code.
 fn json_of<T: serde::de::DeserializeOwned>(d: &Document, key: &str) -> Result<T, StoreError> {
     serde_json::from_str(str_of(d, key)?).map_err(|_| corrupt(key))
 }

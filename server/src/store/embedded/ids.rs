@@ -5,8 +5,9 @@
 //! staged first, in a table keyed by their order of arrival (its pages
 //! fill in order, whatever the rooms), and kept in memory for lookups. Once [`MERGE_AT`] are staged, new
 //! ids go to the second staging table while the first one's move into the
-//! index in key order, a run of them per projection write (each page of
-//! the index rewritten takes several ids, and no write pauses long); then
+//! index in key order, a run of them per projection write (the append's
+//! own transaction, where the projection goes with the events; each page
+//! of the index rewritten takes several ids, and no write pauses long); then
 //! the first table is dropped whole.
 //!
 //! Memory mirrors both staging tables as of the last commit: it changes
@@ -250,9 +251,9 @@ impl Staged {
         Ok(Step::Moved { next })
     }
 
-    /// [`Staged::merge`], only when the staged ids passed [`CAP`]: for the
-    /// append's own transaction, when projection writes have not taken the
-    /// steps.
+    /// [`Staged::merge`], only when the staged ids passed [`CAP`]: for an
+    /// append's transaction without its projection, when projection writes
+    /// have not taken the steps.
     pub fn merge_if_over_cap(&self, tx: &WriteTransaction) -> Result<Step, StoreError> {
         if self.len() < CAP {
             return Ok(Step::Nothing);

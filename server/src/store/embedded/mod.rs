@@ -1,7 +1,8 @@
 //! The embedded store: redb, a crash-safe, transactional key-value store on
 //! local disk (see docs/0002-embedded-store.md). Every commit of events is
 //! durable (fsync) when it returns, with its projection in the same
-//! transaction; a projection written on its own is not synced on its own
+//! transaction unless that cannot be written (a lagging room, a failed
+//! write); a projection written on its own is not synced on its own
 //! (redb's `Durability::None`: the next commit of events syncs it; lost in
 //! a crash, it is caught up from the events). redb is synchronous, so each call runs on
 //! the blocking thread pool. A room's events and views are packed 64 seqs
@@ -10,9 +11,10 @@
 mod ids;
 mod packed;
 
+use super::compressed;
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
-    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
+    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage, WithProjection,
 };
 use async_trait::async_trait;
 use domain::CompactString;
@@ -83,14 +85,14 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 /// field names 256 times; written at every snapshot of its span, chunks
 /// were a fifth of a room's bytes on disk.
 fn encode_chunk(ch: &SnapshotChunk) -> Vec<u8> {
-    packed::compress(&encode(ch))
+    compressed::compress(&encode(ch))
 }
 
 /// A chunk stored compressed, or as plain JSON (before chunks were
 /// compressed; JSON never starts with the compressed values' tag).
 fn decode_chunk(bytes: &[u8]) -> Result<SnapshotChunk, StoreError> {
     match bytes.first() {
-        Some(&packed::ZSTD) => decode(&packed::decompress(bytes, "a snapshot chunk")?),
+        Some(&compressed::ZSTD) => decode(&compressed::decompress(bytes, "a snapshot chunk")?),
         _ => decode(bytes),
     }
 }
@@ -924,20 +926,25 @@ impl EventStore for EmbeddedStore {
         &self,
         c: Commit,
         proj: Arc<ProjectionChanges>,
-    ) -> Result<Option<Vec<String>>, StoreError> {
+    ) -> Result<WithProjection, StoreError> {
         let staged = self.ids.clone();
         let written = self
             .blocking(move |db| {
                 let tx = db.begin_write().map_err(unavailable)?;
                 let mut staged = staged.lock();
                 write_events(&tx, &staged, &c)?;
-                // A projection that cannot be written must not cost the
-                // events: it is left to the caller (dropping the
-                // transaction aborts it).
-                let Ok(behind) = write_projection(&tx, &proj) else {
-                    return Ok(Err(c));
+                // What only the projection needs must not cost the events:
+                // then they are committed alone (dropping the transaction
+                // aborts it), and the projection is left to the caller.
+                let projected = write_projection(&tx, &proj)
+                    .and_then(|behind| Ok((behind, staged.merge(&tx)?)));
+                let (behind, step) = match projected {
+                    Ok(written) => written,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the projection could not go with the events");
+                        return Ok(Err(c));
+                    }
                 };
-                let step = staged.merge(&tx)?;
                 tx.commit().map_err(unavailable)?;
                 staged.record_committed(committed_ids(&c));
                 staged.record_step(step);
@@ -945,8 +952,8 @@ impl EventStore for EmbeddedStore {
             })
             .await?;
         match written {
-            Ok(behind) => Ok(Some(behind)),
-            Err(c) => self.commit(c).await.map(|()| None),
+            Ok(behind) => Ok(WithProjection::Written { behind }),
+            Err(c) => self.commit(c).await.map(|()| WithProjection::Left),
         }
     }
 }
@@ -1060,8 +1067,7 @@ impl ProjectionStore for EmbeddedStore {
             // Not synced on its own: see the module's comment.
             tx.set_durability(redb::Durability::None);
             let behind = write_projection(&tx, &changes)?;
-            // Staged eventIds move into their index here, off the
-            // durable commit's path.
+            // Projection writes take the staged eventIds' merge steps.
             let mut staged = staged.lock();
             let step = staged.merge(&tx)?;
             tx.commit().map_err(unavailable)?;
@@ -1293,7 +1299,7 @@ mod tests {
             messages: (769..=1024).map(|seq| message(seq, "alice")).collect(),
         };
         let stored = encode_chunk(&chunk);
-        assert_eq!(stored[0], packed::ZSTD);
+        assert_eq!(stored[0], compressed::ZSTD);
         assert!(
             stored.len() * 4 < encode(&chunk).len(),
             "{} bytes",
@@ -1302,7 +1308,7 @@ mod tests {
         assert_eq!(decode_chunk(&stored).unwrap(), chunk);
         assert_eq!(decode_chunk(&encode(&chunk)).unwrap(), chunk);
         assert!(matches!(
-            decode_chunk(&[packed::ZSTD, 1, 2, 3]),
+            decode_chunk(&[compressed::ZSTD, 1, 2, 3]),
             Err(StoreError::Corrupt(_))
         ));
     }
@@ -1441,7 +1447,7 @@ mod tests {
             .commit_with_projection(commit_of("r", 0, 3), projection_of("r", 0, 3))
             .await
             .unwrap();
-        assert_eq!(behind, Some(vec![]));
+        assert_eq!(behind, WithProjection::Written { behind: vec![] });
         assert_eq!(store.events("r", 0, 10).await.unwrap().0.len(), 3);
         let page = store.views("r", 10, None).await.unwrap();
         assert_eq!((page.last_seq, page.projected), (3, 3));
@@ -1453,7 +1459,10 @@ mod tests {
             .commit_with_projection(commit_of("s", 2, 1), projection_of("s", 2, 1))
             .await
             .unwrap();
-        assert_eq!(behind, Some(vec!["s".to_owned()]));
+        let behind_s = WithProjection::Written {
+            behind: vec!["s".to_owned()],
+        };
+        assert_eq!(behind, behind_s);
         assert_eq!(store.events("s", 0, 10).await.unwrap().0.len(), 3);
         let page = store.views("s", 10, None).await.unwrap();
         assert_eq!((page.last_seq, page.projected), (3, 0));
@@ -1467,6 +1476,36 @@ mod tests {
         let page = store.views("r", 10, None).await.unwrap();
         assert_eq!((page.last_seq, page.projected), (3, 3));
         assert_eq!(seqs(page), vec![1, 2, 3]);
+
+        // A projection that cannot be written (room "t"'s first view block
+        // does not decode) leaves the events to be committed alone.
+        store.commit(commit_of("t", 0, 1)).await.unwrap();
+        {
+            let tx = store.db.begin_write().unwrap();
+            let mut blocks = tx.open_table(VIEW_BLOCKS).unwrap();
+            blocks
+                .insert(("t", 0), &[compressed::ZSTD, 1, 2, 3][..])
+                .unwrap();
+            drop(blocks);
+            tx.commit().unwrap();
+        }
+        let projection = ProjectionChanges {
+            rooms: vec![Projected {
+                room: "t".into(),
+                from: 0,
+                to: 2,
+            }],
+            views: vec![("t".into(), ViewChange::Put(message(2, "alice")))],
+            ..ProjectionChanges::default()
+        };
+        let left = store
+            .commit_with_projection(commit_of("t", 1, 1), Arc::new(projection))
+            .await
+            .unwrap();
+        assert_eq!(left, WithProjection::Left);
+        assert_eq!(store.events("t", 0, 10).await.unwrap().0.len(), 2);
+        let at = store.projected(&["t".to_owned()]).await.unwrap();
+        assert_eq!(at["t"], 0);
     }
 
     /// Staged eventIds are found, and refuse a second event, in every phase

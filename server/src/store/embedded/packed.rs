@@ -8,7 +8,7 @@
 //! rows, and reads the same). `BLOCK` is part of the format on disk.
 
 use super::{unavailable, StoreError};
-pub use crate::store::compressed::{compress, decompress, ZSTD};
+use crate::store::compressed::{compress, decompress};
 use redb::{ReadableTable, Table};
 use std::collections::VecDeque;
 use std::iter::Peekable;
@@ -588,7 +588,7 @@ mod tests {
 
     #[test]
     fn bad_packed_values_are_corrupt_not_panics() {
-        for bad in [&b""[..], b"{}", &[ZSTD, 1, 2, 3]] {
+        for bad in [&b""[..], b"{}", &[crate::store::compressed::ZSTD, 1, 2, 3]] {
             assert!(matches!(unpack(0, bad), Err(StoreError::Corrupt(_))));
         }
         let raw = |rows: &[(u64, u32, &[u8])]| {
