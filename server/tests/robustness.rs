@@ -554,11 +554,9 @@ async fn rooms_dropped_from_memory_are_reloaded_exactly() {
     let mut first = std::collections::HashMap::new();
     for round in 0..30 {
         for r in rooms {
-            let (st, e) = post(&c, &s, &token, r, send(&format!("{r}{round}"))).await;
-            assert_eq!(
-                (st, e["seq"].as_u64()),
-                (StatusCode::CREATED, Some(round + 2))
-            );
+            let (st, e) = post_retrying(&c, &s, &token, r, send(&format!("{r}{round}"))).await;
+            assert!(st == StatusCode::CREATED || st == StatusCode::OK, "{st}");
+            assert_eq!(e["seq"].as_u64(), Some(round + 2));
             first
                 .entry(r)
                 .or_insert_with(|| e["eventId"].as_str().unwrap().to_owned());
@@ -567,8 +565,8 @@ async fn rooms_dropped_from_memory_are_reloaded_exactly() {
     // decisions after a reload still see every message (edit of the first)
     for r in rooms {
         let edit = json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_EDITED", "content": "edited", "targetMessageId": first[r]});
-        let (st, _) = post(&c, &s, &token, r, edit).await;
-        assert_eq!(st, StatusCode::CREATED);
+        let (st, _) = post_retrying(&c, &s, &token, r, edit).await;
+        assert!(st == StatusCode::CREATED || st == StatusCode::OK, "{st}");
         let (_, page) = get(
             &c,
             &s,

@@ -118,15 +118,32 @@ pub async fn user_at(c: &Client, base: &str, name: &str) -> String {
     r["token"].as_str().unwrap().to_owned()
 }
 
+/// Tries a store that stalls (`503 unavailable`, the commit not answered
+/// within 3 s) gets before a test gives up: SecantusDB, the Python MongoDB
+/// server of the suites, pauses now and then for longer than that. A
+/// client retries with the same request, as the contract says.
+const UNAVAILABLE_TRIES: usize = 5;
+
+/// Creates room `id`; a `503` is retried (a `409` then means the commit
+/// that was not answered in time was written).
 pub async fn room(c: &Client, s: &TestServer, token: &str, id: &str) {
-    let r = c
-        .post(s.url("/api/rooms"))
-        .bearer_auth(token)
-        .json(&json!({"roomId": id, "name": "Room"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    for attempt in 1..=UNAVAILABLE_TRIES {
+        let r = c
+            .post(s.url("/api/rooms"))
+            .bearer_auth(token)
+            .json(&json!({"roomId": id, "name": "Room"}))
+            .send()
+            .await
+            .unwrap();
+        match r.status() {
+            StatusCode::SERVICE_UNAVAILABLE if attempt < UNAVAILABLE_TRIES => continue,
+            StatusCode::CONFLICT if attempt > 1 => return,
+            status => {
+                assert_eq!(status, StatusCode::CREATED);
+                return;
+            }
+        }
+    }
 }
 
 pub async fn post(
@@ -145,6 +162,25 @@ pub async fn post(
         .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// [`post`], retrying a `503 unavailable` with the same event, as a client
+/// does: `201`, or `200` with the stored event when the commit that was not
+/// answered in time was written.
+pub async fn post_retrying(
+    c: &Client,
+    s: &TestServer,
+    token: &str,
+    room: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    for _ in 1..UNAVAILABLE_TRIES {
+        let (status, v) = post(c, s, token, room, body.clone()).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE || code(&v) != "unavailable" {
+            return (status, v);
+        }
+    }
+    post(c, s, token, room, body).await
 }
 
 pub async fn get(c: &Client, s: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
@@ -198,12 +234,15 @@ pub async fn submit_pipelined(
     content: impl Fn(usize) -> String,
 ) {
     let (mut sent, mut acks) = (0, 0);
+    // Submits answered `unavailable` (a stalled store), sent again as they
+    // were: each is answered once more.
+    let mut frames: std::collections::HashMap<String, (String, usize)> = Default::default();
     while acks < n {
         while sent < n && sent - acks < window {
-            let f = json!({"type": "submit", "event": {"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": content(sent)}});
-            ws.send(WsMessage::Text(f.to_string().into()))
-                .await
-                .unwrap();
+            let id = Uuid::new_v4().to_string();
+            let f = json!({"type": "submit", "event": {"eventId": id, "eventType": "MESSAGE_SENT", "content": content(sent)}}).to_string();
+            ws.send(WsMessage::Text(f.clone().into())).await.unwrap();
+            frames.insert(id, (f, 1));
             sent += 1;
         }
         let t = match ws.next().await {
@@ -213,7 +252,16 @@ pub async fn submit_pipelined(
             other => panic!("socket ended after {acks} acks: {other:?}"),
         };
         let v: Value = serde_json::from_str(&t).unwrap();
+        if v["type"] == "error" && code(&v) == "unavailable" {
+            let (f, tries) = frames.get_mut(v["eventId"].as_str().unwrap()).unwrap();
+            if *tries < UNAVAILABLE_TRIES {
+                *tries += 1;
+                ws.send(WsMessage::Text(f.clone().into())).await.unwrap();
+                continue;
+            }
+        }
         assert_eq!(v["type"], "ack", "{v}");
+        frames.remove(v["eventId"].as_str().unwrap_or_default());
         acks += 1;
     }
 }
