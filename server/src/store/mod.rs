@@ -72,11 +72,11 @@ pub struct Commit {
 }
 
 /// What a group commit's events change in the projection and the
-/// snapshots, written with the events or after them. Each room's projection changes are
-/// written only if the room's projection is at `from` of its [`Projected`]
-/// range (and then moved to `to`): re-applying is a no-op, and a room whose
-/// projection is behind is left to be caught up from its events. Snapshots
-/// are written in any case.
+/// snapshots, written with the events or after them. Each room's
+/// projection changes are written only if the room's projection is at
+/// `from` of its [`Projected`] range (and then moved to `to`): re-applying
+/// is a no-op, and a room whose projection is behind is left to be caught
+/// up from its events. Snapshots are written in any case.
 #[derive(Debug, Default)]
 pub struct ProjectionChanges {
     pub rooms: Vec<Projected>,
