@@ -2,8 +2,8 @@
 //! assign the next seq, persist the events durably (the commit point), then
 //! update the projection and the snapshots, answer, and publish.
 //!
-//! A few writer tasks (`APPEND_WRITERS`) share the rooms by a hash of their
-//! ids, so that one slow room (a large one loading, or another instance
+//! A few writers (`APPEND_WRITERS`), each on a thread of its own, share
+//! the rooms by a hash of their ids, so that one slow room (a large one loading, or another instance
 //! holding its turn) holds up only its writer's rooms. Each keeps the
 //! in-memory state of the rooms it has touched and takes requests from a
 //! channel. It drains what is waiting into one batch and writes the batch's
@@ -180,6 +180,10 @@ const ATTEMPTS: u32 = 60;
 /// conflict costs one read of the events it missed instead of a reload.
 const CONTENDED: Duration = Duration::from_secs(1);
 
+/// Threads of a writer's own blocking pool, which little uses: the
+/// embedded store's calls run in place on the writer's thread.
+const WRITER_BLOCKING_THREADS: usize = 4;
+
 /// Requests waiting for the writers, in all.
 const QUEUED: usize = 4096;
 
@@ -208,7 +212,8 @@ pub fn writer_of(room: &str, writers: usize) -> usize {
 }
 
 impl Appender {
-    /// Starts `writers` writer tasks (at least one), each with its share of
+    /// Starts `writers` writers (at least one, each on a thread of its own:
+    /// [`Writer::spawn`]), each with its share of
     /// the rooms (by [`writer_of`]) and of `cache`, so that one slow room
     /// (a large room loading, another instance holding its turn) holds up
     /// only the rooms of its writer. They end once every handle is dropped
@@ -226,7 +231,7 @@ impl Appender {
             rooms: (cache.rooms / n).max(1),
             bytes: cache.bytes / n,
         };
-        let catch_ups = CatchUps::default();
+        let catch_ups = CatchUps::new(tokio::runtime::Handle::current());
         let mut queues = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
         for _ in 0..n {
@@ -245,7 +250,7 @@ impl Appender {
                 reported: (0, 0),
             };
             queues.push(tx);
-            tasks.push(tokio::spawn(writer.run(rx)));
+            tasks.push(writer.spawn(rx));
         }
         let all = tokio::spawn(async move {
             for task in tasks {
@@ -355,8 +360,11 @@ fn stopped() -> AppendError {
     AppendError::Unavailable("the server is shutting down")
 }
 
+/// Waits for a writer's answer, [`STORE_TIMEOUT`] at most: the writer
+/// answers 503 itself when a store call times out, but a call it runs in
+/// place (a stalled disk under the embedded store) holds it.
 async fn wait<T>(rx: oneshot::Receiver<Result<T, AppendError>>) -> Result<T, AppendError> {
-    match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
+    match tokio::time::timeout(STORE_TIMEOUT, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(stopped()),
         Err(_) => Err(AppendError::Unavailable("the store did not answer in time")),
@@ -495,6 +503,38 @@ fn now() -> Timestamp {
 }
 
 impl Writer {
+    /// Runs the writer on a thread of its own, with a runtime of its own,
+    /// and tells when it has ended. On the server's runtime each of its
+    /// steps (a batch taken, a store call answered) would wait behind every
+    /// task that was ready before it: at a thousand sockets of one room,
+    /// a whole fan-out wave per step, before the commit that every one of
+    /// them waits for. The embedded store's calls run in place on this
+    /// thread ([`crate::store::block_in_place_on_this_thread`]): no trip
+    /// to a blocking pool and back per lookup and per commit. Such a call
+    /// cannot be timed out here, so the callers bound their own waits
+    /// ([`wait`]). What the writer starts in the background (catch-ups)
+    /// runs on the server's runtime.
+    fn spawn(self, rx: mpsc::Receiver<Request>) -> oneshot::Receiver<()> {
+        let (done, ended) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(WRITER_BLOCKING_THREADS)
+            .thread_name("chat-writer-pool")
+            .build()
+            .expect("a runtime for a writer");
+        std::thread::Builder::new()
+            .name("chat-writer".into())
+            .spawn(move || {
+                crate::store::block_in_place_on_this_thread();
+                runtime.block_on(self.run(rx));
+                // A store call that timed out may still hold a thread.
+                runtime.shutdown_timeout(STORE_TIMEOUT);
+                let _ = done.send(());
+            })
+            .expect("a thread for a writer");
+        ended
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];

@@ -16,22 +16,35 @@ use tokio::task::AbortHandle;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Background catch-ups, at most one per room at a time, stopped with
-/// [`CatchUps::stop`] when the server stops.
-#[derive(Clone, Default)]
-pub struct CatchUps(Arc<Mutex<HashMap<String, AbortHandle>>>);
+/// [`CatchUps::stop`] when the server stops. They run on the runtime given
+/// (the server's), wherever they are started from: the writers, which
+/// start them, have threads of their own.
+#[derive(Clone)]
+pub struct CatchUps {
+    rooms: Arc<Mutex<HashMap<String, AbortHandle>>>,
+    runtime: tokio::runtime::Handle,
+}
 
 impl CatchUps {
+    /// An empty set, whose catch-ups run on `runtime`.
+    pub fn new(runtime: tokio::runtime::Handle) -> Self {
+        CatchUps {
+            rooms: Arc::default(),
+            runtime,
+        }
+    }
+
     /// Catches `room`'s projection up in the background, unless that is
     /// under way already.
     pub fn start(&self, stores: &Stores, room: &str) {
         // Held while the task is spawned and noted: the task takes it to
         // remove itself, so it never does so before it is noted.
-        let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         if rooms.contains_key(room) {
             return;
         }
-        let (stores, name, all) = (stores.clone(), room.to_owned(), self.0.clone());
-        let task = tokio::spawn(async move {
+        let (stores, name, all) = (stores.clone(), room.to_owned(), self.rooms.clone());
+        let task = self.runtime.spawn(async move {
             match tokio::time::timeout(CATCH_UP_TIMEOUT, catch_up(&stores, &name)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
@@ -50,7 +63,7 @@ impl CatchUps {
 
     /// Stops every catch-up under way (the next start does them again).
     pub fn stop(&self) {
-        let mut rooms = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, task) in rooms.drain() {
             task.abort();
         }

@@ -24,9 +24,29 @@ use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, RoomState, Snapshot, SnapshotChunk, SnapshotHead, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
+
+thread_local! {
+    static IN_PLACE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as one that does nothing but wait on the store (an
+/// append writer's own thread): a store whose calls block (the embedded
+/// store) then runs them here, in place, instead of handing each to the
+/// blocking pool and waiting to be woken twice. Such a call cannot be
+/// timed out on this thread; whoever waits on this thread's work must
+/// bound the wait itself.
+pub fn block_in_place_on_this_thread() {
+    IN_PLACE.with(|c| c.set(true));
+}
+
+/// Whether [`block_in_place_on_this_thread`] was called on this thread.
+fn blocks_in_place() -> bool {
+    IN_PLACE.with(Cell::get)
+}
 
 /// A room's row: its facts and its last seq.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 //! transaction unless that cannot be written (a lagging room, a failed
 //! write); a projection written on its own is not synced on its own
 //! (redb's `Durability::None`: the next commit of events syncs it; lost in
-//! a crash, it is caught up from the events). redb is synchronous, so each call runs on
-//! the blocking thread pool. A room's events and views are packed 64 seqs
+//! a crash, it is caught up from the events). redb is synchronous, so each
+//! call runs on the blocking thread pool, or in place on a thread that does
+//! nothing else (an append writer's: `super::block_in_place_on_this_thread`). A room's events and views are packed 64 seqs
 //! at a time ([`packed`]); the newest are one row each until then.
 
 mod ids;
@@ -215,6 +216,9 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
+        if super::blocks_in_place() {
+            return f(&self.db);
+        }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
