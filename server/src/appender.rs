@@ -2,14 +2,14 @@
 //! assign the next seq, persist the events durably (the commit point), then
 //! update the projection and the snapshots, answer, and publish.
 //!
-//! A few writers (`APPEND_WRITERS`), each on a thread of its own, share
-//! the rooms by a hash of their ids, so that one slow room (a large one loading, or another instance
-//! holding its turn) holds up only its writer's rooms. Each keeps the
-//! in-memory state of the rooms it has touched and takes requests from a
-//! channel. It drains what is waiting into one batch and writes the batch's
-//! events in a single atomic, durable commit (group commit): one fsync for
-//! many events. The commit is conditional on
-//! each room's log being where the writer saw it, so several writers (other
+//! A few writers (`APPEND_WRITERS`; on the embedded store each on a thread
+//! of its own) share the rooms by a hash of their ids, so that one slow
+//! room (a large one loading, or another instance holding its turn) holds
+//! up only its writer's rooms. Each keeps the in-memory state of the rooms
+//! it has touched and takes requests from a channel. It drains what is
+//! waiting into one batch and writes the batch's events in a single
+//! atomic, durable commit (group commit): one fsync for many events. The
+//! commit is conditional on each room's log being where the writer saw it, so several writers (other
 //! server instances on the same database) can share a store: on a conflict
 //! the writer drops the states it used, reloads what it missed, decides the
 //! batch again and retries. Seqs stay gap-free and unique, and a cached
@@ -49,7 +49,8 @@ use uuid::Uuid;
 const PROJECTION_ATTEMPTS: u32 = 5;
 /// Requests taken into one commit at most.
 const MAX_BATCH: usize = 512;
-/// How long a commit may take before the batch is answered 503.
+/// How long a store call may take before the batch is answered 503 (where
+/// it can be timed out: not on a writer's own thread, see `Writer::spawn`).
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why an append or a room creation was not accepted.
@@ -180,10 +181,6 @@ const ATTEMPTS: u32 = 60;
 /// conflict costs one read of the events it missed instead of a reload.
 const CONTENDED: Duration = Duration::from_secs(1);
 
-/// Threads of a writer's own blocking pool, which little uses: the
-/// embedded store's calls run in place on the writer's thread.
-const WRITER_BLOCKING_THREADS: usize = 4;
-
 /// Requests waiting for the writers, in all.
 const QUEUED: usize = 4096;
 
@@ -212,8 +209,8 @@ pub fn writer_of(room: &str, writers: usize) -> usize {
 }
 
 impl Appender {
-    /// Starts `writers` writers (at least one, each on a thread of its own:
-    /// [`Writer::spawn`]), each with its share of
+    /// Starts `writers` writers (at least one; see [`Writer::spawn`]), each
+    /// with its share of
     /// the rooms (by [`writer_of`]) and of `cache`, so that one slow room
     /// (a large room loading, another instance holding its turn) holds up
     /// only the rooms of its writer. They end once every handle is dropped
@@ -360,11 +357,13 @@ fn stopped() -> AppendError {
     AppendError::Unavailable("the server is shutting down")
 }
 
-/// Waits for a writer's answer, [`STORE_TIMEOUT`] at most: the writer
-/// answers 503 itself when a store call times out, but a call it runs in
-/// place (a stalled disk under the embedded store) holds it.
+/// Waits for a writer's answer, twice [`STORE_TIMEOUT`] at most: the
+/// writer answers 503 itself when a store call times out, but not when a
+/// call it runs in place holds it (a stalled disk under the embedded
+/// store). Such a call may still be written after this 503: a retry with
+/// the same eventId finds it.
 async fn wait<T>(rx: oneshot::Receiver<Result<T, AppendError>>) -> Result<T, AppendError> {
-    match tokio::time::timeout(STORE_TIMEOUT, rx).await {
+    match tokio::time::timeout(STORE_TIMEOUT * 2, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(stopped()),
         Err(_) => Err(AppendError::Unavailable("the store did not answer in time")),
@@ -503,23 +502,31 @@ fn now() -> Timestamp {
 }
 
 impl Writer {
-    /// Runs the writer on a thread of its own, with a runtime of its own,
-    /// and tells when it has ended. On the server's runtime each of its
-    /// steps (a batch taken, a store call answered) would wait behind every
-    /// task that was ready before it: at a thousand sockets of one room,
-    /// a whole fan-out wave per step, before the commit that every one of
-    /// them waits for. The embedded store's calls run in place on this
-    /// thread ([`crate::store::block_in_place_on_this_thread`]): no trip
-    /// to a blocking pool and back per lookup and per commit. Such a call
-    /// cannot be timed out here, so the callers bound their own waits
-    /// ([`wait`]). What the writer starts in the background (catch-ups)
-    /// runs on the server's runtime.
+    /// Starts the writer and tells when it has ended. For a store whose
+    /// calls block (the embedded store: [`crate::store::EventStore::blocks`])
+    /// it runs on a thread of its own, with a runtime of its own, and the
+    /// store's calls run in place there
+    /// ([`crate::store::block_in_place_on_this_thread`]). On the server's
+    /// runtime each of its steps (a batch taken, a lookup or a commit
+    /// answered by the blocking pool) waited behind every task that was
+    /// ready before it (at a thousand sockets of one room, a whole fan-out
+    /// wave per step) and each store call cost a trip to another thread and
+    /// back. A call run in place cannot be timed out, so a stalled disk
+    /// holds the writer: its callers stop waiting on their own ([`wait`]).
+    /// What the writer starts in the background (catch-ups) runs on the
+    /// server's runtime. Other stores' writers are tasks on the server's
+    /// runtime, where their driver lives.
     fn spawn(self, rx: mpsc::Receiver<Request>) -> oneshot::Receiver<()> {
         let (done, ended) = oneshot::channel();
+        if !self.stores.events.blocks() {
+            tokio::spawn(async move {
+                self.run(rx).await;
+                let _ = done.send(());
+            });
+            return ended;
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .max_blocking_threads(WRITER_BLOCKING_THREADS)
-            .thread_name("chat-writer-pool")
             .build()
             .expect("a runtime for a writer");
         std::thread::Builder::new()
@@ -527,8 +534,6 @@ impl Writer {
             .spawn(move || {
                 crate::store::block_in_place_on_this_thread();
                 runtime.block_on(self.run(rx));
-                // A store call that timed out may still hold a thread.
-                runtime.shutdown_timeout(STORE_TIMEOUT);
                 let _ = done.send(());
             })
             .expect("a thread for a writer");

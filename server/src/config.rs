@@ -85,7 +85,7 @@ pub struct Config {
     #[arg(long, env = "ROOMS_MEMORY_MIB", default_value_t = 256,
         value_parser = RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub rooms_memory_mib: usize,
-    /// Writer tasks that append, each for its share of the rooms (by a hash of the room id), so that one slow room holds up only its share (1 to 64; the room-state limits above are split among them). Default: the store's (MongoDB 4; the embedded store 1, as redb commits one transaction at a time).
+    /// Writers that append, each for its share of the rooms (by a hash of the room id), so that one slow room holds up only its share (1 to 64; the room-state limits above are split among them). Default: the store's (MongoDB 4; the embedded store 1, as redb commits one transaction at a time).
     #[arg(long, env = "APPEND_WRITERS",
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=64), global = true)]
     pub append_writers: Option<usize>,

@@ -73,6 +73,16 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
+    let writers = config
+        .append_writers
+        .unwrap_or_else(|| stores.events.writers());
+    // A writer on a thread of its own has a runtime of its own: an epoll
+    // descriptor, an eventfd and a signal pipe.
+    let writer_descriptors = if stores.events.blocks() {
+        4 * writers as u64
+    } else {
+        0
+    };
     let (appender, writer) = Appender::start(
         stores.clone(),
         bus.clone(),
@@ -82,9 +92,7 @@ pub async fn run_with(
             rooms: config.rooms_in_memory,
             bytes: config.rooms_memory_mib << 20,
         },
-        config
-            .append_writers
-            .unwrap_or_else(|| stores.events.writers()),
+        writers,
     );
     let per_user = config.rate_limit_per_user;
     let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
@@ -155,7 +163,7 @@ pub async fn run_with(
         state.shutting_down.clone(),
     ));
     let settings = serve::Settings {
-        max_connections: usable_connections(state.config.max_connections),
+        max_connections: usable_connections(state.config.max_connections, writer_descriptors),
         client_timeout: state.config.client_timeout,
     };
     let metrics = state.metrics.clone();
@@ -182,17 +190,18 @@ pub const PASSWORD_QUEUE: usize = 32;
 
 /// Descriptors kept for everything but client connections: the store,
 /// logs, evicted connections not yet closed (`serve::MAX_EVICTING`) and
-/// refusals being written.
+/// refusals being written; the writers' runtimes come on top.
 const SPARE_DESCRIPTORS: u64 = 128;
 
 /// `MAX_CONNECTIONS`, lowered (with a warning) when the process may not
 /// open that many files: past the limit `accept` fails and nothing answers,
 /// /healthz included.
-fn usable_connections(wanted: usize) -> usize {
+fn usable_connections(wanted: usize, writer_descriptors: u64) -> usize {
     let Some(limit) = open_files_limit() else {
         return wanted;
     };
-    let usable = usize::try_from(limit.saturating_sub(SPARE_DESCRIPTORS).max(1)).unwrap_or(wanted);
+    let spare = SPARE_DESCRIPTORS + writer_descriptors;
+    let usable = usize::try_from(limit.saturating_sub(spare).max(1)).unwrap_or(wanted);
     if usable < wanted {
         tracing::warn!(
             max_connections = wanted,

@@ -7,7 +7,7 @@
 //! The events of the append path go through [`EventStore::commit`], which
 //! must be atomic and durable when it returns: acknowledged means it
 //! survives a crash the next moment. It is conditional, so that several
-//! writers (tasks or server instances) can share a store: it writes nothing
+//! writers (of one server or of several instances) can share a store: it writes nothing
 //! and reports a conflict when a room's log is no longer where the writer
 //! saw it, and it never overwrites an event. What the events change in the
 //! projection goes in the same transaction where the store keeps both
@@ -288,6 +288,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// transactions at once.
     fn writers(&self) -> usize {
         1
+    }
+    /// Whether the store's calls block a thread while they wait (redb):
+    /// the append writers then get threads of their own, where its calls
+    /// run in place (see [`block_in_place_on_this_thread`]). A store that
+    /// awaits its I/O (MongoDB's driver, bound to the server's runtime)
+    /// keeps its writers as tasks there.
+    fn blocks(&self) -> bool {
+        false
     }
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -217,7 +217,10 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
         if super::blocks_in_place() {
-            return f(&self.db);
+            // A panic is answered as the blocking pool's would be, and
+            // leaves the writer's thread standing.
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&self.db)))
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("a store call panicked".into())));
         }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
@@ -750,6 +753,10 @@ impl AccountStore for EmbeddedStore {
 impl EventStore for EmbeddedStore {
     fn kind(&self) -> &'static str {
         "embedded"
+    }
+
+    fn blocks(&self) -> bool {
+        true
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
