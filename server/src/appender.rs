@@ -9,10 +9,10 @@
 //! it has touched and takes requests from a channel. It drains what is
 //! waiting into one batch and writes the batch's events in a single
 //! atomic, durable commit (group commit): one fsync for many events. The
-//! commit is conditional on each room's log being where the writer saw it, so several writers (other
-//! server instances on the same database) can share a store: on a conflict
-//! the writer drops the states it used, reloads what it missed, decides the
-//! batch again and retries. Seqs stay gap-free and unique, and a cached
+//! commit is conditional on each room's log being where the writer saw
+//! it, so several writers (other server instances on the same database)
+//! can share a store: on a conflict the writer drops the states it used,
+//! reloads what it missed, decides the batch again and retries. Seqs stay gap-free and unique, and a cached
 //! state is never trusted over the store.
 //!
 //! The projection (view rows, read markers, unread counts) and the

@@ -6,8 +6,10 @@
 //! (redb's `Durability::None`: the next commit of events syncs it; lost in
 //! a crash, it is caught up from the events). redb is synchronous, so each
 //! call runs on the blocking thread pool, or in place on a thread that does
-//! nothing else (an append writer's: `super::block_in_place_on_this_thread`). A room's events and views are packed 64 seqs
-//! at a time ([`packed`]); the newest are one row each until then.
+//! nothing else (an append writer's:
+//! `super::block_in_place_on_this_thread`). A room's events and views are
+//! packed 64 seqs at a time ([`packed`]); the newest are one row each
+//! until then.
 
 mod ids;
 mod packed;
