@@ -12,8 +12,9 @@
 //! commit is conditional on each room's log being where the writer saw
 //! it, so several writers (other server instances on the same database)
 //! can share a store: on a conflict the writer drops the states it used,
-//! reloads what it missed, decides the batch again and retries. Seqs stay gap-free and unique, and a cached
-//! state is never trusted over the store.
+//! reloads what it missed, decides the batch again and retries. Seqs stay
+//! gap-free and unique, and a cached state is never trusted over the
+//! store.
 //!
 //! The projection (view rows, read markers, unread counts) and the
 //! snapshots are written with the events where the store can (the embedded
@@ -210,10 +211,9 @@ pub fn writer_of(room: &str, writers: usize) -> usize {
 
 impl Appender {
     /// Starts `writers` writers (at least one; see [`Writer::spawn`]), each
-    /// with its share of
-    /// the rooms (by [`writer_of`]) and of `cache`, so that one slow room
-    /// (a large room loading, another instance holding its turn) holds up
-    /// only the rooms of its writer. They end once every handle is dropped
+    /// with its share of the rooms (by [`writer_of`]) and of `cache`, so
+    /// that one slow room (a large room loading, another instance holding
+    /// its turn) holds up only the rooms of its writer. They end once every handle is dropped
     /// and the requests already sent are answered; so does the task returned.
     pub fn start(
         stores: Stores,

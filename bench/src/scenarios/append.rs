@@ -257,10 +257,7 @@ fn raw_redb(events: usize, batch: usize, rooms: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = redb::Database::create(dir.path().join("raw.redb")).expect("a redb file");
     let bytes: Arc<[u8]> = sample_event().to_json().into_bytes().into();
-    let names: Vec<String> = match rooms {
-        1 => vec!["one".to_owned()],
-        _ => (0..rooms).map(|i| format!("r{i}")).collect(),
-    };
+    let names: Vec<String> = (0..rooms).map(|i| format!("r{i}")).collect();
     let started = Instant::now();
     let mut seq = 0u64;
     while (seq as usize) < events {

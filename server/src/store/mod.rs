@@ -9,11 +9,11 @@
 //! survives a crash the next moment. It is conditional, so that several
 //! writers (of one server or of several instances) can share a store: it
 //! writes nothing and reports a conflict when a room's log is no longer
-//! where the writer saw it, and it never overwrites an event. What the events change in the
-//! projection goes in the same transaction where the store keeps both
-//! ([`EventStore::commit_with_projection`], the embedded store), or follows
-//! through [`ProjectionStore::apply`] (MongoDB); either way behind a per-room
-//! checkpoint (the seq the projection is at), so that it can lag the events
+//! where the writer saw it, and it never overwrites an event. What the
+//! events change in the projection goes in the same transaction where the
+//! store keeps both ([`EventStore::commit_with_projection`], the embedded
+//! store), or follows through [`ProjectionStore::apply`] (MongoDB); either
+//! way behind a per-room checkpoint (the seq the projection is at), so that it can lag the events
 //! (after a crash, or a failed write) and be caught up from them.
 
 mod compressed;

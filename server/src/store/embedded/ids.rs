@@ -3,12 +3,13 @@
 //! B-tree of a million lands on a page of its own: a page (4 KiB) rewritten
 //! per event, half of all the bytes an append wrote to disk. So new ids are
 //! staged first, in a table keyed by their order of arrival (its pages
-//! fill in order, whatever the rooms), and kept in memory for lookups. Once [`MERGE_AT`] are staged, new
-//! ids go to the second staging table while the first one's move into the
-//! index in key order, a run of them per projection write (the append's
-//! own transaction, where the projection goes with the events; each page
-//! of the index rewritten takes several ids, and no write pauses long); then
-//! the first table is dropped whole.
+//! fill in order, whatever the rooms), and kept in memory for lookups.
+//! Once [`MERGE_AT`] are staged, new ids go to the second staging table
+//! while the first one's move into the index in key order, a run of them
+//! per projection write (the append's own transaction, where the
+//! projection goes with the events; each page of the index rewritten takes
+//! several ids, and no write pauses long); then the first table is dropped
+//! whole.
 //!
 //! Memory mirrors both staging tables as of the last commit: it changes
 //! only after a transaction that wrote them committed, under the lock that
