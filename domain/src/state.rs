@@ -13,7 +13,6 @@ use crate::chunk::chunk_of;
 use crate::event::{ChatEvent, EventKind};
 use crate::message::Message;
 use crate::messages::MessageLog;
-use crate::reactions::Reactions;
 use crate::time::Timestamp;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -276,15 +275,8 @@ impl RoomState {
                 None
             }
             EventKind::MessageSent { content } => {
-                let added = self.messages.insert(Message {
-                    id: event_id,
-                    seq,
-                    sender_id,
-                    content,
-                    sent_at: timestamp,
-                    edited_at: None,
-                    reactions: Reactions::new(),
-                });
+                let added = (self.messages)
+                    .insert(Message::sent(event_id, seq, sender_id, content, timestamp));
                 added.then_some(seq)
             }
             EventKind::MessageEdited {

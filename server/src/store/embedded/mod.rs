@@ -13,6 +13,7 @@
 
 mod ids;
 mod packed;
+mod views;
 
 use super::compressed;
 use super::{
@@ -23,7 +24,6 @@ use async_trait::async_trait;
 use domain::CompactString;
 use domain::{ChatEvent, Message, SnapshotChunk, SnapshotHead, Timestamp};
 use ids::{Ids, EVENT_IDS, STAGED_IDS};
-use packed::BLOCK;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -137,6 +137,7 @@ impl EmbeddedStore {
             tx.open_table(SENDER_LIVE).map_err(unavailable)?;
             tx.open_table(UNREAD).map_err(unavailable)?;
             tx.open_table(PROJECTED).map_err(unavailable)?;
+            tx.open_table(views::DERIVED_FROM).map_err(unavailable)?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
             if meta.get("counts").map_err(unavailable)?.is_none() {
                 // A store written before the counts were kept: fill them once.
@@ -148,6 +149,12 @@ impl EmbeddedStore {
                 // commit: every projection is at its room's last seq.
                 fill_checkpoints(&tx)?;
                 meta.insert("projected", 1).map_err(unavailable)?;
+            }
+            if meta.get("derived").map_err(unavailable)?.is_none() {
+                // A store written before views were derived from events:
+                // each room's views up to its projection are rows.
+                views::fill(&tx)?;
+                meta.insert("derived", 1).map_err(unavailable)?;
             }
         }
         let filling = {
@@ -412,6 +419,7 @@ fn committed_ids(c: &Commit) -> impl Iterator<Item = (&str, u128, u64)> {
 fn write_projection(
     tx: &redb::WriteTransaction,
     changes: &ProjectionChanges,
+    events: Option<&[Arc<ChatEvent>]>,
 ) -> Result<Vec<String>, StoreError> {
     let (keep, behind) = {
         let mut projected = tx.open_table(PROJECTED).map_err(unavailable)?;
@@ -435,22 +443,8 @@ fn write_projection(
         filtered = changes.only(&keep);
         &filtered
     };
+    views::write(tx, c, events)?;
     {
-        let mut views = tx.open_table(VIEWS).map_err(unavailable)?;
-        let mut blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
-        for (room, change) in &c.views {
-            match change {
-                ViewChange::Put(m) => {
-                    packed::put(&mut views, &mut blocks, room, m.seq, &encode(m))?
-                }
-                ViewChange::Delete(seq) => packed::remove(&mut views, &mut blocks, room, *seq)?,
-            }
-        }
-        for r in &c.rooms {
-            for block in views_to_seal(r.from, r.to) {
-                packed::seal(&mut views, &mut blocks, &r.room, block)?;
-            }
-        }
         let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
         for (room, user, seq) in &c.markers {
             markers
@@ -610,14 +604,6 @@ where
         None => return Err(StoreError::Corrupt("a count went below zero".into())),
     }
     Ok(())
-}
-
-/// The blocks of views to pack when a room's projection moves from `from`
-/// to `to`: a block is packed once the projection is a block past it, so
-/// that the newest messages, which edits and reactions change most, stay
-/// rows (a change in a packed block rewrites the block).
-fn views_to_seal(from: u64, to: u64) -> std::ops::Range<u64> {
-    packed::ending_in(from.saturating_sub(BLOCK), to.saturating_sub(BLOCK))
 }
 
 fn last_seq_in(
@@ -949,7 +935,7 @@ impl EventStore for EmbeddedStore {
                 // What only the projection needs must not cost the events:
                 // then they are committed alone (dropping the transaction
                 // aborts it), and the projection is left to the caller.
-                let projected = write_projection(&tx, &proj)
+                let projected = write_projection(&tx, &proj, Some(&c.events))
                     .and_then(|behind| Ok((behind, staged.merge(&tx)?)));
                 let (behind, step) = match projected {
                     Ok(written) => written,
@@ -1033,16 +1019,8 @@ impl ProjectionStore for EmbeddedStore {
                 .get(room.as_str())
                 .map_err(unavailable)?
                 .map_or(0, |v| v.value());
-            let t = tx.open_table(VIEWS).map_err(unavailable)?;
-            let blocks = tx.open_table(VIEW_BLOCKS).map_err(unavailable)?;
-            let mut messages: Vec<Message> = Vec::new();
             let upper = before.unwrap_or(u64::MAX);
-            if limit > 0 && upper > 0 {
-                let newest = packed::merged(&t, &blocks, &room, 1, upper - 1, false)?;
-                for row in newest.take(limit) {
-                    messages.push(decode(&row?.1)?);
-                }
-            }
+            let mut messages = views::newest(&tx, &room, projected, upper, limit)?;
             messages.reverse();
             let m = tx.open_table(MARKERS).map_err(unavailable)?;
             let mut read_markers = BTreeMap::new();
@@ -1079,7 +1057,7 @@ impl ProjectionStore for EmbeddedStore {
             let mut tx = db.begin_write().map_err(unavailable)?;
             // Not synced on its own: see the module's comment.
             tx.set_durability(redb::Durability::None);
-            let behind = write_projection(&tx, &changes)?;
+            let behind = write_projection(&tx, &changes, None)?;
             // Projection writes take the staged eventIds' merge steps.
             let mut staged = staged.lock();
             let step = staged.merge(&tx)?;
@@ -1140,9 +1118,10 @@ impl ProjectionStore for EmbeddedStore {
                         .insert((room, m.seq), encode(m).as_slice())
                         .map_err(unavailable)?;
                 }
-                for block in views_to_seal(0, at) {
+                for block in views::to_seal(0, at) {
                     packed::seal(&mut views, &mut blocks, room, block)?;
                 }
+                views::all_stored(&tx, room, at)?;
                 let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
                 let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
                 let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
@@ -1491,7 +1470,9 @@ mod tests {
         assert_eq!(seqs(page), vec![1, 2, 3]);
 
         // A projection that cannot be written (room "t"'s first view block
-        // does not decode) leaves the events to be committed alone.
+        // does not decode, and its views are rows and blocks, as in a store
+        // from before views were derived) leaves the events to be
+        // committed alone.
         store.commit(commit_of("t", 0, 1)).await.unwrap();
         {
             let tx = store.db.begin_write().unwrap();
@@ -1500,6 +1481,7 @@ mod tests {
                 .insert(("t", 0), &[compressed::ZSTD, 1, 2, 3][..])
                 .unwrap();
             drop(blocks);
+            views::all_stored(&tx, "t", 5).unwrap();
             tx.commit().unwrap();
         }
         let projection = ProjectionChanges {

@@ -21,6 +21,10 @@ pub const BLOCK: u64 = 64;
 /// block it does not fill whole, one row instead of one each). A single
 /// row is JSON, which never starts with it.
 const RUN: u8 = 0x02;
+/// A row that says its seq holds nothing (a view's, when a view that was
+/// not stored, one derived from its event, is deleted: see `views`). A
+/// block never holds one.
+pub const TOMBSTONE: &[u8] = &[0x03];
 /// A block is packed only up to this size before compression; a bigger one
 /// (views with very many reactions) stays rows. 64 events of at most 4,000
 /// characters each take under 2 MiB.
@@ -38,11 +42,11 @@ pub fn block_of(seq: u64) -> u64 {
     seq.saturating_sub(1) / BLOCK
 }
 
-fn first_of(block: u64) -> u64 {
+pub fn first_of(block: u64) -> u64 {
     block.saturating_mul(BLOCK).saturating_add(1)
 }
 
-fn last_of(block: u64) -> u64 {
+pub fn last_of(block: u64) -> u64 {
     block.saturating_add(1).saturating_mul(BLOCK)
 }
 
@@ -208,6 +212,19 @@ pub fn seal(
     room: &str,
     block: u64,
 ) -> Result<(), StoreError> {
+    seal_with(rows, blocks, room, block, |_| Ok(Vec::new()))
+}
+
+/// Moves the rows of `room`'s `block` into its packed value, less its
+/// [`TOMBSTONE`]s, with the rows `more` gives (in seq order) for seqs that
+/// no stored row holds (`more` is given the seqs that rows hold).
+pub fn seal_with(
+    rows: &mut SeqTable,
+    blocks: &mut SeqTable,
+    room: &str,
+    block: u64,
+    more: impl FnOnce(&[u64]) -> Result<Vec<Row>, StoreError>,
+) -> Result<(), StoreError> {
     let range = (room, first_of(block))..=(room, last_of(block));
     let mut keys = Vec::new();
     let mut taken: Vec<Row> = Vec::with_capacity(BLOCK as usize);
@@ -217,9 +234,14 @@ pub fn seal(
         keys.push(seq);
         taken.extend(expand(seq, v.value())?);
     }
-    if taken.is_empty() {
+    let mut written: Vec<u64> = taken.iter().map(|(s, _)| *s).collect();
+    let more = more(&written)?;
+    if taken.is_empty() && more.is_empty() {
         return Ok(());
     }
+    written.extend(more.iter().map(|(s, _)| *s));
+    taken.retain(|(_, v)| v != TOMBSTONE);
+    taken.extend(more);
     // One by one: redb's `retain_in` takes twice as long for a block.
     for seq in keys {
         rows.remove((room, seq)).map_err(unavailable)?;
@@ -228,7 +250,7 @@ pub fn seal(
     // rows, written last, would win.
     if let Some(old) = blocks.get((room, block)).map_err(unavailable)? {
         let mut old = unpack(block, old.value())?;
-        old.retain(|(s, _)| !taken.iter().any(|(t, _)| t == s));
+        old.retain(|(s, _)| !written.contains(s));
         taken.extend(old);
     }
     taken.sort_by_key(|(s, _)| *s);
