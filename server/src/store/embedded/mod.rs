@@ -47,8 +47,14 @@ const UNREAD: TableDefinition<(&str, &str), u64> = TableDefinition::new("unread_
 /// The seq each room's projection is at (its checkpoint).
 const PROJECTED: TableDefinition<&str, u64> = TableDefinition::new("projected");
 /// What the store's layout has: `counts` = 1 once the tables above are
-/// filled, `projected` = 1 once the checkpoints are.
+/// filled, `projected` = 1 once the checkpoints are, `derived` = 1 once
+/// each room's `views::STORED_THROUGH` is, `format` ([`FORMAT`]).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The store's format, kept in META: a server refuses a store of a later
+/// format than its own (one written by a newer server: a rollback). Servers
+/// from before it (format 0) do not look; format 1 derives views of new
+/// messages from their events (`views`), which a format-0 server would miss.
+const FORMAT: u64 = 1;
 const SNAP_CHUNKS: TableDefinition<(&str, u64, u64), &[u8]> =
     TableDefinition::new("snapshot_chunks");
 /// Events and message views of sealed blocks, packed (see [`packed`]).
@@ -137,8 +143,17 @@ impl EmbeddedStore {
             tx.open_table(SENDER_LIVE).map_err(unavailable)?;
             tx.open_table(UNREAD).map_err(unavailable)?;
             tx.open_table(PROJECTED).map_err(unavailable)?;
-            tx.open_table(views::DERIVED_FROM).map_err(unavailable)?;
+            tx.open_table(views::STORED_THROUGH).map_err(unavailable)?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
+            let format = meta.get("format").map_err(unavailable)?.map(|v| v.value());
+            if format.is_some_and(|f| f > FORMAT) {
+                return Err(StoreError::Unavailable(format!(
+                    "the store in {} was written by a newer server (format {}; this one reads {FORMAT} and before)",
+                    dir.display(),
+                    format.unwrap_or_default()
+                )));
+            }
+            meta.insert("format", FORMAT).map_err(unavailable)?;
             if meta.get("counts").map_err(unavailable)?.is_none() {
                 // A store written before the counts were kept: fill them once.
                 fill_counts(&tx)?;
@@ -529,8 +544,13 @@ fn fill_counts(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
             .map_err(unavailable)?;
         // (seq, sender) of every live message, in seq order.
         let mut live: Vec<(u64, CompactString)> = Vec::new();
+        // Only for a store from before the counts, whose views are all
+        // stored (see `views`).
         for row in packed::merged(&views, &view_blocks, room, 1, u64::MAX, true)? {
             let (seq, v) = row?;
+            if v.as_slice() == packed::TOMBSTONE {
+                continue;
+            }
             let m: Message = decode(&v)?;
             live.push((seq, m.sender_id));
         }
@@ -1121,7 +1141,7 @@ impl ProjectionStore for EmbeddedStore {
                 for block in views::to_seal(0, at) {
                     packed::seal(&mut views, &mut blocks, room, block)?;
                 }
-                views::all_stored(&tx, room, at)?;
+                views::set_stored_through(&tx, room, at)?;
                 let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
                 let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
                 let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
@@ -1425,6 +1445,28 @@ mod tests {
         })
     }
 
+    /// A store written by a newer server (a later format) is refused, not
+    /// read as if it were this one's.
+    #[test]
+    fn a_store_of_a_later_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        {
+            let tx = store.db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("format", FORMAT + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        drop(store);
+        match EmbeddedStore::open(dir.path()) {
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("newer server"), "{why}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("a store of a later format was opened"),
+        }
+    }
+
     /// Events and their projection go in one transaction: both are there
     /// after it, or neither. A room whose projection lags is left behind
     /// (its events written, its views not), and a refused commit writes
@@ -1469,10 +1511,10 @@ mod tests {
         assert_eq!((page.last_seq, page.projected), (3, 3));
         assert_eq!(seqs(page), vec![1, 2, 3]);
 
-        // A projection that cannot be written (room "t"'s first view block
-        // does not decode, and its views are rows and blocks, as in a store
-        // from before views were derived) leaves the events to be
-        // committed alone.
+        // A projection that cannot be written leaves the events to be
+        // committed alone: room "t" as a store from before views were
+        // derived could have it, its projection at 1 and the view of seq 1
+        // in a block that does not decode, which an edit of it rewrites.
         store.commit(commit_of("t", 0, 1)).await.unwrap();
         {
             let tx = store.db.begin_write().unwrap();
@@ -1481,16 +1523,17 @@ mod tests {
                 .insert(("t", 0), &[compressed::ZSTD, 1, 2, 3][..])
                 .unwrap();
             drop(blocks);
-            views::all_stored(&tx, "t", 5).unwrap();
+            tx.open_table(PROJECTED).unwrap().insert("t", 1).unwrap();
+            views::set_stored_through(&tx, "t", 1).unwrap();
             tx.commit().unwrap();
         }
         let projection = ProjectionChanges {
             rooms: vec![Projected {
                 room: "t".into(),
-                from: 0,
+                from: 1,
                 to: 2,
             }],
-            views: vec![("t".into(), ViewChange::Put(message(2, "alice")))],
+            views: vec![("t".into(), ViewChange::Put(message(1, "alice")))],
             ..ProjectionChanges::default()
         };
         let left = store
@@ -1500,7 +1543,7 @@ mod tests {
         assert_eq!(left, WithProjection::Left);
         assert_eq!(store.events("t", 0, 10).await.unwrap().0.len(), 2);
         let at = store.projected(&["t".to_owned()]).await.unwrap();
-        assert_eq!(at["t"], 0);
+        assert_eq!(at["t"], 1);
     }
 
     /// Staged eventIds are found, and refuse a second event, in every phase

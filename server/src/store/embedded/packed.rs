@@ -22,8 +22,8 @@ pub const BLOCK: u64 = 64;
 /// row is JSON, which never starts with it.
 const RUN: u8 = 0x02;
 /// A row that says its seq holds nothing (a view's, when a view that was
-/// not stored, one derived from its event, is deleted: see `views`). A
-/// block never holds one.
+/// not stored, one derived from its event, is deleted: see `views`).
+/// [`seal_with`] leaves them out of the block it packs.
 pub const TOMBSTONE: &[u8] = &[0x03];
 /// A block is packed only up to this size before compression; a bigger one
 /// (views with very many reactions) stays rows. 64 events of at most 4,000
@@ -216,8 +216,9 @@ pub fn seal(
 }
 
 /// Moves the rows of `room`'s `block` into its packed value, less its
-/// [`TOMBSTONE`]s, with the rows `more` gives (in seq order) for seqs that
-/// no stored row holds (`more` is given the seqs that rows hold).
+/// [`TOMBSTONE`]s, with the rows `more` gives (in seq order) for the seqs
+/// that neither a row nor the block's packed value holds (`more` is given
+/// those it holds, in seq order). A row wins over the packed value.
 pub fn seal_with(
     rows: &mut SeqTable,
     blocks: &mut SeqTable,
@@ -234,24 +235,25 @@ pub fn seal_with(
         keys.push(seq);
         taken.extend(expand(seq, v.value())?);
     }
-    let mut written: Vec<u64> = taken.iter().map(|(s, _)| *s).collect();
-    let more = more(&written)?;
-    if taken.is_empty() && more.is_empty() {
+    // Rows and a block of the same seqs do not happen; if they did, the
+    // rows, written last, would win.
+    let mut old = match blocks.get((room, block)).map_err(unavailable)? {
+        Some(old) => unpack(block, old.value())?,
+        None => Vec::new(),
+    };
+    old.retain(|(s, _)| !taken.iter().any(|(t, _)| t == s));
+    let mut held: Vec<u64> = taken.iter().chain(&old).map(|(s, _)| *s).collect();
+    held.sort_unstable();
+    let more = more(&held)?;
+    if keys.is_empty() && more.is_empty() {
         return Ok(());
     }
-    written.extend(more.iter().map(|(s, _)| *s));
     taken.retain(|(_, v)| v != TOMBSTONE);
     taken.extend(more);
+    taken.extend(old);
     // One by one: redb's `retain_in` takes twice as long for a block.
     for seq in keys {
         rows.remove((room, seq)).map_err(unavailable)?;
-    }
-    // Rows and a block of the same seqs do not happen; if they did, the
-    // rows, written last, would win.
-    if let Some(old) = blocks.get((room, block)).map_err(unavailable)? {
-        let mut old = unpack(block, old.value())?;
-        old.retain(|(s, _)| !written.contains(s));
-        taken.extend(old);
     }
     taken.sort_by_key(|(s, _)| *s);
     if taken.windows(2).any(|w| w[0].0 == w[1].0) {
