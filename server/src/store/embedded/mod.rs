@@ -1445,6 +1445,42 @@ mod tests {
         })
     }
 
+    /// On a thread that runs the store's calls in place (an append
+    /// writer's), a call that panics in the middle of a write is answered
+    /// `Unavailable`, the thread goes on, and the store works after it,
+    /// without what the call began.
+    #[test]
+    fn a_panic_in_a_call_run_in_place_is_answered_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let on_writer = std::thread::spawn(move || {
+            crate::store::block_in_place_on_this_thread();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                store.commit(commit_of("r", 0, 2)).await.unwrap();
+                let ids = store.ids.clone();
+                let panicked = store
+                    .blocking(move |db| -> Result<(), StoreError> {
+                        let tx = db.begin_write().map_err(unavailable)?;
+                        write_events(&tx, &ids.lock(), &commit_of("r", 2, 1))?;
+                        panic!("a bug in a store call");
+                    })
+                    .await;
+                assert!(
+                    matches!(panicked, Err(StoreError::Unavailable(_))),
+                    "{panicked:?}"
+                );
+                assert_eq!(store.events("r", 0, 10).await.unwrap().0.len(), 2);
+                store.commit(commit_of("r", 2, 1)).await.unwrap();
+                assert_eq!(store.events("r", 0, 10).await.unwrap().0.len(), 3);
+            });
+        });
+        on_writer.join().expect("the writer's thread goes on");
+    }
+
     /// A store written by a newer server (a later format) is refused, not
     /// read as if it were this one's.
     #[test]
