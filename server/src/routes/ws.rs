@@ -368,6 +368,16 @@ enum Control {
 }
 
 impl Control {
+    /// What is kept when several wait for the loop: an end, then a
+    /// recheck, then a ping.
+    fn rank(self) -> u8 {
+        match self {
+            Control::Ping => 0,
+            Control::Recheck => 1,
+            _ => 2,
+        }
+    }
+
     /// How the socket ends, if it does.
     fn end(self) -> Option<End> {
         match self {
@@ -427,21 +437,37 @@ async fn watch_session(
     tokio::pin!(stop, expiry);
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // What the loop has not taken yet: while it is busy (a send that
+    // waits), what comes meanwhile is merged into it, the most pressing
+    // kept (see Control::rank), so that a logout never waits behind a ping.
+    let mut pending: Option<Control> = None;
     loop {
+        // Once the end is known, only telling it is left.
+        let ending = pending.is_some_and(|c| c.end().is_some());
         let control = tokio::select! {
-            _ = &mut stop => Control::ShuttingDown,
-            _ = &mut expiry => Control::Expired,
-            note = logouts.recv() => match note {
+            _ = &mut stop, if !ending => Control::ShuttingDown,
+            _ = &mut expiry, if !ending => Control::Expired,
+            note = logouts.recv(), if !ending => match note {
                 Ok(hash) if hash == token_hash => Control::LoggedOut,
                 Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => Control::Recheck,
                 Err(RecvError::Closed) => Control::Unwatched,
             },
-            _ = ping.tick() => Control::Ping,
+            _ = ping.tick(), if !ending => Control::Ping,
+            permit = tx.reserve(), if pending.is_some() => {
+                let Ok(permit) = permit else {
+                    return;
+                };
+                let told = pending.take().expect("pending");
+                permit.send(told);
+                if told.end().is_some() {
+                    return;
+                }
+                continue;
+            }
         };
-        let last = control.end().is_some();
-        if tx.send(control).await.is_err() || last {
-            return;
+        if pending.is_none_or(|p| control.rank() > p.rank()) {
+            pending = Some(control);
         }
     }
 }
