@@ -4,10 +4,8 @@
 //!
 //! One loop owns each connection and does one thing at a time: whichever
 //! of these is ready first (chosen at random among the ready ones, so that
-//! none starves the others): what its [`Watch`] says (shutdown, the
-//! session's end, a logout, a ping), the next answer, the next event, the
-//! next client frame. The watch is a task of its own, so that the loop
-//! does not poll those rare waits again for every event it sends.
+//! none starves the others): shutdown, the session's end, a logout, a ping,
+//! the next answer, the next event, the next client frame.
 //!
 //! - No race between backlog and live: the socket subscribes to the bus
 //!   before it reads the backlog, remembers the last seq it sent, skips what
@@ -56,10 +54,9 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tungstenite::error::{Error as WsError, ProtocolError};
 
@@ -254,9 +251,8 @@ async fn serve(
 ) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
-    // Read on submits only (see session_over); the watch has its own.
     let mut logouts = state.bus.logouts();
-    // For the sends (see deliver); the watch tells the loop.
+    // Made once, and shared with each send (see deliver).
     let mut stop = pin!(shutdown(state.shutting_down.clone()));
     let mut feed = Feed {
         last: after,
@@ -265,36 +261,44 @@ async fn serve(
     };
     let mut answers: FuturesOrdered<BoxFuture<'static, String>> = FuturesOrdered::new();
     let period = state.config.ws_ping_interval;
-    let (mut controls, _watch) = Watch::start(state, session, period);
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     // When the session was last looked up in the store (see session_over).
     let mut checked = Instant::now();
+    let expiry = session_timer(session.end_ms);
+    tokio::pin!(expiry);
     loop {
         let out: Message = tokio::select! {
-            control = controls.recv() => match control {
-                Some(Control::Ping) => {
-                    if heard.elapsed() >= 2 * period {
-                        return End::Silent;
-                    }
-                    // A socket that only listens looks its session up too,
-                    // when a logout from another instance may have been lost.
-                    if state.bus.may_lose() && checked.elapsed() >= SESSION_RECHECK {
-                        checked = Instant::now();
+            _ = &mut stop => return SHUTTING_DOWN,
+            _ = &mut expiry => return EXPIRED,
+            note = logouts.recv() => {
+                match note {
+                    Ok(hash) if hash == session.token_hash => return LOGGED_OUT,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
                         if let Some(end) = recheck(state, session).await {
                             return end;
                         }
                     }
-                    Message::Ping(Bytes::new())
+                    Err(RecvError::Closed) => return End::Close(1011, "logouts cannot be watched"),
                 }
-                Some(Control::Recheck) => {
+                continue;
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() >= 2 * period {
+                    return End::Silent;
+                }
+                // A socket that only listens looks its session up too,
+                // when a logout from another instance may have been lost.
+                if state.bus.may_lose() && checked.elapsed() >= SESSION_RECHECK {
+                    checked = Instant::now();
                     if let Some(end) = recheck(state, session).await {
                         return end;
                     }
-                    continue;
                 }
-                Some(ends) => return ends.end().unwrap_or(End::Gone),
-                None => return End::Close(1011, "the session cannot be watched"),
-            },
+                Message::Ping(Bytes::new())
+            }
             Some(answer) = answers.next(), if !answers.is_empty() => Message::Text(answer.into()),
             event = live.recv() => match feed.live(event, state) {
                 Ok(Some(text)) => {
@@ -351,127 +355,6 @@ async fn serve(
     }
 }
 
-/// What a socket's [`Watch`] tells its loop (one byte: the channel holds
-/// a block of them for every socket).
-#[derive(Clone, Copy)]
-enum Control {
-    /// Time for a ping.
-    Ping,
-    /// Logout notifications were lost: the store says whether the session
-    /// still exists.
-    Recheck,
-    ShuttingDown,
-    Expired,
-    LoggedOut,
-    /// The logouts can no longer be watched.
-    Unwatched,
-}
-
-impl Control {
-    /// What is kept when several wait for the loop: an end, then a
-    /// recheck, then a ping.
-    fn rank(self) -> u8 {
-        match self {
-            Control::Ping => 0,
-            Control::Recheck => 1,
-            _ => 2,
-        }
-    }
-
-    /// How the socket ends, if it does.
-    fn end(self) -> Option<End> {
-        match self {
-            Control::Ping | Control::Recheck => None,
-            Control::ShuttingDown => Some(SHUTTING_DOWN),
-            Control::Expired => Some(EXPIRED),
-            Control::LoggedOut => Some(LOGGED_OUT),
-            Control::Unwatched => Some(End::Close(1011, "logouts cannot be watched")),
-        }
-    }
-}
-
-/// A task that watches what rarely happens to a socket (shutdown, the
-/// session's expiry, its logout, the ping timer) and tells the socket's
-/// loop on one channel: the loop waits on that one instead of polling each
-/// of them again for every event it sends (at 1,000 sockets of a room,
-/// −12–20% of the server's CPU at 100 messages/s). Stopped when dropped.
-struct Watch(tokio::task::JoinHandle<()>);
-
-impl Watch {
-    fn start(
-        state: &AppState,
-        session: &Session,
-        period: Duration,
-    ) -> (mpsc::Receiver<Control>, Watch) {
-        let (tx, rx) = mpsc::channel(1);
-        let watching = watch_session(
-            tx,
-            state.shutting_down.clone(),
-            state.bus.logouts(),
-            session.token_hash.clone(),
-            session.end_ms,
-            period,
-        );
-        (rx, Watch(tokio::spawn(watching)))
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// See [`Watch`]: ends once it has said how the socket ends, or when the
-/// socket is gone.
-async fn watch_session(
-    tx: mpsc::Sender<Control>,
-    shutting_down: watch::Receiver<bool>,
-    mut logouts: broadcast::Receiver<String>,
-    token_hash: String,
-    end_ms: i64,
-    period: Duration,
-) {
-    let stop = shutdown(shutting_down);
-    let expiry = session_timer(end_ms);
-    tokio::pin!(stop, expiry);
-    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // What the loop has not taken yet: while it is busy (a send that
-    // waits), what comes meanwhile is merged into it, the most pressing
-    // kept (see Control::rank), so that a logout never waits behind a ping.
-    let mut pending: Option<Control> = None;
-    loop {
-        // Once the end is known, only telling it is left.
-        let ending = pending.is_some_and(|c| c.end().is_some());
-        let control = tokio::select! {
-            _ = &mut stop, if !ending => Control::ShuttingDown,
-            _ = &mut expiry, if !ending => Control::Expired,
-            note = logouts.recv(), if !ending => match note {
-                Ok(hash) if hash == token_hash => Control::LoggedOut,
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => Control::Recheck,
-                Err(RecvError::Closed) => Control::Unwatched,
-            },
-            _ = ping.tick(), if !ending => Control::Ping,
-            permit = tx.reserve(), if pending.is_some() => {
-                let Ok(permit) = permit else {
-                    return;
-                };
-                let told = pending.take().expect("pending");
-                permit.send(told);
-                if told.end().is_some() {
-                    return;
-                }
-                continue;
-            }
-        };
-        if pending.is_none_or(|p| control.rank() > p.rank()) {
-            pending = Some(control);
-        }
-    }
-}
-
 /// Resolves once the server starts shutting down (or has stopped).
 async fn shutdown(mut shutting_down: watch::Receiver<bool>) {
     let _ = shutting_down.wait_for(|down| *down).await;
@@ -514,13 +397,6 @@ async fn deliver(
         }
         step(ws.flush()).await
     };
-    // Most sends are done at once: shutdown is looked at only for one
-    // that waits.
-    let mut send = pin!(send);
-    if let Poll::Ready(sent) = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await
-    {
-        return sent;
-    }
     tokio::select! {
         sent = send => sent,
         _ = stop => Err(SHUTTING_DOWN),
