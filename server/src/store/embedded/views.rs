@@ -511,4 +511,90 @@ mod tests {
             "{derived_with}, {derived_alone}"
         );
     }
+
+    /// A block of views too big to pack (a message with very many
+    /// reactions) stays rows, the derived views of its other messages
+    /// with them, and reads back whole.
+    #[tokio::test]
+    async fn a_block_too_big_to_pack_keeps_its_derived_views_as_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let sent = |seq: u64| {
+            Arc::new(ChatEvent {
+                event_id: Uuid::from_u128(u128::from(seq) << 64 | 9),
+                room_id: "r".into(),
+                seq,
+                sender_id: "alice".into(),
+                timestamp: Timestamp::from_millis(seq as i64).unwrap(),
+                kind: EventKind::MessageSent {
+                    content: format!("text {seq}").into(),
+                },
+            })
+        };
+        let mut want: Vec<Message> = Vec::new();
+        let mut from = 0;
+        for to in [10, 130] {
+            let events: Vec<Arc<ChatEvent>> = (from + 1..=to).map(sent).collect();
+            let mut views = Vec::new();
+            for e in &events {
+                let m = Message::sent_by(e).unwrap();
+                views.push(("r".to_owned(), ViewChange::Put(m.clone())));
+                want.push(m);
+            }
+            if from == 0 {
+                // Message 5 gets 350,000 reactions: over 4 MiB of JSON.
+                let mut big = want[4].clone();
+                for u in 0..350_000 {
+                    big.reactions.add("👍".into(), format!("user{u}").into());
+                }
+                views.push(("r".to_owned(), ViewChange::Put(big.clone())));
+                want[4] = big;
+            }
+            let commit = Commit {
+                new_rooms: (from == 0)
+                    .then(|| RoomRecord {
+                        room_id: "r".into(),
+                        name: "R".into(),
+                        created_by: "alice".into(),
+                        created_at: Timestamp::from_millis(0).unwrap(),
+                        last_seq: to,
+                    })
+                    .into_iter()
+                    .collect(),
+                events,
+                advances: (from > 0)
+                    .then(|| SeqAdvance {
+                        room: "r".into(),
+                        expected: from,
+                        last: to,
+                    })
+                    .into_iter()
+                    .collect(),
+            };
+            let changes = ProjectionChanges {
+                rooms: vec![Projected {
+                    room: "r".into(),
+                    from,
+                    to,
+                }],
+                views,
+                ..ProjectionChanges::default()
+            };
+            let written = store
+                .commit_with_projection(commit, Arc::new(changes))
+                .await
+                .unwrap();
+            assert_eq!(written, WithProjection::Written { behind: vec![] });
+            from = to;
+        }
+        // Block 0 was sealed (the projection is at 130) but not packed.
+        let tx = store.db.begin_read().unwrap();
+        let blocks = tx.open_table(VIEW_BLOCKS).unwrap();
+        assert!(blocks.get(("r", 0)).unwrap().is_none());
+        let rows = tx.open_table(VIEWS).unwrap();
+        let stored = rows.range(("r", 1)..=("r", BLOCK)).unwrap().count();
+        assert_eq!(stored, BLOCK as usize, "block 0's views are all rows");
+        let page = store.views("r", 1000, None).await.unwrap();
+        assert_eq!(page.messages, want);
+    }
 }
