@@ -213,8 +213,9 @@ impl Appender {
     /// Starts `writers` writers (at least one; see [`Writer::spawn`]), each
     /// with its share of the rooms (by [`writer_of`]) and of `cache`, so
     /// that one slow room (a large room loading, another instance holding
-    /// its turn) holds up only the rooms of its writer. They end once every handle is dropped
-    /// and the requests already sent are answered; so does the task returned.
+    /// its turn) holds up only the rooms of its writer. They end once every
+    /// handle is dropped and the requests already sent are answered; so
+    /// does the task returned.
     pub fn start(
         stores: Stores,
         bus: Arc<dyn Bus>,

@@ -13,8 +13,9 @@
 //! events change in the projection goes in the same transaction where the
 //! store keeps both ([`EventStore::commit_with_projection`], the embedded
 //! store), or follows through [`ProjectionStore::apply`] (MongoDB); either
-//! way behind a per-room checkpoint (the seq the projection is at), so that it can lag the events
-//! (after a crash, or a failed write) and be caught up from them.
+//! way behind a per-room checkpoint (the seq the projection is at), so
+//! that it can lag the events (after a crash, or a failed write) and be
+//! caught up from them.
 
 mod compressed;
 pub mod embedded;

@@ -146,11 +146,10 @@ impl EmbeddedStore {
             tx.open_table(views::STORED_THROUGH).map_err(unavailable)?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
             let format = meta.get("format").map_err(unavailable)?.map(|v| v.value());
-            if format.is_some_and(|f| f > FORMAT) {
+            if let Some(later) = format.filter(|f| *f > FORMAT) {
                 return Err(StoreError::Unavailable(format!(
-                    "the store in {} was written by a newer server (format {}; this one reads {FORMAT} and before)",
-                    dir.display(),
-                    format.unwrap_or_default()
+                    "the store in {} was written by a newer server (format {later}; this one reads {FORMAT} and before)",
+                    dir.display()
                 )));
             }
             meta.insert("format", FORMAT).map_err(unavailable)?;

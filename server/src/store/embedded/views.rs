@@ -357,6 +357,26 @@ mod tests {
         (events, views)
     }
 
+    /// Makes `commit` move `room`'s log from `from` to `to`: creating the
+    /// room when `from` is 0.
+    fn moves(commit: &mut Commit, room: &str, from: u64, to: u64) {
+        if from == 0 {
+            commit.new_rooms.push(RoomRecord {
+                room_id: room.into(),
+                name: "R".into(),
+                created_by: "alice".into(),
+                created_at: Timestamp::from_millis(0).unwrap(),
+                last_seq: to,
+            });
+        } else {
+            commit.advances.push(SeqAdvance {
+                room: room.into(),
+                expected: from,
+                last: to,
+            });
+        }
+    }
+
     /// What the store reads, with every page size and bound, is what the
     /// reducer has; no packed block holds a tombstone, and no view row is
     /// left at or below the packed views.
@@ -435,21 +455,7 @@ mod tests {
                     from,
                     to,
                 });
-                if from == 0 {
-                    commit.new_rooms.push(RoomRecord {
-                        room_id: (*room).into(),
-                        name: "R".into(),
-                        created_by: "alice".into(),
-                        created_at: Timestamp::from_millis(0).unwrap(),
-                        last_seq: to,
-                    });
-                } else {
-                    commit.advances.push(SeqAdvance {
-                        room: (*room).into(),
-                        expected: from,
-                        last: to,
-                    });
-                }
+                moves(&mut commit, room, from, to);
                 if !to_seal(from, to).is_empty() && to > 300 {
                     if round % 3 == 2 {
                         derived_alone += 1;
@@ -550,27 +556,11 @@ mod tests {
                 views.push(("r".to_owned(), ViewChange::Put(big.clone())));
                 want[4] = big;
             }
-            let commit = Commit {
-                new_rooms: (from == 0)
-                    .then(|| RoomRecord {
-                        room_id: "r".into(),
-                        name: "R".into(),
-                        created_by: "alice".into(),
-                        created_at: Timestamp::from_millis(0).unwrap(),
-                        last_seq: to,
-                    })
-                    .into_iter()
-                    .collect(),
+            let mut commit = Commit {
                 events,
-                advances: (from > 0)
-                    .then(|| SeqAdvance {
-                        room: "r".into(),
-                        expected: from,
-                        last: to,
-                    })
-                    .into_iter()
-                    .collect(),
+                ..Commit::default()
             };
+            moves(&mut commit, "r", from, to);
             let changes = ProjectionChanges {
                 rooms: vec![Projected {
                     room: "r".into(),
