@@ -88,7 +88,13 @@ async fn main() {
         let url =
             format!("{ws_base}/api/rooms/{room}/ws?afterSeq=18446744073709551615&token={token}");
         tasks.push(tokio::spawn(async move {
-            let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket");
+            // tungstenite zeroes its read buffer's free space before each read:
+            // its default 128 KiB would cost more than the acks it reads.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4 * 1024);
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+                .await
+                .expect("WebSocket");
             let (mut tx, mut rx) = ws.split();
             let mut sent_at: HashMap<String, Instant> = HashMap::new();
             let mut latencies = Vec::with_capacity(per_socket);

@@ -203,9 +203,13 @@ async fn ws(
             u64::MAX
         ));
         tasks.push(tokio::spawn(async move {
-            let (socket, _) = tokio_tungstenite::connect_async(url)
-                .await
-                .expect("a WebSocket");
+            let (socket, _) = tokio_tungstenite::connect_async_with_config(
+                url,
+                Some(super::ws_client_config()),
+                false,
+            )
+            .await
+            .expect("a WebSocket");
             let (mut tx, mut rx) = socket.split();
             let mut waiting: std::collections::VecDeque<(String, Instant)> = Default::default();
             let mut latencies = Vec::new();

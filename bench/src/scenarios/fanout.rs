@@ -136,7 +136,8 @@ pub(crate) async fn users(server: &Server, prefix: &str, n: usize) -> Vec<String
 
 /// Opens a WebSocket (Nagle off, as a chat client would), within [`PEER_TIMEOUT`].
 async fn connect(url: &str) -> Ws {
-    let connecting = tokio_tungstenite::connect_async_with_config(url, None, true);
+    let connecting =
+        tokio_tungstenite::connect_async_with_config(url, Some(super::ws_client_config()), true);
     match within("a WebSocket connect", connecting).await {
         Ok((ws, _)) => ws,
         Err(e) => panic!("a WebSocket opens ({url}): {e}"),

@@ -493,10 +493,13 @@ async fn fill(server: &Server, token: &str, room: &str, n: usize) {
         "/api/rooms/{room}/ws?afterSeq={}&token={token}",
         u64::MAX
     ));
-    let (socket, _) = tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("a WebSocket in time")
-        .expect("a WebSocket");
+    let (socket, _) = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(url, Some(super::ws_client_config()), false),
+    )
+    .await
+    .expect("a WebSocket in time")
+    .expect("a WebSocket");
     let (mut tx, mut rx) = socket.split();
     let (mut sent, mut acked) = (0, 0);
     while acked < n {

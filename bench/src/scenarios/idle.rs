@@ -40,7 +40,14 @@ pub async fn run(bin: &Path, sockets: usize) -> Vec<Row> {
         let connecting = chunk.iter().map(|k| {
             let token = &tokens[k / PER_USER];
             let url = server.ws_url(&format!("/api/rooms/idle/ws?afterSeq=0&token={token}"));
-            async move { tokio_tungstenite::connect_async(url).await }
+            async move {
+                tokio_tungstenite::connect_async_with_config(
+                    url,
+                    Some(super::ws_client_config()),
+                    false,
+                )
+                .await
+            }
         });
         for socket in join_all(connecting).await {
             open.push(socket.expect("an idle WebSocket opens").0);
