@@ -458,19 +458,25 @@ fn write_projection(
         &filtered
     };
     views::write(tx, c, events)?;
-    {
+    // A table is opened only for what it gets: each one opened costs a
+    // commit a lookup in redb's table of tables.
+    if !c.markers.is_empty() {
         let mut markers = tx.open_table(MARKERS).map_err(unavailable)?;
         for (room, user, seq) in &c.markers {
             markers
                 .insert((room.as_str(), user.as_str()), *seq)
                 .map_err(unavailable)?;
         }
+    }
+    if !c.counts.live.is_empty() {
         let mut room_live = tx.open_table(ROOM_LIVE).map_err(unavailable)?;
         let mut sender_live = tx.open_table(SENDER_LIVE).map_err(unavailable)?;
         for ((room, sender), delta) in &c.counts.live {
             add_count(&mut room_live, room.as_str(), *delta)?;
             add_count(&mut sender_live, (room.as_str(), sender.as_str()), *delta)?;
         }
+    }
+    if !c.counts.unread.is_empty() {
         let mut unread = tx.open_table(UNREAD).map_err(unavailable)?;
         for ((room, user), change) in &c.counts.unread {
             match *change {
@@ -489,6 +495,8 @@ fn write_projection(
                 }
             }
         }
+    }
+    if !c.snapshots.is_empty() {
         let mut heads = tx.open_table(SNAP_HEADS).map_err(unavailable)?;
         let mut chunks = tx.open_table(SNAP_CHUNKS).map_err(unavailable)?;
         for (room, s) in &c.snapshots {
