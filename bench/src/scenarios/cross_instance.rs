@@ -10,9 +10,8 @@
 //! fails the run.
 
 use super::fanout::{
-    latency_of, phase, users, within, Kind, Outcome, Senders, Subscribers, Watch, PER_USER, SENDERS,
+    phase, pool, users, within, Kind, Outcome, Senders, Subscribers, Watch, PER_USER, SENDERS,
 };
-use crate::measure::Usage;
 use crate::report::{thousands, Row};
 use crate::server::Server;
 use std::path::Path;
@@ -107,44 +106,6 @@ async fn drop_database(uri: &str, db: &str) {
         Ok(Err(e)) => eprintln!("  scenario 5: the database {db} stays: {e}"),
         Err(_) => eprintln!("  scenario 5: the database {db} stays: no answer in 10 s"),
     }
-}
-
-/// The phases of one placement as one: their latencies pooled, the
-/// counts and the CPU time added up.
-fn pool(outs: &[Outcome]) -> Outcome {
-    let mut all = Outcome {
-        rate: RATE,
-        subscribers: outs.first().map_or(0, |o| o.subscribers),
-        ..Outcome::default()
-    };
-    let mut acks = Vec::new();
-    let mut usage = Usage::default();
-    for o in outs {
-        all.sent += o.sent;
-        all.delivered += o.delivered;
-        all.latencies_us.extend_from_slice(&o.latencies_us);
-        all.after_ack_us.extend_from_slice(&o.after_ack_us);
-        all.resyncs += o.resyncs;
-        all.backstop += o.backstop;
-        acks.push(o.ack);
-        usage.wall_s += o.usage.wall_s;
-        usage.server_cpu_s += o.usage.server_cpu_s;
-        usage.generator_cpu_s += o.usage.generator_cpu_s;
-        usage.server_peak_rss_mib = usage.server_peak_rss_mib.max(o.usage.server_peak_rss_mib);
-        usage.generator_peak_rss_mib = usage
-            .generator_peak_rss_mib
-            .max(o.usage.generator_peak_rss_mib);
-    }
-    all.latency = latency_of(&all.latencies_us);
-    all.after_ack = latency_of(&all.after_ack_us);
-    all.delivered_per_s = all.delivered as f64 / usage.wall_s.max(1e-3);
-    // The acks' percentiles of the rounds: the worse one.
-    all.ack = acks
-        .into_iter()
-        .max_by(|x, y| x.p99_ms.total_cmp(&y.p99_ms))
-        .unwrap_or_default();
-    all.usage = usage;
-    all
 }
 
 fn row(subscribers: usize, same: &Outcome, other: &Outcome) -> Row {
