@@ -992,7 +992,8 @@ pub(crate) fn pool(outs: &[Outcome]) -> Outcome {
 /// alternate (each going first in turn), so that the p99s compared come
 /// from the same minutes: the machine drifts, and one chat's search for
 /// its highest rate takes a minute or more. The searches follow, ours
-/// first. An idle chat costs nothing meanwhile: its sockets wait.
+/// first. An idle chat costs next to nothing meanwhile: its sockets wait
+/// (ours answer our server's ping every 30 s, on the generator's CPU).
 pub async fn run(bin: &Path, subscribers: usize) -> Vec<Row> {
     let plan = if subscribers >= 1000 {
         Plan {
