@@ -304,15 +304,6 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
-    /// A button by its accessible name (its text or `aria-label`).
-    pub async fn button(&self, name: &str) -> Element {
-        let n = lit(name);
-        self.find(&format!(
-            "//button[normalize-space(.)={n} or @aria-label={n}]"
-        ))
-        .await
-    }
-
     /// A text box by its label (`<label for>` or `aria-label`).
     pub async fn field(&self, label: &str) -> Element {
         let n = lit(label);
@@ -336,8 +327,27 @@ impl Browser {
         }
     }
 
+    /// Clicks a button by its accessible name (its text or `aria-label`).
     pub async fn click(&self, button: &str) {
-        self.button(button).await.click().await.unwrap();
+        let n = lit(button);
+        self.click_at(&format!(
+            "//button[normalize-space(.)={n} or @aria-label={n}]"
+        ))
+        .await;
+    }
+
+    /// Clicks the element at `xpath`, found again if the app re-rendered
+    /// it between the find and the click (a message's buttons are rebuilt
+    /// whenever its row changes, e.g. when a read receipt comes in).
+    pub async fn click_at(&self, xpath: &str) {
+        let start = Instant::now();
+        loop {
+            match self.find(xpath).await.click().await {
+                Ok(_) => return,
+                Err(e) if e.is_stale_element_reference() && start.elapsed() < PATIENCE => {}
+                Err(e) => self.fail(&format!("could not click {xpath}: {e}")).await,
+            }
+        }
     }
 
     pub async fn type_into(&self, label: &str, text: &str) {
@@ -409,13 +419,10 @@ impl Browser {
     /// Opens a room by its link in the room list.
     pub async fn open_room(&self, id: &str, name: &str) {
         let n = lit(name);
-        self.find(&format!(
+        self.click_at(&format!(
             "//nav[@aria-label='Rooms']//a[contains(normalize-space(.), {n})]"
         ))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .await;
         self.wait_for_room(id).await;
     }
 
@@ -515,14 +522,11 @@ impl Browser {
     /// article of the message holding `text`.
     pub async fn click_in_message(&self, text: &str, button: &str) {
         let b = lit(button);
-        self.find(&format!(
+        self.click_at(&format!(
             "//*[@role='log']//article[contains(., {})]//button[normalize-space(.)={b} or @aria-label={b}]",
             lit(text)
         ))
-        .await
-        .click()
-        .await
-        .unwrap();
+        .await;
     }
 
     /// The texts of the `role="alert"` elements shown.

@@ -85,11 +85,7 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
 
     // Bob reacts to Ann's message, then takes it back: Ann sees both.
     bob.click_in_message("Hello Bob", "Add reaction").await;
-    bob.find("//button[@aria-label='React with 👍']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    bob.click_at("//button[@aria-label='React with 👍']").await;
     let reaction = "return Array.from(document.querySelectorAll('[role=log] article'))\
                     .filter(a => a.innerText.includes('Hello Bob'))\
                     .flatMap(a => Array.from(a.querySelectorAll('button.reaction')))\
@@ -99,11 +95,7 @@ async fn two_users_talk_live_and_see_edits_deletes_and_receipts() {
         &format!("return (() => {{ {reaction} }})() === '👍 1'"),
     )
     .await;
-    bob.find("//*[@role='log']//article[contains(., 'Hello Bob')]//button[contains(@class, 'reaction') and @aria-pressed='true']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    bob.click_at("//*[@role='log']//article[contains(., 'Hello Bob')]//button[contains(@class, 'reaction') and @aria-pressed='true']").await;
     ann.wait_for(
         "the 👍 to go",
         &format!("return (() => {{ {reaction} }})() === ''"),
@@ -201,11 +193,8 @@ async fn a_refused_action_rolls_back_with_an_alert() {
         .await;
     bob.click_in_message("A message that will go", "Add reaction")
         .await;
-    bob.find("//button[starts-with(@aria-label, 'React with')]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    bob.click_at("//button[starts-with(@aria-label, 'React with')]")
+        .await;
     // Shown at once on his side.
     bob.wait_for(
         "Bob's reaction to show",
