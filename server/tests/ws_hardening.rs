@@ -68,7 +68,11 @@ async fn open_sockets(c: &Client, s: &TestServer) -> f64 {
 /// Finding 1: 10,000 submits back to back on one socket (accepted ones,
 /// refused ones and frames that are not JSON, mixed) are all answered, in
 /// the order sent; the room stores exactly the acknowledged events; the
-/// server lets the socket go when the client leaves.
+/// server lets the socket go when the client leaves. A valid submit may
+/// be answered `unavailable` when the store does not answer in time (the
+/// Python MongoDB server of the tests stalls now and then on a busy
+/// machine): then it is retried with the same eventId, as the contract
+/// tells a client to, and must be stored once.
 #[tokio::test]
 async fn pipelined_submits_are_all_answered_in_order() {
     let (_dir, s, c, token) = setup("r").await;
@@ -84,16 +88,18 @@ async fn pipelined_submits_are_all_answered_in_order() {
             let id = Uuid::new_v4();
             match i % 10 {
                 3 => {
-                    expected.push(("error", "content_empty", Some(id)));
+                    expected.push(("error", "content_empty", Some(id), None));
                     submit_frame(id, " ")
                 }
                 7 => {
-                    expected.push(("error", "bad_json", None));
+                    expected.push(("error", "bad_json", None, None));
                     "not json".to_owned()
                 }
                 _ => {
-                    expected.push(("ack", "<none>", Some(id)));
-                    submit_frame(id, &format!("m{i}"))
+                    let content = format!("m{i}");
+                    let frame = submit_frame(id, &content);
+                    expected.push(("ack", "<none>", Some(id), Some(content)));
+                    frame
                 }
             }
         })
@@ -101,30 +107,49 @@ async fn pipelined_submits_are_all_answered_in_order() {
     let t0 = Instant::now();
     let (ws, answers) = pipeline(ws, frames).await;
     eprintln!("{n} pipelined frames answered in {:?}", t0.elapsed());
-    let mut seq = 1;
-    for (i, (a, (kind, error, id))) in answers.iter().zip(&expected).enumerate() {
-        assert_eq!(
-            (a["type"].as_str(), code(a)),
-            (Some(*kind), *error),
-            "answer {i}: {a}"
-        );
+    let mut last_seq = 1;
+    let mut valid = 0;
+    let mut retry = Vec::new();
+    for (i, (a, (kind, error, id, content))) in answers.iter().zip(&expected).enumerate() {
         assert_eq!(
             a["eventId"].as_str(),
             id.map(|u| u.to_string()).as_deref(),
             "answer {i}"
         );
         if *kind == "ack" {
-            seq += 1;
-            assert_eq!(
-                a["event"]["seq"], seq,
-                "acks come in the order of the submits"
-            );
+            valid += 1;
+            if a["type"] == "error" && code(a) == "unavailable" {
+                retry.push((id.unwrap(), content.clone().unwrap()));
+                continue;
+            }
         }
+        assert_eq!(
+            (a["type"].as_str(), code(a)),
+            (Some(*kind), *error),
+            "answer {i}: {a}"
+        );
+        if *kind == "ack" {
+            let seq = a["event"]["seq"].as_u64().unwrap();
+            assert!(seq > last_seq, "acks come in the order of the submits");
+            last_seq = seq;
+        }
+    }
+    if !retry.is_empty() {
+        eprintln!("{} submits answered unavailable, retried", retry.len());
+    }
+    for (id, content) in retry {
+        let body = json!({"eventId": id, "eventType": "MESSAGE_SENT", "content": content});
+        let (status, v) = post_retrying(&c, &s, &token, "r", body).await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "a retried submit is stored: {status} {v}"
+        );
     }
     let (_, page) = get(&c, &s, &token, "/api/rooms/r/events?limit=5000").await;
     assert_eq!(
-        page["lastSeq"], seq,
-        "the room stores the acknowledged events"
+        page["lastSeq"],
+        1 + valid,
+        "the room stores each acknowledged (or retried) event once"
     );
     drop(ws);
     wait_until(10, "the server lets the socket go", || async {
