@@ -148,6 +148,31 @@ impl Server {
         }
     }
 
+    /// Signs a user up through the API (one who acts behind the browsers'
+    /// backs).
+    pub async fn sign_up(&self, user: &str, password: &str) {
+        let r = reqwest::Client::new()
+            .post(self.url("/api/users"))
+            .json(&json!({"userId": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    /// Appends one event through the API (`eventId` added); must be accepted.
+    pub async fn post_event(&self, token: &str, room: &str, mut event: Value) {
+        event["eventId"] = json!(uuid::Uuid::new_v4());
+        let r = reqwest::Client::new()
+            .post(self.url(&format!("/api/rooms/{room}/events")))
+            .bearer_auth(token)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
     /// Sends messages through the API (for rooms with a history).
     pub async fn post_messages(
         &self,
@@ -155,20 +180,13 @@ impl Server {
         room: &str,
         texts: impl IntoIterator<Item = String>,
     ) {
-        let http = reqwest::Client::new();
         for text in texts {
-            let r = http
-                .post(self.url(&format!("/api/rooms/{room}/events")))
-                .bearer_auth(token)
-                .json(&json!({
-                    "eventId": uuid::Uuid::new_v4(),
-                    "eventType": "MESSAGE_SENT",
-                    "content": text,
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            self.post_event(
+                token,
+                room,
+                json!({"eventType": "MESSAGE_SENT", "content": text}),
+            )
+            .await;
         }
     }
 

@@ -5,6 +5,7 @@
 //! screens land in `target/screenshots/` on every run.
 
 use e2e::{Browser, Driver, Proxy, Server};
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
 const DESKTOP: (u32, u32) = (1280, 800);
@@ -225,6 +226,61 @@ async fn a_refused_action_rolls_back_with_an_alert() {
     .await;
     ann.close().await;
     bob.close().await;
+    w.server.stop().await;
+}
+
+/// An open reaction palette, and the focus on one of its buttons, stay as
+/// they are while the message changes under them: someone reads it and
+/// reacts to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
+    let w = World::new().await;
+    let (ann, _pa) = w.user("palette", "ann", DESKTOP).await;
+    ann.create_room("lounge", "Lounge").await;
+    ann.send("Pick a reaction").await;
+    ann.wait_for_message("Pick a reaction", "confirmed").await;
+    w.server.sign_up("bob", PASSWORD).await;
+    let bob = w.server.token("bob", PASSWORD).await;
+    let messages = w.server.messages(&bob, "lounge").await;
+    let id = messages[0]["messageId"].as_str().expect("a messageId");
+
+    ann.click_in_message("Pick a reaction", "Add reaction")
+        .await;
+    ann.find("//button[@aria-label='React with ❤️']").await;
+    let focused = ann
+        .js(
+            "const b = document.querySelector(\"button[aria-label='React with ❤️']\"); \
+             b.focus(); window.probe = b; return document.activeElement === b",
+        )
+        .await;
+    assert_eq!(focused, true, "the palette's ❤️ button takes the focus");
+    let read = json!({"eventType": "MESSAGE_READ", "targetMessageId": id});
+    let react = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "👍"});
+    for event in [read, react] {
+        w.server.post_event(&bob, "lounge", event).await;
+    }
+    ann.wait_for(
+        "Bob's receipt and his 👍",
+        "return Array.from(document.querySelectorAll('[role=log] article'))\
+         .some(a => a.innerText.includes('Read by bob') && a.innerText.includes('👍 1'))",
+    )
+    .await;
+    let kept = ann
+        .js("return window.probe.isConnected && document.activeElement === window.probe")
+        .await;
+    assert_eq!(
+        kept, true,
+        "the focused palette button was replaced when the message changed"
+    );
+    // The palette still does its job: ❤️ is added next to Bob's 👍.
+    ann.click_at("//button[@aria-label='React with ❤️']").await;
+    ann.wait_for(
+        "Ann's ❤️ next to Bob's 👍",
+        "return Array.from(document.querySelectorAll('[role=log] article button.reaction'))\
+         .map(b => b.innerText.trim()).sort().join(',') === '❤️ 1,👍 1'",
+    )
+    .await;
+    ann.close().await;
     w.server.stop().await;
 }
 

@@ -210,6 +210,19 @@ fn visible_ids(list: &web_sys::HtmlDivElement) -> Vec<Uuid> {
         .collect()
 }
 
+/// What the line above a message's text shows.
+#[derive(Clone, PartialEq)]
+struct Meta {
+    sender: String,
+    sent_at: domain::Timestamp,
+    edited: bool,
+    pending: bool,
+}
+
+/// One reaction's button: the emoji, how many, whether the user is among
+/// them, and who.
+type Reaction = (String, usize, bool, String);
+
 #[component]
 fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
     let ctx = use_room();
@@ -219,103 +232,150 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
         row.with_untracked(|r| r.as_ref().is_some_and(|r| r.view.sender_id == *me))
     });
     let open = RwSignal::new(false);
-    let editing = move || ctx.editing.get() == Some(id);
-    let state = move || row.with(|r| r.as_ref().map_or(RowState::Confirmed, |r| r.state));
-    // Everything but the edit box follows the row as one piece.
-    let body = move || {
-        let live = ctx.travel.with(Option::is_none);
-        let editing = editing();
+    let editing = Memo::new(move |_| ctx.editing.get() == Some(id));
+    let state =
+        Memo::new(move |_| row.with(|r| r.as_ref().map_or(RowState::Confirmed, |r| r.state)));
+    // Each part of the message follows only what it shows, so that a
+    // change to one (a receipt, someone's reaction) leaves the others'
+    // elements, and the focus in them, as they were: an open reaction
+    // palette stays open under the pointer.
+    let can_react =
+        Memo::new(move |_| ctx.travel.with(Option::is_none) && state.get() != RowState::Failed);
+    let meta = Memo::new(move |_| {
         row.with(|r| {
-            let r = r.as_ref()?;
-            let v = &r.view;
-            let can_change = mine && live && r.state != RowState::Failed;
-            let reactions: Vec<(String, usize, bool, String)> = v
+            r.as_ref().map(|r| Meta {
+                sender: r.view.sender_id.clone(),
+                sent_at: r.view.sent_at,
+                edited: r.view.edited_at.is_some(),
+                pending: r.state == RowState::Pending,
+            })
+        })
+    });
+    let text = Memo::new(move |_| row.with(|r| r.as_ref().map(|r| r.view.content.clone())));
+    let reactions = Memo::new(move |_| {
+        row.with(|r| {
+            let Some(r) = r.as_ref() else {
+                return Vec::new();
+            };
+            r.view
                 .reactions
                 .iter()
                 .map(|(e, users)| {
                     let pressed = me.with_value(|m| users.iter().any(|u| u == m));
                     (e.clone(), users.len(), pressed, users.join(", "))
                 })
-                .collect();
-            let has = reactions
-                .iter()
-                .filter(|x| x.2)
-                .map(|x| x.0.clone())
-                .collect::<Vec<_>>();
-            let t = v.sent_at;
-            // Receipts name the others: that the user read it goes without saying.
-            let readers: Vec<&str> = me.with_value(|m| {
-                v.read_by.iter().map(String::as_str).filter(|u| u != m).collect()
-            });
-            Some(view! {
+                .collect::<Vec<Reaction>>()
+        })
+    });
+    // Receipts name the others: that the user read it goes without saying.
+    let readers = Memo::new(move |_| {
+        row.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |r| {
+                me.with_value(|m| {
+                    r.view
+                        .read_by
+                        .iter()
+                        .filter(|u| *u != m)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+            })
+        })
+    });
+    let error = Memo::new(move |_| row.with(|r| r.as_ref().and_then(|r| r.error.clone())));
+
+    let meta_line = move || {
+        meta.get().map(|m| {
+            let t = m.sent_at;
+            view! {
                 <div class="meta">
-                    <span class="sender">{v.sender_id.clone()}</span>
+                    <span class="sender">{m.sender}</span>
                     <time datetime=t.to_rfc3339() title=browser::full_time(t)>
                         {browser::clock_time(t)}
                     </time>
-                    {v.edited_at.map(|_| view! { <span class="edited">"edited"</span> })}
-                    {(r.state == RowState::Pending)
-                        .then(|| view! { <span class="pending-note">"Sending…"</span> })}
+                    {m.edited.then(|| view! { <span class="edited">"edited"</span> })}
+                    {m.pending.then(|| view! { <span class="pending-note">"Sending…"</span> })}
                 </div>
-                {(!editing).then(|| view! { <p class="text">{v.content.clone()}</p> })}
-                <div class="foot">
-                    <div class="reactions">
-                        {reactions
-                            .into_iter()
-                            .map(|(emoji, count, pressed, users)| {
-                                let e = emoji.clone();
-                                view! {
-                                    <button
-                                        type="button"
-                                        class="reaction"
-                                        aria-pressed=if pressed { "true" } else { "false" }
-                                        title=users
-                                        disabled=!(live && r.state != RowState::Failed)
-                                        on:click=move |_| ctx.react(id, &e, !pressed)
-                                    >
-                                        {format!("{emoji} {count}")}
-                                    </button>
-                                }
-                            })
-                            .collect_view()}
-                        {(live && r.state != RowState::Failed).then(|| view! {
-                            <button
-                                type="button"
-                                class="quiet react"
-                                aria-label="Add reaction"
-                                aria-expanded=move || if open.get() { "true" } else { "false" }
-                                on:click=move |_| open.update(|o| *o = !*o)
-                            >
-                                "☺+"
-                            </button>
-                            {move || open.get().then(|| palette(id, has.clone(), open))}
-                        })}
-                    </div>
-                    {(can_change && !editing).then(|| view! {
-                        <div class="actions">
-                            <button type="button" class="quiet" on:click=move |_| ctx.editing.set(Some(id))>
-                                "Edit"
-                            </button>
-                            <button type="button" class="quiet danger" on:click=move |_| ctx.delete(id)>
-                                "Delete"
-                            </button>
-                        </div>
-                    })}
-                </div>
-                {(!readers.is_empty())
-                    .then(|| view! { <p class="receipts">{format!("Read by {}", readers.join(", "))}</p> })}
-                {r.error.clone().map(|e| view! {
-                    <div role="alert" class="alert failed-note">
-                        <span>{format!("Not sent: {e}")}</span>
-                        <button type="button" on:click=move |_| ctx.retry(id)>"Retry"</button>
-                        <button type="button" class="quiet" on:click=move |_| ctx.discard(id)>"Discard"</button>
-                    </div>
-                })}
+            }
+        })
+    };
+    let text_part = move || {
+        (!editing.get())
+            .then(|| text.get().map(|t| view! { <p class="text">{t}</p> }))
+            .flatten()
+    };
+    // Rebuilt when the reactions change, not when anything else does.
+    let reaction_buttons = move || {
+        let enabled = can_react.get();
+        reactions
+            .get()
+            .into_iter()
+            .map(|(emoji, count, pressed, users)| {
+                let e = emoji.clone();
+                view! {
+                    <button
+                        type="button"
+                        class="reaction"
+                        aria-pressed=if pressed { "true" } else { "false" }
+                        title=users
+                        disabled=!enabled
+                        on:click=move |_| ctx.react(id, &e, !pressed)
+                    >
+                        {format!("{emoji} {count}")}
+                    </button>
+                }
             })
+            .collect_view()
+    };
+    let add_reaction = move || {
+        can_react.get().then(|| {
+            view! {
+                <button
+                    type="button"
+                    class="quiet react"
+                    aria-label="Add reaction"
+                    aria-expanded=move || if open.get() { "true" } else { "false" }
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    "☺+"
+                </button>
+                {move || open.get().then(|| palette(id, reactions, open))}
+            }
+        })
+    };
+    let actions = move || {
+        (mine && can_react.get() && !editing.get()).then(|| {
+            view! {
+                <div class="actions">
+                    <button type="button" class="quiet" on:click=move |_| ctx.editing.set(Some(id))>
+                        "Edit"
+                    </button>
+                    <button type="button" class="quiet danger" on:click=move |_| ctx.delete(id)>
+                        "Delete"
+                    </button>
+                </div>
+            }
+        })
+    };
+    let receipts = move || {
+        readers.with(|r| {
+            (!r.is_empty())
+                .then(|| view! { <p class="receipts">{format!("Read by {}", r.join(", "))}</p> })
+        })
+    };
+    let failure = move || {
+        error.get().map(|e| {
+            view! {
+                <div role="alert" class="alert failed-note">
+                    <span>{format!("Not sent: {e}")}</span>
+                    <button type="button" on:click=move |_| ctx.retry(id)>"Retry"</button>
+                    <button type="button" class="quiet" on:click=move |_| ctx.discard(id)>"Discard"</button>
+                </div>
+            }
         })
     };
     let edit_box = move || {
-        editing().then(|| {
+        editing.get().then(|| {
             let initial = row.with_untracked(|r| {
                 r.as_ref()
                     .map(|r| r.view.content.clone())
@@ -325,22 +385,29 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
         })
     };
     view! {
-        <article class="msg" class:mine=mine data-id=id.to_string() data-state=move || state().as_str()>
-            {body}
+        <article class="msg" class:mine=mine data-id=id.to_string() data-state=move || state.get().as_str()>
+            {meta_line}
+            {text_part}
+            <div class="foot">
+                <div class="reactions">{reaction_buttons} {add_reaction}</div>
+                {actions}
+            </div>
+            {receipts}
+            {failure}
             {edit_box}
         </article>
     }
 }
 
-/// The quick reactions to add (or, for those the user has, remove).
-fn palette(id: Uuid, has: Vec<String>, open: RwSignal<bool>) -> impl IntoView {
+/// The quick reactions to add (or, for those the user has, remove: decided
+/// when clicked, from the message's reactions then).
+fn palette(id: Uuid, reactions: Memo<Vec<Reaction>>, open: RwSignal<bool>) -> impl IntoView {
     let ctx = use_room();
     view! {
         <span class="palette" role="group" aria-label="Reactions to add">
             {EMOJI
                 .into_iter()
                 .map(|e| {
-                    let add = !has.iter().any(|h| h == e);
                     view! {
                         <button
                             type="button"
@@ -348,7 +415,8 @@ fn palette(id: Uuid, has: Vec<String>, open: RwSignal<bool>) -> impl IntoView {
                             aria-label=format!("React with {e}")
                             on:click=move |_| {
                                 open.set(false);
-                                ctx.react(id, e, add);
+                                let has = reactions.with_untracked(|r| r.iter().any(|(x, _, pressed, _)| x == e && *pressed));
+                                ctx.react(id, e, !has);
                             }
                         >
                             {e}
