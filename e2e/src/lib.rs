@@ -355,8 +355,8 @@ impl Browser {
     }
 
     /// Clicks the element at `xpath`, found again if the app re-rendered
-    /// it between the find and the click (a message's buttons are rebuilt
-    /// whenever its row changes, e.g. when a read receipt comes in).
+    /// it between the find and the click (a message's reaction buttons are
+    /// rebuilt whenever its reactions change).
     pub async fn click_at(&self, xpath: &str) {
         let start = Instant::now();
         loop {

@@ -219,9 +219,16 @@ struct Meta {
     pending: bool,
 }
 
-/// One reaction's button: the emoji, how many, whether the user is among
-/// them, and who.
-type Reaction = (String, usize, bool, String);
+/// One reaction's button.
+#[derive(Clone, PartialEq)]
+struct Reaction {
+    emoji: String,
+    count: usize,
+    /// The user is among those who reacted.
+    pressed: bool,
+    /// Who reacted, for the tooltip.
+    users: String,
+}
 
 #[component]
 fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
@@ -239,8 +246,10 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
     // change to one (a receipt, someone's reaction) leaves the others'
     // elements, and the focus in them, as they were: an open reaction
     // palette stays open under the pointer.
-    let can_react =
-        Memo::new(move |_| ctx.travel.with(Option::is_none) && state.get() != RowState::Failed);
+    let can_react = Memo::new(move |_| {
+        ctx.travel.with(Option::is_none)
+            && row.with(|r| r.as_ref().is_some_and(|r| r.state != RowState::Failed))
+    });
     let meta = Memo::new(move |_| {
         row.with(|r| {
             r.as_ref().map(|r| Meta {
@@ -260,9 +269,11 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             r.view
                 .reactions
                 .iter()
-                .map(|(e, users)| {
-                    let pressed = me.with_value(|m| users.iter().any(|u| u == m));
-                    (e.clone(), users.len(), pressed, users.join(", "))
+                .map(|(emoji, users)| Reaction {
+                    emoji: emoji.clone(),
+                    count: users.len(),
+                    pressed: me.with_value(|m| users.iter().any(|u| u == m)),
+                    users: users.join(", "),
                 })
                 .collect::<Vec<Reaction>>()
         })
@@ -310,21 +321,28 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
         reactions
             .get()
             .into_iter()
-            .map(|(emoji, count, pressed, users)| {
-                let e = emoji.clone();
-                view! {
-                    <button
-                        type="button"
-                        class="reaction"
-                        aria-pressed=if pressed { "true" } else { "false" }
-                        title=users
-                        disabled=!enabled
-                        on:click=move |_| ctx.react(id, &e, !pressed)
-                    >
-                        {format!("{emoji} {count}")}
-                    </button>
-                }
-            })
+            .map(
+                |Reaction {
+                     emoji,
+                     count,
+                     pressed,
+                     users,
+                 }| {
+                    let e = emoji.clone();
+                    view! {
+                        <button
+                            type="button"
+                            class="reaction"
+                            aria-pressed=if pressed { "true" } else { "false" }
+                            title=users
+                            disabled=!enabled
+                            on:click=move |_| ctx.react(id, &e, !pressed)
+                        >
+                            {format!("{emoji} {count}")}
+                        </button>
+                    }
+                },
+            )
             .collect_view()
     };
     let add_reaction = move || {
@@ -415,7 +433,9 @@ fn palette(id: Uuid, reactions: Memo<Vec<Reaction>>, open: RwSignal<bool>) -> im
                             aria-label=format!("React with {e}")
                             on:click=move |_| {
                                 open.set(false);
-                                let has = reactions.with_untracked(|r| r.iter().any(|(x, _, pressed, _)| x == e && *pressed));
+                                let has = reactions.with_untracked(|r| {
+                                    r.iter().any(|r| r.emoji == e && r.pressed)
+                                });
                                 ctx.react(id, e, !has);
                             }
                         >
