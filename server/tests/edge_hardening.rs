@@ -136,12 +136,26 @@ async fn healthz_during<F: std::future::Future>(
     let probe = tokio::spawn(async move {
         let mut seen = Vec::new();
         loop {
-            let c = Client::builder().pool_max_idle_per_host(0).build().unwrap();
             let t = Instant::now();
-            let r = tokio::time::timeout(Duration::from_secs(5), c.get(&url).send()).await;
-            let ok = matches!(&r, Ok(Ok(r)) if r.status() == StatusCode::OK);
-            if !ok {
-                eprintln!("/healthz probe failed after {:?}: {r:?}", t.elapsed());
+            // A connection reset before its answer is tried once more, on
+            // a new connection, as a health checker would: a connection
+            // whose request the server has not read yet is idle, and under
+            // a flood of connections the oldest idle one is closed.
+            let mut ok = false;
+            for attempt in 0..2 {
+                let c = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                let r = tokio::time::timeout(Duration::from_secs(5), c.get(&url).send()).await;
+                ok = matches!(&r, Ok(Ok(r)) if r.status() == StatusCode::OK);
+                if !ok {
+                    eprintln!(
+                        "/healthz probe (attempt {attempt}) failed after {:?}: {r:?}",
+                        t.elapsed()
+                    );
+                }
+                let reset = matches!(&r, Ok(Err(e)) if e.is_request() || e.is_connect());
+                if ok || !reset {
+                    break;
+                }
             }
             seen.push(if ok { t.elapsed() } else { Duration::MAX });
             tokio::select! {
