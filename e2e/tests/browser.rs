@@ -285,6 +285,77 @@ async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_focused_reaction_keeps_its_focus_while_the_reactions_change() {
+    let w = World::new().await;
+    let (ann, _pa) = w.user("counts", "ann", DESKTOP).await;
+    ann.create_room("lounge", "Lounge").await;
+    ann.send("Thumbs up?").await;
+    ann.wait_for_message("Thumbs up?", "confirmed").await;
+    let mut others = Vec::new();
+    for name in ["bob", "cat"] {
+        w.server.sign_up(name, PASSWORD).await;
+        others.push(w.server.token(name, PASSWORD).await);
+    }
+    let messages = w.server.messages(&others[0], "lounge").await;
+    let id = messages[0]["messageId"].as_str().expect("a messageId");
+    let thumbs = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "👍"});
+    let reactions = "return Array.from(document.querySelectorAll('[role=log] article button.reaction'))\
+                     .map(b => b.innerText.trim() + ':' + b.getAttribute('aria-pressed')).join(',')";
+
+    w.server
+        .post_event(&others[0], "lounge", thumbs.clone())
+        .await;
+    ann.wait_for("Bob's 👍", &format!("{reactions} === '👍 1:false'"))
+        .await;
+    let focused = ann
+        .js(
+            "const b = document.querySelector('[role=log] article button.reaction'); \
+             b.focus(); window.probe = b; return document.activeElement === b",
+        )
+        .await;
+    assert_eq!(focused, true, "the 👍 button takes the focus");
+    w.server.post_event(&others[1], "lounge", thumbs).await;
+    ann.wait_for("Cat's 👍 counted", &format!("{reactions} === '👍 2:false'"))
+        .await;
+    let kept = ann
+        .js("return window.probe.isConnected && document.activeElement === window.probe")
+        .await;
+    assert_eq!(
+        kept, true,
+        "the focused 👍 button was replaced when its count changed"
+    );
+    // ❤️ comes before 👍: the focused button stays 👍's.
+    let heart = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "❤️"});
+    w.server.post_event(&others[1], "lounge", heart).await;
+    ann.wait_for(
+        "Cat's ❤️ before the 👍",
+        &format!("{reactions} === '❤️ 1:false,👍 2:false'"),
+    )
+    .await;
+    let still = ann
+        .js("return document.activeElement === window.probe && window.probe.innerText.trim()")
+        .await;
+    assert_eq!(
+        still, "👍 2",
+        "the focus left the 👍 button when ❤️ was added before it"
+    );
+    // The same button still works: Ann's own 👍 is added and shown pressed.
+    ann.js("window.probe.click(); return true").await;
+    ann.wait_for(
+        "Ann's 👍 counted",
+        &format!("{reactions} === '❤️ 1:false,👍 3:true'"),
+    )
+    .await;
+    assert_eq!(
+        ann.js("return window.probe.isConnected").await,
+        true,
+        "the 👍 button was replaced when Ann's own reaction was added"
+    );
+    ann.close().await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn content_is_shown_as_text_and_runs_nothing() {
     let w = World::new().await;
     let (ann, _pa) = w.user("xss", "ann", DESKTOP).await;

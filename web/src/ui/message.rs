@@ -315,35 +315,31 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             .then(|| text.get().map(|t| view! { <p class="text">{t}</p> }))
             .flatten()
     };
-    // Rebuilt when the reactions change, not when anything else does.
-    let reaction_buttons = move || {
-        let enabled = can_react.get();
-        reactions
-            .get()
-            .into_iter()
-            .map(
-                |Reaction {
-                     emoji,
-                     count,
-                     pressed,
-                     users,
-                 }| {
-                    let e = emoji.clone();
-                    view! {
-                        <button
-                            type="button"
-                            class="reaction"
-                            aria-pressed=if pressed { "true" } else { "false" }
-                            title=users
-                            disabled=!enabled
-                            on:click=move |_| ctx.react(id, &e, !pressed)
-                        >
-                            {format!("{emoji} {count}")}
-                        </button>
-                    }
-                },
-            )
-            .collect_view()
+    // A button per emoji, keyed by it: a count, who reacted or whether the
+    // user did changes the button in place, and an emoji added or taken
+    // away before it does not turn it into another emoji's button, so the
+    // focus stays on the reaction it was on.
+    let emojis = Memo::new(move |_| {
+        reactions.with(|r| r.iter().map(|r| r.emoji.clone()).collect::<Vec<_>>())
+    });
+    let reaction_button = move |emoji: String| {
+        let e = emoji.clone();
+        let this = Memo::new(move |_| reactions.with(|r| r.iter().find(|r| r.emoji == e).cloned()));
+        let pressed = move || this.with(|r| r.as_ref().is_some_and(|r| r.pressed));
+        let users = move || this.with(|r| r.as_ref().map(|r| r.users.clone()));
+        let label = move || this.with(|r| r.as_ref().map(|r| format!("{} {}", r.emoji, r.count)));
+        view! {
+            <button
+                type="button"
+                class="reaction"
+                aria-pressed=move || if pressed() { "true" } else { "false" }
+                title=users
+                disabled=move || !can_react.get()
+                on:click=move |_| ctx.react(id, &emoji, !untrack(pressed))
+            >
+                {label}
+            </button>
+        }
     };
     let add_reaction = move || {
         can_react.get().then(|| {
@@ -407,7 +403,10 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             {meta_line}
             {text_part}
             <div class="foot">
-                <div class="reactions">{reaction_buttons} {add_reaction}</div>
+                <div class="reactions">
+                    <For each=move || emojis.get() key=String::clone children=reaction_button />
+                    {add_reaction}
+                </div>
                 {actions}
             </div>
             {receipts}
