@@ -284,10 +284,13 @@ async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
     w.server.stop().await;
 }
 
+/// A focused reaction button stays the same element, and that reaction's,
+/// while the reactions change: its count goes up, another emoji is added
+/// before it and taken away again (reactions are shown in emoji order).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_focused_reaction_keeps_its_focus_while_the_reactions_change() {
     let w = World::new().await;
-    let (ann, _pa) = w.user("counts", "ann", DESKTOP).await;
+    let (ann, _pa) = w.user("reaction-focus", "ann", DESKTOP).await;
     ann.create_room("lounge", "Lounge").await;
     ann.send("Thumbs up?").await;
     ann.wait_for_message("Thumbs up?", "confirmed").await;
@@ -346,10 +349,22 @@ async fn a_focused_reaction_keeps_its_focus_while_the_reactions_change() {
         &format!("{reactions} === '❤️ 1:false,👍 3:true'"),
     )
     .await;
+    ann.wait_for_message("Thumbs up?", "confirmed").await;
     assert_eq!(
         ann.js("return window.probe.isConnected").await,
         true,
         "the 👍 button was replaced when Ann's own reaction was added"
+    );
+    // ❤️ taken away again: the button is still 👍's.
+    let unheart = json!({"eventType": "REACTION_REMOVED", "targetMessageId": id, "content": "❤️"});
+    w.server.post_event(&others[1], "lounge", unheart).await;
+    ann.wait_for("Cat's ❤️ gone", &format!("{reactions} === '👍 3:true'"))
+        .await;
+    assert_eq!(
+        ann.js("return window.probe.isConnected && window.probe.innerText.trim()")
+            .await,
+        "👍 3",
+        "the 👍 button was replaced when ❤️ before it was taken away"
     );
     ann.close().await;
     w.server.stop().await;

@@ -315,16 +315,17 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             .then(|| text.get().map(|t| view! { <p class="text">{t}</p> }))
             .flatten()
     };
-    // A button per emoji, keyed by it: a count, who reacted or whether the
-    // user did changes the button in place, and an emoji added or taken
-    // away before it does not turn it into another emoji's button, so the
-    // focus stays on the reaction it was on.
+    // A button per emoji, keyed by it. A count, who reacted or whether the
+    // user did changes the button in place; an emoji added or taken away
+    // before it does not turn it into another emoji's button. So the focus
+    // stays on the reaction it was on.
     let emojis = Memo::new(move |_| {
         reactions.with(|r| r.iter().map(|r| r.emoji.clone()).collect::<Vec<_>>())
     });
     let reaction_button = move |emoji: String| {
-        let e = emoji.clone();
-        let this = Memo::new(move |_| reactions.with(|r| r.iter().find(|r| r.emoji == e).cloned()));
+        let key = emoji.clone();
+        let this =
+            Memo::new(move |_| reactions.with(|r| r.iter().find(|r| r.emoji == key).cloned()));
         let pressed = move || this.with(|r| r.as_ref().is_some_and(|r| r.pressed));
         let users = move || this.with(|r| r.as_ref().map(|r| r.users.clone()));
         let label = move || this.with(|r| r.as_ref().map(|r| format!("{} {}", r.emoji, r.count)));
