@@ -34,6 +34,19 @@ impl World {
         b.sign_up(&proxy.url(""), name, PASSWORD).await;
         (b, proxy)
     }
+
+    /// `names` signed up and signed in through the API (their tokens), and
+    /// the messageId of the newest message in `room`.
+    async fn others_and_newest(&self, names: &[&str], room: &str) -> (Vec<String>, String) {
+        let mut tokens = Vec::new();
+        for name in names {
+            self.server.sign_up(name, PASSWORD).await;
+            tokens.push(self.server.token(name, PASSWORD).await);
+        }
+        let messages = self.server.messages(&tokens[0], room).await;
+        let id = messages[0]["messageId"].as_str().expect("a messageId");
+        (tokens, id.to_owned())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,10 +252,8 @@ async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
     ann.create_room("lounge", "Lounge").await;
     ann.send("Pick a reaction").await;
     ann.wait_for_message("Pick a reaction", "confirmed").await;
-    w.server.sign_up("bob", PASSWORD).await;
-    let bob = w.server.token("bob", PASSWORD).await;
-    let messages = w.server.messages(&bob, "lounge").await;
-    let id = messages[0]["messageId"].as_str().expect("a messageId");
+    let (tokens, id) = w.others_and_newest(&["bob"], "lounge").await;
+    let bob = &tokens[0];
 
     ann.click_in_message("Pick a reaction", "Add reaction")
         .await;
@@ -257,7 +268,7 @@ async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
     let read = json!({"eventType": "MESSAGE_READ", "targetMessageId": id});
     let react = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "👍"});
     for event in [read, react] {
-        w.server.post_event(&bob, "lounge", event).await;
+        w.server.post_event(bob, "lounge", event).await;
     }
     ann.wait_for(
         "Bob's receipt and his 👍",
@@ -294,13 +305,7 @@ async fn a_focused_reaction_keeps_its_focus_while_the_reactions_change() {
     ann.create_room("lounge", "Lounge").await;
     ann.send("Thumbs up?").await;
     ann.wait_for_message("Thumbs up?", "confirmed").await;
-    let mut others = Vec::new();
-    for name in ["bob", "cat"] {
-        w.server.sign_up(name, PASSWORD).await;
-        others.push(w.server.token(name, PASSWORD).await);
-    }
-    let messages = w.server.messages(&others[0], "lounge").await;
-    let id = messages[0]["messageId"].as_str().expect("a messageId");
+    let (others, id) = w.others_and_newest(&["bob", "cat"], "lounge").await;
     let thumbs = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "👍"});
     let reactions = "return Array.from(document.querySelectorAll('[role=log] article button.reaction'))\
                      .map(b => b.innerText.trim() + ':' + b.getAttribute('aria-pressed')).join(',')";
