@@ -19,7 +19,8 @@ cargo build --release -p bench --bin bench
 # both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Scenario 1's WASM half: the replay test in headless Chromium, next to the
-# same test natively (skipped when --only leaves scenario 1 out).
+# same test natively (skipped, like scenario 6's browser half below, when
+# --only leaves the scenario out).
 only=''
 for ((i = 1; i <= $#; i++)); do
   case "${!i}" in
@@ -35,6 +36,15 @@ if [ -z "$only" ] || [[ ",$only," == *",1,"* ]]; then
   BENCH_REPLAY_WASM=$(cargo test --profile wasm-release -p web --target wasm32-unknown-unknown \
     --test replay_speed -- --include-ignored --nocapture 2>&1 | grep '^REPLAY')
   export BENCH_REPLAY_NATIVE BENCH_REPLAY_WASM
+fi
+# Scenario 6's browser half: the web benchmark (its own server, the release
+# bundle, headless Chromium), which the bench binary runs on its room sizes.
+if [ -z "$only" ] || [[ ",$only," == *",6,"* ]]; then
+  ensure_chromium
+  build_web_bundle
+  step "building the web benchmark (scenario 6 in the browser)"
+  cargo build --release -p e2e --bin web-bench
+  export BENCH_WEB_BENCH="$PWD/target/release/web-bench"
 fi
 # Scenarios 3 (MongoDB) and 5 (two instances over Redis) use these; each
 # on a free loopback port, stopped at the end.

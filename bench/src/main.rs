@@ -111,6 +111,13 @@ async fn main() {
         };
         eprintln!("scenario 6: opening rooms of {sizes:?} events");
         rows.extend(scenarios::room_open::run(&server::binary(), sizes).await);
+        match std::env::var_os("BENCH_WEB_BENCH") {
+            Some(web_bench) => {
+                eprintln!("scenario 6 in headless Chromium: navigation to the newest messages painted");
+                rows.extend(scenarios::room_open::in_browser(web_bench.as_ref(), sizes).await);
+            }
+            None => eprintln!("scenario 6's browser half skipped: BENCH_WEB_BENCH is not set (scripts/bench.sh sets it)"),
+        }
     }
     if wanted(7) {
         let sockets = if args.full { 10_000 } else { 2_000 };

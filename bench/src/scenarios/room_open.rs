@@ -3,8 +3,10 @@
 //! through `/snapshot?window=50` plus the events after it replayed by the
 //! domain's reducer (what the web app does), and through a replay of the
 //! whole log from `/events`. The windowed paths should not grow with the
-//! room; the full replay is their baseline. The browser's figure is the web
-//! benchmark's (`scripts/web-bench.sh`, BENCHMARKS.md "Web").
+//! room; the full replay is their baseline. The browser's figure,
+//! navigation to the newest messages painted, is the web benchmark's
+//! (`e2e/src/bin/web-bench.rs`, built by `scripts/bench.sh`), run by
+//! [`in_browser`] on rooms of the same sizes.
 
 use crate::report::{thousands, Row};
 use crate::server::Server;
@@ -99,6 +101,111 @@ pub async fn run(bin: &Path, sizes: &[usize]) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// Runs the web benchmark (`web_bench`, which starts a server and headless
+/// Chromium of its own) on rooms of `sizes` events, and makes its rows.
+pub async fn in_browser(web_bench: &Path, sizes: &[usize]) -> Vec<Row> {
+    let out = tokio::process::Command::new(web_bench)
+        .args(sizes.iter().map(usize::to_string))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} starts: {e}", web_bench.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{stdout}",
+        web_bench.display(),
+        out.status
+    );
+    let lines: String = stdout
+        .lines()
+        .filter(|l| l.starts_with("ROOM_OPEN "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    browser_rows(&lines).unwrap_or_else(|| {
+        panic!("the web benchmark's ROOM_OPEN lines are not in the expected form:\n{stdout}")
+    })
+}
+
+/// The browser's rows, from the `ROOM_OPEN` lines the web benchmark prints
+/// (one per room, smallest first); `None` when a line is not in that form.
+/// Its baseline is the smallest room of the same browser run: the target is
+/// that the largest opens within twice its time.
+pub fn browser_rows(lines: &str) -> Option<Vec<Row>> {
+    // "ROOM_OPEN 1000 events: median 130.0 ms, min 124.0 ms, max 142.0 ms, app started 45.0 ms (7 visits)"
+    struct Open {
+        events: u64,
+        median: f64,
+        min: f64,
+        max: f64,
+        started: f64,
+        visits: String,
+    }
+    fn parse(line: &str) -> Option<Open> {
+        let rest = line.strip_prefix("ROOM_OPEN ")?;
+        let (events, rest) = rest.split_once(" events: median ")?;
+        let (median, rest) = rest.split_once(" ms, min ")?;
+        let (min, rest) = rest.split_once(" ms, max ")?;
+        let (max, rest) = rest.split_once(" ms, app started ")?;
+        let (started, rest) = rest.split_once(" ms (")?;
+        let visits = rest.strip_suffix(" visits)")?;
+        Some(Open {
+            events: events.parse().ok()?,
+            median: median.parse().ok()?,
+            min: min.parse().ok()?,
+            max: max.parse().ok()?,
+            started: started.parse().ok()?,
+            visits: visits.to_string(),
+        })
+    }
+    let opens = lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse)
+        .collect::<Option<Vec<_>>>()?;
+    let smallest = opens.first()?;
+    let last = opens.len() - 1;
+    let rows = opens
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let growth = o.median / smallest.median.max(1e-3);
+            Row {
+                scenario: "6 room open (browser)".into(),
+                case: format!("{} events", thousands(o.events as f64)),
+                result: format!(
+                    "navigation → newest messages painted {:.0} ms (median of {}, {:.0}–{:.0})",
+                    o.median, o.visits, o.min, o.max
+                ),
+                baseline: format!(
+                    "the {}-event room, same browser: {:.0} ms",
+                    thousands(smallest.events as f64),
+                    smallest.median
+                ),
+                ratio: Some(1.0 / growth),
+                target: if i == last {
+                    format!("≤ 2 × the {} room", thousands(smallest.events as f64))
+                } else {
+                    "–".into()
+                },
+                met: (i == last).then_some(growth <= 2.0),
+                notes: format!(
+                    "{growth:.1}× the smallest room; the app started (wasm instantiated) at {:.0} ms; headless Chromium, the release bundle cached, one user signed in; e2e/src/bin/web-bench.rs",
+                    o.started
+                ),
+                figures: serde_json::json!({
+                    "events": o.events,
+                    "paint_median_ms": o.median,
+                    "paint_min_ms": o.min,
+                    "paint_max_ms": o.max,
+                    "app_started_ms": o.started,
+                }),
+            }
+        })
+        .collect();
+    Some(rows)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -208,4 +315,25 @@ async fn by_replay(server: &Server, token: &str, room: &str) -> Duration {
     let views = state.window_views(WINDOW, None).expect("a whole state");
     assert_eq!(views.len(), WINDOW);
     t.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_rows;
+
+    #[test]
+    fn the_web_benchmarks_lines_make_a_row_per_room() {
+        let lines = "ROOM_OPEN 1000 events: median 130.0 ms, min 124.0 ms, max 142.0 ms, app started 45.0 ms (7 visits)\n\
+                     ROOM_OPEN 1000000 events: median 195.0 ms, min 180.0 ms, max 210.0 ms, app started 46.0 ms (7 visits)\n";
+        let rows = browser_rows(lines).expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].met, None);
+        assert_eq!(rows[1].case, "1,000,000 events");
+        assert_eq!(rows[1].met, Some(true));
+        assert!((rows[1].ratio.unwrap() - 130.0 / 195.0).abs() < 1e-9);
+        let slow = lines.replace("195.0", "261.0");
+        assert_eq!(browser_rows(&slow).unwrap()[1].met, Some(false));
+        assert!(browser_rows("ROOM_OPEN 1000 events: quickly").is_none());
+        assert!(browser_rows("").is_none());
+    }
 }

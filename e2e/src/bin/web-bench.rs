@@ -1,14 +1,17 @@
 //! The web benchmark: time from navigation to the newest messages painted,
-//! for rooms of 100, 10,000 and 100,000 events, in headless Chromium
+//! for rooms of 100, 10,000 and 100,000 events (or the sizes given as
+//! arguments), in headless Chromium
 //! against the release server and bundle on localhost. The app leaves a
 //! `chat:room-painted` performance mark on the frame after a room's messages
 //! are in the page; its time is counted from the navigation's start.
 //!
 //! Run: `scripts/web-bench.sh` (builds the bundle, then this in release,
-//! then the replay speed natively and as WASM). Prints numbers; asserts
-//! only that the newest message is the one shown.
+//! then the replay speed natively and as WASM), and by `scripts/bench.sh`
+//! for scenario 6's browser rows, which it reads from the `ROOM_OPEN`
+//! lines. Prints numbers; asserts only that the newest message is the one
+//! shown.
 
-use e2e::{Driver, PATIENCE};
+use e2e::{Browser, Driver, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -19,6 +22,18 @@ const VISITS: usize = 7;
 
 #[tokio::main]
 async fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| match a.parse() {
+            Ok(n) if n >= 2 => n,
+            _ => panic!("usage: web-bench [EVENTS…] (room sizes of at least 2 events); got {a:?}"),
+        })
+        .collect();
+    let sizes = if sizes.is_empty() {
+        SIZES.to_vec()
+    } else {
+        sizes
+    };
     let server = e2e::Server::start_with(|c| c.rate_limit_per_user = 0).await;
     let http = reqwest::Client::new();
     let r = http
@@ -30,7 +45,7 @@ async fn main() {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let token = server.token("bench", "correct horse battery").await;
 
-    for n in SIZES {
+    for &n in &sizes {
         let room = format!("r{n}");
         let r = http
             .post(server.url("/api/rooms"))
@@ -61,49 +76,23 @@ async fn main() {
     browser.goto(&server.url("/")).await;
     browser.wait_for_status("Online").await;
 
+    // One visit to each room untimed (the browser's first visits compile
+    // and cache the wasm), then the timed ones in rounds over the rooms, so
+    // that each room's figures come from the same minutes.
+    for &n in &sizes {
+        visit(&browser, &server, n).await;
+    }
+    let mut visits = vec![Vec::new(); sizes.len()];
+    for _ in 0..VISITS {
+        for (i, &n) in sizes.iter().enumerate() {
+            visits[i].push(visit(&browser, &server, n).await);
+        }
+    }
     println!("| room | navigation → newest messages painted (median of {VISITS}) | min | max | navigation → app started (median) |");
     println!("|---|---|---|---|---|");
-    for n in SIZES {
-        let room = format!("r{n}");
-        let newest = format!("message {}", n - 2);
-        let mut paints = Vec::new();
-        let mut starts = Vec::new();
-        for _ in 0..VISITS {
-            browser.goto("about:blank").await;
-            browser.goto(&server.url(&format!("/rooms/{room}"))).await;
-            let t0 = Instant::now();
-            let paint = loop {
-                let v = browser
-                    .js(
-                        "const m = performance.getEntriesByName('chat:room-painted'); \
-                         return m.length ? m[0].startTime : null",
-                    )
-                    .await;
-                if let Some(t) = v.as_f64() {
-                    break t;
-                }
-                assert!(t0.elapsed() < PATIENCE, "room {room} never painted");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            let shown = browser
-                .js(
-                    "const a = document.querySelectorAll('[role=log] article'); \
-                     return a.length ? a[a.length - 1].innerText : ''",
-                )
-                .await;
-            assert!(
-                shown.as_str().unwrap_or("").contains(&newest),
-                "room {room}: the newest message shown is {shown}, not {newest:?}"
-            );
-            let started = browser
-                .js(
-                    "const m = performance.getEntriesByName('chat:app-started'); \
-                     return m.length ? m[0].startTime : null",
-                )
-                .await;
-            paints.push(paint);
-            starts.push(started.as_f64().unwrap_or(f64::NAN));
-        }
+    let mut lines = Vec::new();
+    for (&n, visits) in sizes.iter().zip(visits) {
+        let (mut paints, mut starts): (Vec<f64>, Vec<f64>) = visits.into_iter().unzip();
         paints.sort_by(f64::total_cmp);
         starts.sort_by(f64::total_cmp);
         println!(
@@ -113,9 +102,60 @@ async fn main() {
             paints[VISITS - 1],
             starts[VISITS / 2]
         );
+        lines.push(format!(
+            "ROOM_OPEN {n} events: median {:.1} ms, min {:.1} ms, max {:.1} ms, app started {:.1} ms ({VISITS} visits)",
+            paints[VISITS / 2],
+            paints[0],
+            paints[VISITS - 1],
+            starts[VISITS / 2]
+        ));
+    }
+    for line in lines {
+        println!("{line}");
     }
     browser.close().await;
     server.stop().await;
+}
+
+/// Opens the room of `n` events from `about:blank`; checks that its newest
+/// message is the last one shown. Returns the times from the navigation's
+/// start to the room painted and to the app started, in ms.
+async fn visit(browser: &Browser, server: &e2e::Server, n: usize) -> (f64, f64) {
+    let room = format!("r{n}");
+    let newest = format!("message {}", n - 2);
+    browser.goto("about:blank").await;
+    browser.goto(&server.url(&format!("/rooms/{room}"))).await;
+    let t0 = Instant::now();
+    let paint = loop {
+        let v = browser
+            .js(
+                "const m = performance.getEntriesByName('chat:room-painted'); \
+                 return m.length ? m[0].startTime : null",
+            )
+            .await;
+        if let Some(t) = v.as_f64() {
+            break t;
+        }
+        assert!(t0.elapsed() < PATIENCE, "room {room} never painted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let shown = browser
+        .js(
+            "const a = document.querySelectorAll('[role=log] article'); \
+             return a.length ? a[a.length - 1].innerText : ''",
+        )
+        .await;
+    assert!(
+        shown.as_str().unwrap_or("").contains(&newest),
+        "room {room}: the newest message shown is {shown}, not {newest:?}"
+    );
+    let started = browser
+        .js(
+            "const m = performance.getEntriesByName('chat:app-started'); \
+             return m.length ? m[0].startTime : null",
+        )
+        .await;
+    (paint, started.as_f64().unwrap_or(f64::NAN))
 }
 
 /// Writes `count` messages ("message 0", …) over one WebSocket, pipelined
