@@ -18,17 +18,19 @@ cargo build --release -p bench --bin bench
 # Scenario 7 opens 10,000 WebSockets in full mode: a descriptor each, on
 # both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-# Scenario 1's WASM half: the replay test in headless Chromium, next to the
-# same test natively (skipped, like scenario 6's browser half below, when
-# --only leaves the scenario out).
+# The scenarios of --only (all without it; repeated --only add up, as in
+# the bench binary), for the browser halves below.
 only=''
 for ((i = 1; i <= $#; i++)); do
   case "${!i}" in
-    --only) j=$((i + 1)); only="${!j:-}" ;;
-    --only=*) only="${!i#--only=}" ;;
+    --only) j=$((i + 1)); only="$only,${!j:-}" ;;
+    --only=*) only="$only,${!i#--only=}" ;;
   esac
 done
-if [ -z "$only" ] || [[ ",$only," == *",1,"* ]]; then
+wanted() { [ -z "$only" ] || [[ "$only," == *",$1,"* ]]; }
+# Scenario 1's WASM half: the replay test in headless Chromium, next to the
+# same test natively.
+if wanted 1; then
   ensure_chromium
   ensure_web_toolchain
   step "scenario 1's WASM half: replay natively, then in headless Chromium"
@@ -39,7 +41,8 @@ if [ -z "$only" ] || [[ ",$only," == *",1,"* ]]; then
 fi
 # Scenario 6's browser half: the web benchmark (its own server, the release
 # bundle, headless Chromium), which the bench binary runs on its room sizes.
-if [ -z "$only" ] || [[ ",$only," == *",6,"* ]]; then
+# The bundle is rebuilt from the tree into dist/ first.
+if wanted 6; then
   ensure_chromium
   build_web_bundle
   step "building the web benchmark (scenario 6 in the browser)"

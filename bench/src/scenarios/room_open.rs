@@ -104,8 +104,13 @@ pub async fn run(bin: &Path, sizes: &[usize]) -> Vec<Row> {
 }
 
 /// Runs the web benchmark (`web_bench`, which starts a server and headless
-/// Chromium of its own) on rooms of `sizes` events, and makes its rows.
+/// Chromium of its own) on rooms of `sizes` events (ascending), and makes
+/// its rows.
 pub async fn in_browser(web_bench: &Path, sizes: &[usize]) -> Vec<Row> {
+    assert!(
+        !sizes.is_empty() && sizes.is_sorted(),
+        "room sizes, ascending"
+    );
     let out = tokio::process::Command::new(web_bench)
         .args(sizes.iter().map(usize::to_string))
         .stderr(std::process::Stdio::inherit())
@@ -119,21 +124,27 @@ pub async fn in_browser(web_bench: &Path, sizes: &[usize]) -> Vec<Row> {
         web_bench.display(),
         out.status
     );
-    let lines: String = stdout
-        .lines()
-        .filter(|l| l.starts_with("ROOM_OPEN "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    browser_rows(&lines).unwrap_or_else(|| {
+    let rows = browser_rows(&stdout).unwrap_or_else(|| {
         panic!("the web benchmark's ROOM_OPEN lines are not in the expected form:\n{stdout}")
-    })
+    });
+    let measured: Vec<u64> = rows
+        .iter()
+        .map(|r| r.figures["events"].as_u64().unwrap_or(0))
+        .collect();
+    let asked: Vec<u64> = sizes.iter().map(|&n| n as u64).collect();
+    assert_eq!(
+        measured, asked,
+        "the web benchmark measured other rooms than asked:\n{stdout}"
+    );
+    rows
 }
 
-/// The browser's rows, from the `ROOM_OPEN` lines the web benchmark prints
-/// (one per room, smallest first); `None` when a line is not in that form.
-/// Its baseline is the smallest room of the same browser run: the target is
-/// that the largest opens within twice its time.
-pub fn browser_rows(lines: &str) -> Option<Vec<Row>> {
+/// The browser's rows, from the `ROOM_OPEN` lines of the web benchmark's
+/// output (one per room, smallest first; other lines are passed over);
+/// `None` when there is none, or one is not in that form. Their baseline
+/// is the smallest room of the same browser run: the target is that the
+/// largest opens within twice its time.
+pub fn browser_rows(output: &str) -> Option<Vec<Row>> {
     // "ROOM_OPEN 1000 events: median 130.0 ms, min 124.0 ms, max 142.0 ms, app started 45.0 ms (7 visits)"
     struct Open {
         events: u64,
@@ -141,7 +152,7 @@ pub fn browser_rows(lines: &str) -> Option<Vec<Row>> {
         min: f64,
         max: f64,
         started: f64,
-        visits: String,
+        visits: u32,
     }
     fn parse(line: &str) -> Option<Open> {
         let rest = line.strip_prefix("ROOM_OPEN ")?;
@@ -157,12 +168,12 @@ pub fn browser_rows(lines: &str) -> Option<Vec<Row>> {
             min: min.parse().ok()?,
             max: max.parse().ok()?,
             started: started.parse().ok()?,
-            visits: visits.to_string(),
+            visits: visits.parse().ok()?,
         })
     }
-    let opens = lines
+    let opens = output
         .lines()
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("ROOM_OPEN "))
         .map(parse)
         .collect::<Option<Vec<_>>>()?;
     let smallest = opens.first()?;
@@ -201,6 +212,7 @@ pub fn browser_rows(lines: &str) -> Option<Vec<Row>> {
                     "paint_min_ms": o.min,
                     "paint_max_ms": o.max,
                     "app_started_ms": o.started,
+                    "visits": o.visits,
                 }),
             }
         })
@@ -323,7 +335,8 @@ mod tests {
 
     #[test]
     fn the_web_benchmarks_lines_make_a_row_per_room() {
-        let lines = "ROOM_OPEN 1000 events: median 130.0 ms, min 124.0 ms, max 142.0 ms, app started 45.0 ms (7 visits)\n\
+        let lines = "| 1000 events | 130 ms | 124 ms | 142 ms | 45 ms |\n\
+                     ROOM_OPEN 1000 events: median 130.0 ms, min 124.0 ms, max 142.0 ms, app started 45.0 ms (7 visits)\n\
                      ROOM_OPEN 1000000 events: median 195.0 ms, min 180.0 ms, max 210.0 ms, app started 46.0 ms (7 visits)\n";
         let rows = browser_rows(lines).expect("rows");
         assert_eq!(rows.len(), 2);
@@ -334,6 +347,6 @@ mod tests {
         let slow = lines.replace("195.0", "261.0");
         assert_eq!(browser_rows(&slow).unwrap()[1].met, Some(false));
         assert!(browser_rows("ROOM_OPEN 1000 events: quickly").is_none());
-        assert!(browser_rows("").is_none());
+        assert!(browser_rows("room r1000: 1000 events written in 0.1 s").is_none());
     }
 }

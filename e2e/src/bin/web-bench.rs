@@ -1,15 +1,16 @@
 //! The web benchmark: time from navigation to the newest messages painted,
 //! for rooms of 100, 10,000 and 100,000 events (or the sizes given as
-//! arguments), in headless Chromium
-//! against the release server and bundle on localhost. The app leaves a
-//! `chat:room-painted` performance mark on the frame after a room's messages
-//! are in the page; its time is counted from the navigation's start.
+//! arguments, in ascending order), in headless Chromium against the
+//! release server and bundle on localhost. The app leaves a
+//! `chat:room-painted` performance mark on the frame after a room's
+//! messages are in the page; its time is counted from the navigation's
+//! start.
 //!
 //! Run: `scripts/web-bench.sh` (builds the bundle, then this in release,
-//! then the replay speed natively and as WASM), and by `scripts/bench.sh`
-//! for scenario 6's browser rows, which it reads from the `ROOM_OPEN`
-//! lines. Prints numbers; asserts only that the newest message is the one
-//! shown.
+//! then the replay speed natively and as WASM). The bench binary runs it
+//! too, for scenario 6's browser rows, and reads its `ROOM_OPEN` lines
+//! (`bench/src/scenarios/room_open.rs`). Prints numbers; asserts only that
+//! the newest message is the one shown.
 
 use e2e::{Browser, Driver, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
@@ -76,9 +77,10 @@ async fn main() {
     browser.goto(&server.url("/")).await;
     browser.wait_for_status("Online").await;
 
-    // One visit to each room untimed (the browser's first visits compile
-    // and cache the wasm), then the timed ones in rounds over the rooms, so
-    // that each room's figures come from the same minutes.
+    // One visit to each room untimed (measured: a fresh browser's first
+    // visits to a room took up to 1.5 × as long as the later ones), then
+    // the timed ones in rounds over the rooms, so that each room's figures
+    // come from the same minutes.
     for &n in &sizes {
         visit(&browser, &server, n).await;
     }
@@ -91,23 +93,15 @@ async fn main() {
     println!("| room | navigation → newest messages painted (median of {VISITS}) | min | max | navigation → app started (median) |");
     println!("|---|---|---|---|---|");
     let mut lines = Vec::new();
-    for (&n, visits) in sizes.iter().zip(visits) {
-        let (mut paints, mut starts): (Vec<f64>, Vec<f64>) = visits.into_iter().unzip();
+    for (&n, room_visits) in sizes.iter().zip(visits) {
+        let (mut paints, mut starts): (Vec<f64>, Vec<f64>) = room_visits.into_iter().unzip();
         paints.sort_by(f64::total_cmp);
         starts.sort_by(f64::total_cmp);
-        println!(
-            "| {n} events | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
-            paints[VISITS / 2],
-            paints[0],
-            paints[VISITS - 1],
-            starts[VISITS / 2]
-        );
+        let (median, min, max) = (paints[VISITS / 2], paints[0], paints[VISITS - 1]);
+        let started = starts[VISITS / 2];
+        println!("| {n} events | {median:.0} ms | {min:.0} ms | {max:.0} ms | {started:.0} ms |");
         lines.push(format!(
-            "ROOM_OPEN {n} events: median {:.1} ms, min {:.1} ms, max {:.1} ms, app started {:.1} ms ({VISITS} visits)",
-            paints[VISITS / 2],
-            paints[0],
-            paints[VISITS - 1],
-            starts[VISITS / 2]
+            "ROOM_OPEN {n} events: median {median:.1} ms, min {min:.1} ms, max {max:.1} ms, app started {started:.1} ms ({VISITS} visits)"
         ));
     }
     for line in lines {
