@@ -35,6 +35,16 @@ impl World {
         (b, proxy)
     }
 
+    /// Ann signed up in a browser of `test`'s, in a new room "lounge" where
+    /// her `text` was confirmed.
+    async fn ann_in_lounge_after(&self, test: &str, text: &str) -> (Browser, Proxy) {
+        let (ann, proxy) = self.user(test, "ann", DESKTOP).await;
+        ann.create_room("lounge", "Lounge").await;
+        ann.send(text).await;
+        ann.wait_for_message(text, "confirmed").await;
+        (ann, proxy)
+    }
+
     /// `names` signed up and signed in through the API (their tokens), and
     /// the messageId of the newest message in `room`.
     async fn others_and_newest(&self, names: &[&str], room: &str) -> (Vec<String>, String) {
@@ -248,10 +258,7 @@ async fn a_refused_action_rolls_back_with_an_alert() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
     let w = World::new().await;
-    let (ann, _pa) = w.user("palette", "ann", DESKTOP).await;
-    ann.create_room("lounge", "Lounge").await;
-    ann.send("Pick a reaction").await;
-    ann.wait_for_message("Pick a reaction", "confirmed").await;
+    let (ann, _pa) = w.ann_in_lounge_after("palette", "Pick a reaction").await;
     let (tokens, id) = w.others_and_newest(&["bob"], "lounge").await;
     let bob = &tokens[0];
 
@@ -301,10 +308,7 @@ async fn an_open_palette_keeps_its_focus_while_the_message_changes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_focused_reaction_keeps_its_focus_while_the_reactions_change() {
     let w = World::new().await;
-    let (ann, _pa) = w.user("reaction-focus", "ann", DESKTOP).await;
-    ann.create_room("lounge", "Lounge").await;
-    ann.send("Thumbs up?").await;
-    ann.wait_for_message("Thumbs up?", "confirmed").await;
+    let (ann, _pa) = w.ann_in_lounge_after("reaction-focus", "Thumbs up?").await;
     let (others, id) = w.others_and_newest(&["bob", "cat"], "lounge").await;
     let thumbs = json!({"eventType": "REACTION_ADDED", "targetMessageId": id, "content": "👍"});
     let reactions = "return Array.from(document.querySelectorAll('[role=log] article button.reaction'))\
