@@ -6,7 +6,9 @@
 //!
 //! A room has a channel here only while someone listens: publishing to a
 //! room nobody listens to creates nothing, and the channel goes with its last
-//! [`Subscription`].
+//! [`Subscription`]. Likewise a session has a logout signal here only while
+//! a socket of it is open ([`SessionWatch`]): a logout wakes that session's
+//! sockets, not every socket of the instance.
 
 pub mod redis;
 
@@ -15,12 +17,13 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Events buffered per room for slow subscribers before they lag (and resync
 /// from the store).
 const ROOM_BUFFER: usize = 1024;
-/// Logouts buffered for the sockets of an instance before they lag (and
-/// check their sessions in the store).
+/// Logouts buffered for the instance's session cache before it lags (and
+/// forgets every session).
 const LOGOUT_BUFFER: usize = 256;
 
 pub trait Bus: Send + Sync + 'static {
@@ -34,7 +37,8 @@ pub trait Bus: Send + Sync + 'static {
     fn subscribe(&self, room: &str) -> Subscription;
     /// Tells the sockets of every instance that a token was logged out.
     fn logout(&self, token_hash: &str);
-    /// Token hashes logged out from now on.
+    /// Token hashes logged out from now on (for the session cache; a socket
+    /// waits on its own session's [`SessionWatch`]).
     fn logouts(&self) -> broadcast::Receiver<String>;
     /// Whether a published event or logout may never arrive (Redis down):
     /// sockets then look their sessions up in the store now and then.
@@ -116,13 +120,54 @@ impl Drop for Subscription {
     }
 }
 
+/// The sessions with sockets open here, by token hash: the signal their
+/// sockets wait on, and how many sockets wait on it.
+type Sessions = Mutex<HashMap<String, (CancellationToken, usize)>>;
+
+/// Whether one session was logged out, for one socket: registered with
+/// the instance while it lives, so that a logout reaches it at once and
+/// cannot be lost (no channel that could lag). The session's entry goes
+/// with its last watch.
+pub struct SessionWatch {
+    signal: CancellationToken,
+    token_hash: String,
+    sessions: Arc<Sessions>,
+}
+
+impl SessionWatch {
+    /// Resolves once the session is logged out (on any instance, as far as
+    /// the bus carries it).
+    pub fn logged_out(&self) -> WaitForCancellationFuture<'_> {
+        self.signal.cancelled()
+    }
+
+    pub fn is_logged_out(&self) -> bool {
+        self.signal.is_cancelled()
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        let mut sessions = self.sessions.lock().expect("bus lock");
+        if let Some((_, n)) = sessions.get_mut(&self.token_hash) {
+            *n -= 1;
+            if *n == 0 {
+                sessions.remove(&self.token_hash);
+            }
+        }
+    }
+}
+
 /// In-process fan-out: one broadcast channel per room that has subscribers,
-/// and one for logouts. Cheap to clone (the clones share the channels).
+/// one logout signal per session that has sockets open, and one channel
+/// for all logouts (the session cache's). Cheap to clone (the clones share
+/// them).
 #[derive(Clone)]
 pub struct LocalBus {
-    // A std Mutex: held only to look up, insert or remove a channel, never
+    // std Mutexes: held only to look up, insert or remove an entry, never
     // across an await.
     rooms: Arc<Rooms>,
+    sessions: Arc<Sessions>,
     logouts: broadcast::Sender<String>,
 }
 
@@ -130,6 +175,7 @@ impl Default for LocalBus {
     fn default() -> Self {
         LocalBus {
             rooms: Arc::default(),
+            sessions: Arc::default(),
             logouts: broadcast::channel(LOGOUT_BUFFER).0,
         }
     }
@@ -147,9 +193,34 @@ impl LocalBus {
         }
     }
 
-    /// Hands a logout to this instance's sockets.
+    /// Hands a logout to this instance's sockets of that session, and to
+    /// its session cache.
     pub fn deliver_logout(&self, token_hash: String) {
+        if let Some((signal, _)) = self.sessions.lock().expect("bus lock").get(&token_hash) {
+            signal.cancel();
+        }
         let _ = self.logouts.send(token_hash);
+    }
+
+    /// Watches a session for its logout, from now on. A socket takes this
+    /// before it looks its session up in the store: a logout is then either
+    /// seen by that lookup or signalled to the watch.
+    pub fn watch_session(&self, token_hash: &str) -> SessionWatch {
+        let mut sessions = self.sessions.lock().expect("bus lock");
+        let (signal, n) = sessions
+            .entry(token_hash.to_owned())
+            .or_insert_with(|| (CancellationToken::new(), 0));
+        *n += 1;
+        SessionWatch {
+            signal: signal.clone(),
+            token_hash: token_hash.to_owned(),
+            sessions: self.sessions.clone(),
+        }
+    }
+
+    /// Sessions with a watch here (for the tests).
+    pub fn watched_sessions(&self) -> usize {
+        self.sessions.lock().expect("bus lock").len()
     }
 
     /// The rooms with subscribers here, each with the highest seq its
@@ -260,5 +331,35 @@ mod tests {
             drop(bus.subscribe(&format!("room {i}")));
         }
         assert_eq!(bus.rooms(), 0);
+    }
+
+    #[test]
+    fn a_logout_signals_the_watches_of_its_session_only_while_they_live() {
+        let bus = LocalBus::default();
+        let mut cache = bus.logouts();
+        let a1 = bus.watch_session("a");
+        let a2 = bus.watch_session("a");
+        let b = bus.watch_session("b");
+        assert_eq!(bus.watched_sessions(), 2);
+        bus.deliver_logout("c".into());
+        assert!(!a1.is_logged_out() && !b.is_logged_out());
+        bus.deliver_logout("a".into());
+        assert!(a1.is_logged_out() && a2.is_logged_out());
+        assert!(!b.is_logged_out(), "another session is untouched");
+        assert_eq!(
+            cache.try_recv().unwrap(),
+            "c",
+            "the cache hears of every logout"
+        );
+        assert_eq!(cache.try_recv().unwrap(), "a");
+        drop((a1, a2, b));
+        assert_eq!(bus.watched_sessions(), 0, "nothing stays behind");
+        // A watch taken after a logout starts afresh: that session is gone
+        // from the store, which the socket's lookup sees.
+        assert!(!bus.watch_session("a").is_logged_out());
+        for i in 0..1000 {
+            drop(bus.watch_session(&format!("session {i}")));
+        }
+        assert_eq!(bus.watched_sessions(), 0);
     }
 }

@@ -4,8 +4,11 @@
 //!
 //! One loop owns each connection and does one thing at a time: whichever
 //! of these is ready first (chosen at random among the ready ones, so that
-//! none starves the others): shutdown, the session's end, a logout, a ping,
-//! the next answer, the next event, the next client frame.
+//! none starves the others): shutdown, a logout, the timer (a ping, or the
+//! session's end), the next answer, the next event, the next client frame.
+//! The loop polls each of them on every turn, so each is as cheap to poll
+//! as it can be: one timer, and a logout signal of the socket's own session
+//! rather than a channel every socket shares.
 //!
 //! - No race between backlog and live: the socket subscribes to the bus
 //!   before it reads the backlog, remembers the last seq it sent, skips what
@@ -22,9 +25,10 @@
 //!   write where they fit: under load, one system call carries several
 //!   events instead of one each.
 //! - The session is checked on every submit: its expiry is known from the
-//!   start (and a timer closes an idle socket then, 4001); a logout
-//!   notification (from any instance) closes it (4001), and when
-//!   notifications may have been lost (a lagged channel, or a bus between
+//!   start (and the timer closes an idle socket then, 4001); a logout (from
+//!   any instance) signals the session's sockets, which close (4001). The
+//!   socket watches for that signal from before it looks its session up,
+//!   so no logout falls in between. When logouts may be lost (a bus between
 //!   instances: then on a submit at most once a second, and on every ping)
 //!   the store says whether the session still exists.
 //! - Pings every `WS_PING_INTERVAL`; a peer heard nothing from for two
@@ -36,7 +40,7 @@ use super::{caller, room_id, MAX_BODY};
 use crate::api_types::{NewEvent, RoomPath, ServerFrame, WsQuery};
 use crate::appender::{Appended, STORE_TIMEOUT};
 use crate::auth::now_ms;
-use crate::bus::{Live, Subscription};
+use crate::bus::{Live, SessionWatch, Subscription};
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
@@ -46,7 +50,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use domain::{ChatEvent, Submission};
-use futures_util::future::BoxFuture;
+use futures_util::future::{poll_immediate, BoxFuture};
 use futures_util::stream::{
     FuturesOrdered, FuturesUnordered, SplitSink, SplitStream, StreamFuture,
 };
@@ -58,8 +62,8 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, watch};
-use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio::sync::watch;
+use tokio::time::{timeout, Instant};
 use tungstenite::error::{Error as WsError, ProtocolError};
 
 /// Submits of one socket waiting for their answers at once; while this
@@ -121,6 +125,8 @@ pub async fn connect(
 ) -> Result<Response, ApiError> {
     // 401 comes before a bad parameter: read the token on its own.
     let who = caller(&state, &headers, WsQuery::token(raw.as_deref())).await?;
+    // Watched before it is looked up: a logout from now on is signalled.
+    let logout = state.bus.here().watch_session(&who.token_hash);
     // When the session ends, to close the socket then (4001).
     let Some((_, session_end)) = state.stores.accounts.session(&who.token_hash).await? else {
         return Err(ApiError::unauthorized());
@@ -148,6 +154,7 @@ pub async fn connect(
             let session = Session {
                 token_hash: who.token_hash,
                 end_ms: session_end,
+                logout,
             };
             let (mut sink, stream) = socket.split();
             let mut incoming = Incoming::new(stream);
@@ -232,6 +239,7 @@ struct Session {
     token_hash: String,
     /// When it expires, in milliseconds since the epoch.
     end_ms: i64,
+    logout: SessionWatch,
 }
 
 /// Why a socket ends, which says how it takes leave.
@@ -292,7 +300,7 @@ async fn serve(
 ) -> End {
     // Subscribe first, then read the backlog: nothing falls in between.
     let mut live = state.bus.subscribe(room);
-    let mut logouts = state.bus.logouts();
+    let mut logged_out = pin!(session.logout.logged_out());
     // Made once, and shared with each send (see deliver).
     let mut stop = pin!(shutdown(state.shutting_down.clone()));
     let mut feed = Feed {
@@ -302,31 +310,23 @@ async fn serve(
     };
     let mut answers: FuturesOrdered<BoxFuture<'static, String>> = FuturesOrdered::new();
     let period = state.config.ws_ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let expires = session_deadline(session.end_ms);
+    // One timer for the next ping and the session's end, whichever is first.
+    let timer = tokio::time::sleep_until(soonest(Instant::now() + period, expires));
+    tokio::pin!(timer);
     let mut heard = Instant::now();
     // When the session was last looked up in the store (see session_over).
     let mut checked = Instant::now();
-    let expiry = session_timer(session.end_ms);
-    tokio::pin!(expiry);
     loop {
         let out: Message = tokio::select! {
             _ = &mut stop => return SHUTTING_DOWN,
-            _ = &mut expiry => return EXPIRED,
-            note = logouts.recv() => {
-                match note {
-                    Ok(hash) if hash == session.token_hash => return LOGGED_OUT,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        if let Some(end) = recheck(state, session).await {
-                            return end;
-                        }
-                    }
-                    Err(RecvError::Closed) => return End::Close(1011, "logouts cannot be watched"),
+            _ = &mut logged_out => return LOGGED_OUT,
+            _ = &mut timer => {
+                let now = Instant::now();
+                if expires.is_some_and(|at| now >= at) {
+                    return EXPIRED;
                 }
-                continue;
-            }
-            _ = ping.tick() => {
+                timer.as_mut().reset(soonest(now + period, expires));
                 if heard.elapsed() >= 2 * period {
                     return End::Silent;
                 }
@@ -372,7 +372,7 @@ async fn serve(
                 match frame {
                     Some(Ok(Message::Text(text))) => {
                         // The session is checked on every submit.
-                        if let Some(end) = session_over(state, session, &mut logouts, &mut checked).await {
+                        if let Some(end) = session_over(state, session, &mut checked).await {
                             return end;
                         }
                         answers.push_back(submit(state, room, user, text.as_str()).await);
@@ -414,12 +414,15 @@ async fn deliver(
 ) -> Result<(), End> {
     // Each frame, and the flush, within SEND_TIMEOUT of its own: a client
     // that takes frames slowly keeps up, one that takes nothing does not.
+    // Most steps are done at once (the socket's buffer has room): the timer
+    // is made only for a step that has to wait.
     async fn step(sent: impl Future<Output = Result<(), axum::Error>>) -> Result<(), End> {
-        match timeout(SEND_TIMEOUT, sent).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Stuck),
-        }
+        let mut sent = pin!(sent);
+        let done = match poll_immediate(sent.as_mut()).await {
+            Some(done) => done,
+            None => timeout(SEND_TIMEOUT, sent).await.map_err(|_| End::Stuck)?,
+        };
+        done.map_err(|_| End::Gone)
     }
     let send = async {
         step(ws.feed(msg)).await?;
@@ -438,7 +441,9 @@ async fn deliver(
         }
         step(ws.flush()).await
     };
+    // The send first: when it is done at once, nothing else is polled.
     tokio::select! {
+        biased;
         sent = send => sent,
         _ = stop => Err(SHUTTING_DOWN),
     }
@@ -505,54 +510,37 @@ fn protocol_error(e: axum::Error) -> End {
     }
 }
 
-/// Resolves when the session ends (never, if that is beyond what the
-/// clock can count).
-fn session_timer(end_ms: i64) -> impl Future<Output = ()> {
+/// When the session ends (`None` if that is beyond what the clock can
+/// count).
+fn session_deadline(end_ms: i64) -> Option<Instant> {
     let left = u64::try_from(end_ms.saturating_sub(now_ms())).unwrap_or(0);
-    let at = Instant::now().checked_add(Duration::from_millis(left));
-    async move {
-        match at {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    }
+    Instant::now().checked_add(Duration::from_millis(left))
+}
+
+/// The earlier of a ping's time and the session's end.
+fn soonest(ping: Instant, expires: Option<Instant>) -> Instant {
+    expires.map_or(ping, |at| at.min(ping))
 }
 
 /// Whether the session is over, checked before a submit: expired, or
-/// logged out (a notification for its token, or notifications lost and the
-/// session gone from the store). Behind a bus that may lose logouts (another
-/// instance's logout over Redis), the store is asked too, at most every
+/// logged out. Behind a bus that may lose logouts (another instance's
+/// logout over Redis), the store is asked too, at most every
 /// [`SESSION_RECHECK`].
-async fn session_over(
-    state: &AppState,
-    session: &Session,
-    logouts: &mut broadcast::Receiver<String>,
-    checked: &mut Instant,
-) -> Option<End> {
+async fn session_over(state: &AppState, session: &Session, checked: &mut Instant) -> Option<End> {
     if now_ms() >= session.end_ms {
         return Some(EXPIRED);
     }
+    if session.logout.is_logged_out() {
+        return Some(LOGGED_OUT);
+    }
     if state.bus.may_lose() && checked.elapsed() >= SESSION_RECHECK {
         *checked = Instant::now();
-        if let Some(end) = recheck(state, session).await {
-            return Some(end);
-        }
+        return recheck(state, session).await;
     }
-    loop {
-        match logouts.try_recv() {
-            Ok(hash) if hash == session.token_hash => return Some(LOGGED_OUT),
-            Ok(_) => {}
-            Err(TryRecvError::Lagged(_)) => {
-                if let Some(end) = recheck(state, session).await {
-                    return Some(end);
-                }
-            }
-            Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
-        }
-    }
+    None
 }
 
-/// After lost logout notifications: whether the store still has the
+/// When logouts may have been lost: whether the store still has the
 /// session (`None`), or how the socket ends.
 async fn recheck(state: &AppState, session: &Session) -> Option<End> {
     match timeout(
