@@ -15,6 +15,7 @@ pub mod redis;
 use domain::ChatEvent;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -76,10 +77,11 @@ impl<T> Deref for Live<T> {
     }
 }
 
-/// A room's channel on one instance, and the highest seq it carried.
+/// A room's channel on one instance, and the highest seq it carried
+/// (shared with its subscriptions: see [`Subscription::newest`]).
 struct Channel {
     tx: broadcast::Sender<Arc<Live>>,
-    last: u64,
+    last: Arc<AtomicU64>,
 }
 
 type Rooms = Mutex<HashMap<String, Channel>>;
@@ -88,8 +90,18 @@ type Rooms = Mutex<HashMap<String, Channel>>;
 /// (read it as one) that removes the room's channel when it is the last to go.
 pub struct Subscription {
     rx: Option<broadcast::Receiver<Arc<Live>>>,
+    last: Arc<AtomicU64>,
     room: String,
     rooms: Arc<Rooms>,
+}
+
+impl Subscription {
+    /// The highest seq the room's channel carried so far. Cheaper than
+    /// asking the channel whether something waits (which takes its lock):
+    /// a subscriber that has sent up to this seq has nothing waiting.
+    pub fn newest(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
 }
 
 impl Deref for Subscription {
@@ -184,12 +196,14 @@ impl Default for LocalBus {
 impl LocalBus {
     /// Hands an event to this instance's subscribers of its room.
     pub fn deliver(&self, event: Arc<ChatEvent>) {
-        let mut rooms = self.rooms.lock().expect("bus lock");
+        let rooms = self.rooms.lock().expect("bus lock");
         // No channel: nobody here is listening to that room.
-        if let Some(ch) = rooms.get_mut(event.room_id.as_str()) {
-            ch.last = ch.last.max(event.seq);
+        if let Some(ch) = rooms.get(event.room_id.as_str()) {
+            let seq = event.seq;
             // Sending never waits (slow receivers lag instead).
             let _ = ch.tx.send(Arc::new(Live::new(event)));
+            // After the send: a subscriber that sees this seq finds it.
+            ch.last.fetch_max(seq, Ordering::Release);
         }
     }
 
@@ -227,7 +241,10 @@ impl LocalBus {
     /// channel carried (0 when none yet).
     pub fn watched(&self) -> Vec<(String, u64)> {
         let rooms = self.rooms.lock().expect("bus lock");
-        rooms.iter().map(|(r, ch)| (r.clone(), ch.last)).collect()
+        rooms
+            .iter()
+            .map(|(r, ch)| (r.clone(), ch.last.load(Ordering::Acquire)))
+            .collect()
     }
 
     /// Whether someone here listens to `room`.
@@ -255,19 +272,14 @@ impl Bus for LocalBus {
     }
 
     fn subscribe(&self, room: &str) -> Subscription {
-        let rx = self
-            .rooms
-            .lock()
-            .expect("bus lock")
-            .entry(room.to_owned())
-            .or_insert_with(|| Channel {
-                tx: broadcast::channel(ROOM_BUFFER).0,
-                last: 0,
-            })
-            .tx
-            .subscribe();
+        let mut rooms = self.rooms.lock().expect("bus lock");
+        let ch = rooms.entry(room.to_owned()).or_insert_with(|| Channel {
+            tx: broadcast::channel(ROOM_BUFFER).0,
+            last: Arc::default(),
+        });
         Subscription {
-            rx: Some(rx),
+            rx: Some(ch.tx.subscribe()),
+            last: ch.last.clone(),
             room: room.to_owned(),
             rooms: self.rooms.clone(),
         }
@@ -323,6 +335,7 @@ mod tests {
         assert_eq!(live.encoded(|e| e.seq.to_string().into()).as_str(), "1");
         assert_eq!(live.encoded(|_| unreachable!("encoded once")).as_str(), "1");
         assert_eq!(bus.watched(), vec![("r".to_owned(), 1)]);
+        assert_eq!((a.newest(), b.newest()), (1, 1));
         drop(b);
         assert_eq!(bus.rooms(), 1, "one subscriber is left");
         drop(a);

@@ -428,6 +428,10 @@ async fn deliver(
         step(ws.feed(msg)).await?;
         if let Some((feed, live, state)) = more {
             for _ in 1..COALESCE {
+                // Nothing newer was published: no need to ask the channel.
+                if live.newest() <= feed.last {
+                    break;
+                }
                 let event = match live.try_recv() {
                     Ok(e) => Ok(e),
                     Err(TryRecvError::Empty) => break,
