@@ -494,16 +494,7 @@ async fn time_travel_equals_replay_and_a_restart_keeps_everything() {
     // restart on the same DATA_DIR keeps everything
     s.stop().await;
     let s = TestServer::start(dir.path(), 0).await;
-    let alice2: Value = c
-        .post(s.url("/api/sessions"))
-        .json(&json!({"userId": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alice2 = alice2["token"].as_str().unwrap().to_owned();
+    let alice2 = sign_in(&c, &s, "alice").await;
     assert_eq!(
         get(&c, &s, &alice, "/api/rooms").await.0,
         StatusCode::OK,

@@ -378,15 +378,3 @@ async fn sign_out(c: &Client, s: &TestServer, token: &str) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
-
-async fn sign_in(c: &Client, s: &TestServer, name: &str) -> String {
-    let (status, body) = post_public(
-        c,
-        s,
-        "/api/sessions",
-        json!({"userId": name, "password": "correct horse"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}

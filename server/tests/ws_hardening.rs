@@ -459,16 +459,7 @@ async fn sockets_close_with_4001_when_their_session_expires() {
     // its own for the sockets, written before `expiry`.
     room(&c, &s, &token, "r").await;
     let expiry = chrono::Utc::now() + ttl;
-    let signed_in: Value = c
-        .post(s.url("/api/sessions"))
-        .json(&json!({"userId": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed_in["token"].as_str().unwrap();
+    let token = sign_in(&c, &s, "alice").await;
     let path = format!("/api/rooms/r/ws?afterSeq=999999999&token={token}");
     let mut idle = ws(&s, &path).await;
     let mut busy = ws(&s, &path).await;

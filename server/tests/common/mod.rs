@@ -97,6 +97,19 @@ pub async fn user(c: &Client, s: &TestServer, name: &str) -> String {
     user_at(c, &s.base, name).await
 }
 
+/// A new session of `name` (signed up by [`user`]): its token.
+pub async fn sign_in(c: &Client, s: &TestServer, name: &str) -> String {
+    let (status, body) = post_public(
+        c,
+        s,
+        "/api/sessions",
+        json!({"userId": name, "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
 /// [`user`] on the server at `base` (`http://host:port`).
 pub async fn user_at(c: &Client, base: &str, name: &str) -> String {
     let r = c
