@@ -394,7 +394,7 @@ async fn a_logout_among_many_still_closes_the_socket() {
     let bus = Arc::new(server::bus::LocalBus::default());
     let s = TestServer::start_with(
         TestServer::config(dir.path(), 0),
-        Some((store.clone().stores(), bus)),
+        Some((store.clone().stores(), bus.clone())),
     )
     .await;
     let c = Client::new();
@@ -415,6 +415,7 @@ async fn a_logout_among_many_still_closes_the_socket() {
 
     closed.send_replace(true);
     let mut ws = ws(&s, &format!("/api/rooms/r/ws?token={token}")).await;
+    assert_eq!(bus.watched_sessions(), 1, "the socket watches its session");
     let logout = |t: String| {
         let (c, url) = (c.clone(), s.url("/api/sessions/current"));
         async move {
@@ -439,6 +440,11 @@ async fn a_logout_among_many_still_closes_the_socket() {
     assert_eq!(close_code(&mut ws).await, Some(4001));
     let (_, page) = get(&c, &s, &keep, "/api/rooms/r/events").await;
     assert_eq!(page["lastSeq"], 1, "nothing was stored after the logout");
+    // the closed socket's session is no longer watched: nothing stays
+    wait_until(5, "no session watched", || async {
+        bus.watched_sessions() == 0
+    })
+    .await;
     s.stop().await;
 }
 
