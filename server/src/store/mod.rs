@@ -19,6 +19,7 @@
 
 mod compressed;
 pub mod embedded;
+mod heads;
 pub mod mongo;
 
 use async_trait::async_trait;
@@ -467,6 +468,17 @@ pub trait SnapshotStore: Send + Sync + 'static {
         at_most: u64,
     ) -> Result<Option<SnapshotHead>, StoreError>;
 
+    /// The complete head a delta names as its base: the latest stored head
+    /// at or before `seq`, which the caller checks is the one. The stores
+    /// keep these decoded ([`heads::HeadCache`]).
+    async fn base_head(
+        &self,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<Arc<SnapshotHead>>, StoreError> {
+        Ok(self.stored_head(room, seq).await?.map(Arc::new))
+    }
+
     /// The latest snapshot head with seq ≤ `at_most`, complete: a delta
     /// head (`base` set) is put on top of its base. Should the base be
     /// missing, the latest complete or resolvable head before it is taken,
@@ -484,7 +496,7 @@ pub trait SnapshotStore: Send + Sync + 'static {
             let Some(base) = head.base else {
                 return Ok(Some(head));
             };
-            let found = self.stored_head(room, base).await?;
+            let found = self.base_head(room, base).await?;
             if let Some(whole) = found.and_then(|b| head.clone().on_top_of(&b).ok()) {
                 return Ok(Some(whole));
             }

@@ -23,6 +23,7 @@
 //! operation gives up within about 3 s when the server cannot be reached.
 
 use super::compressed;
+use super::heads::HeadCache;
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
     RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
@@ -57,6 +58,7 @@ const TURN_WAIT: Duration = Duration::from_millis(2500);
 pub struct MongoStore {
     client: Client,
     db: Database,
+    bases: HeadCache,
 }
 
 fn unavailable(e: MongoError) -> StoreError {
@@ -212,6 +214,7 @@ impl MongoStore {
         let store = MongoStore {
             db: client.database(db),
             client,
+            bases: HeadCache::default(),
         };
         if let Err(e) = store.ensure_indexes().await {
             // Not fatal: the server answers 503 until MongoDB is back, and
@@ -1078,6 +1081,16 @@ impl ProjectionStore for MongoStore {
 
 #[async_trait]
 impl SnapshotStore for MongoStore {
+    async fn base_head(
+        &self,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<Arc<SnapshotHead>>, StoreError> {
+        (self.bases)
+            .complete_at(room, seq, self.stored_head(room, seq))
+            .await
+    }
+
     async fn stored_head(
         &self,
         room: &str,

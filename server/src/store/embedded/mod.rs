@@ -16,6 +16,7 @@ mod packed;
 mod views;
 
 use super::compressed;
+use super::heads::HeadCache;
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
     RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage, WithProjection,
@@ -66,6 +67,7 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// The eventIds staged for the index (see [`ids`]).
     ids: Arc<Ids>,
+    bases: HeadCache,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -181,6 +183,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             ids,
+            bases: HeadCache::default(),
         })
     }
 
@@ -1201,6 +1204,16 @@ impl ProjectionStore for EmbeddedStore {
 
 #[async_trait]
 impl SnapshotStore for EmbeddedStore {
+    async fn base_head(
+        &self,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<Arc<SnapshotHead>>, StoreError> {
+        (self.bases)
+            .complete_at(room, seq, self.stored_head(room, seq))
+            .await
+    }
+
     async fn stored_head(
         &self,
         room: &str,
