@@ -495,6 +495,37 @@ impl RoomState {
         Ok(added)
     }
 
+    /// Drops a partial state's loaded messages older than its newest
+    /// `limit`, so that a windowed snapshot carries the messages asked for
+    /// and not the rest of the chunks that hold them (up to 256 more each):
+    /// its loaded range then starts at the oldest message kept. A complete
+    /// state is left whole, as is one holding no more than `limit`.
+    /// Returns how many were dropped.
+    pub fn keep_newest(&mut self, limit: usize) -> usize {
+        let Some(c) = &mut self.coverage else {
+            return 0;
+        };
+        let Some(oldest) = limit
+            .checked_sub(1)
+            .and_then(|n| self.messages.iter().rev().nth(n))
+            .map(|m| m.seq)
+        else {
+            return 0;
+        };
+        let kept: Vec<Message> = self.messages.range(oldest, u64::MAX).cloned().collect();
+        let dropped = self.messages.len() - kept.len();
+        if dropped == 0 {
+            return 0;
+        }
+        match MessageLog::from_ascending(kept) {
+            Some(log) => self.messages = log,
+            // Taken from a log of unique ids: never, but keep the state then.
+            None => return 0,
+        }
+        c.from = c.from.max(oldest);
+        dropped
+    }
+
     /// See [`unknown_read_targets`](RoomState::unknown_read_targets).
     pub fn provide_outside_seqs(&mut self, seqs: impl IntoIterator<Item = (Uuid, u64)>) {
         if let Some(c) = &mut self.coverage {

@@ -336,6 +336,96 @@ fn a_window_is_built_from_the_newest_chunks_and_the_tail() {
 }
 
 #[test]
+fn a_windowed_state_keeps_only_the_newest_messages_asked_for() {
+    // given a 2,000-message room snapshotted, loaded from the chunks that
+    // hold its newest 50 messages
+    let mut log = log_with_messages(2000);
+    let snap = log.state.full_snapshot().unwrap();
+    let plan = snap.head.plan_window(50, None, 0);
+    let chunks: Vec<SnapshotChunk> = snap
+        .chunks
+        .iter()
+        .filter(|c| plan.contains(&c.index))
+        .cloned()
+        .collect();
+    let mut partial = RoomState::from_snapshot(&snap.head, chunks.clone()).unwrap();
+    let loaded = partial.messages().count();
+    assert!(loaded > 50, "the chunks hold more: {loaded}");
+    // when it keeps the newest 50
+    assert_eq!(partial.keep_newest(50), loaded - 50);
+    // then it holds those alone, its loaded range starting at the oldest
+    let newest: Vec<u64> = log.state.messages().rev().take(50).map(|m| m.seq).collect();
+    let kept: Vec<u64> = partial.messages().rev().map(|m| m.seq).collect();
+    assert_eq!(kept, newest);
+    assert_eq!(partial.coverage().unwrap().from, newest[49]);
+    // and with the events after the snapshot (a message, a reaction and an
+    // edit on kept messages, a reaction on a dropped one) its window is
+    // the full replay's
+    let tail_start = log.events.len();
+    log.send(9000, "carol", "after the snapshot");
+    let reactions = [(9001, 100 + 1999), (9002, 100 + 1000)];
+    for (n, target) in reactions {
+        log.submit(
+            "alice",
+            &cmd(
+                id(n),
+                EventType::ReactionAdded,
+                Some("👍"),
+                Some(id(target)),
+            ),
+        )
+        .unwrap();
+    }
+    log.submit(
+        USERS[1998 % 3],
+        &cmd(
+            id(9003),
+            EventType::MessageEdited,
+            Some("edited"),
+            Some(id(100 + 1998)),
+        ),
+    )
+    .unwrap();
+    partial
+        .apply_all(log.events[tail_start..].to_vec())
+        .unwrap();
+    assert_eq!(
+        partial.window_views(50, None).unwrap(),
+        log.state.window_views(50, None).unwrap()
+    );
+    // deletes then leave fewer than 50 kept (51 with the new message): the
+    // window is refused, not short, until a page of older messages comes
+    let tail_start = log.events.len();
+    for (n, i) in [(9004, 1990), (9005, 1991)] {
+        log.submit(
+            USERS[(i % 3) as usize],
+            &cmd(id(n), EventType::MessageDeleted, None, Some(id(100 + i))),
+        )
+        .unwrap();
+    }
+    partial
+        .apply_all(log.events[tail_start..].to_vec())
+        .unwrap();
+    assert_eq!(partial.window_views(50, None), Err(Incomplete));
+    let from = partial.coverage().unwrap().from;
+    let page = log.state.window_views(10, Some(from)).unwrap();
+    assert_eq!(partial.add_older(&page, from, false), Ok(10));
+    assert_eq!(
+        partial.window_views(50, None).unwrap(),
+        log.state.window_views(50, None).unwrap()
+    );
+    // a complete state, a state of no more than asked for, and a window of
+    // nothing are left whole
+    let mut whole = log.state.clone();
+    assert_eq!(whole.keep_newest(50), 0);
+    assert_eq!(whole, log.state);
+    let mut partial = RoomState::from_snapshot(&snap.head, chunks).unwrap();
+    assert_eq!(partial.keep_newest(loaded), 0);
+    assert_eq!(partial.keep_newest(0), 0);
+    assert_eq!(partial.messages().count(), loaded);
+}
+
+#[test]
 fn a_window_before_a_seq_loads_chunks_around_it() {
     let mut log = log_with_messages(3000);
     let snap = log.state.full_snapshot().unwrap();

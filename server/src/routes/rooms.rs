@@ -374,13 +374,16 @@ pub async fn get_snapshot(
         }));
     };
     let s = match q.window {
-        // The chunks of the newest `w` messages as of the snapshot.
+        // The newest `w` messages as of the snapshot, from the chunks
+        // that hold them.
         Some(w) => {
             let plan = head.plan_window(w, None, 0);
-            load_snapshot(&*state.stores.snapshots, &room, &head, |i| {
+            let mut s = load_snapshot(&*state.stores.snapshots, &room, &head, |i| {
                 plan.contains(&i)
             })
-            .await?
+            .await?;
+            s.keep_newest(w);
+            s
         }
         None => load_snapshot(&*state.stores.snapshots, &room, &head, |_| true).await?,
     };
