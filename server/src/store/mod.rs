@@ -468,15 +468,24 @@ pub trait SnapshotStore: Send + Sync + 'static {
         at_most: u64,
     ) -> Result<Option<SnapshotHead>, StoreError>;
 
+    /// Where this store keeps complete heads decoded, if it does.
+    fn head_cache(&self) -> Option<&heads::HeadCache> {
+        None
+    }
+
     /// The complete head a delta names as its base: the latest stored head
-    /// at or before `seq`, which the caller checks is the one. The stores
-    /// keep these decoded ([`heads::HeadCache`]).
+    /// at or before `seq`, which the caller checks is the one; kept decoded
+    /// when the store has a [`SnapshotStore::head_cache`].
     async fn base_head(
         &self,
         room: &str,
         seq: u64,
     ) -> Result<Option<Arc<SnapshotHead>>, StoreError> {
-        Ok(self.stored_head(room, seq).await?.map(Arc::new))
+        let read = self.stored_head(room, seq);
+        match self.head_cache() {
+            Some(cache) => cache.complete_at(room, seq, read).await,
+            None => Ok(read.await?.map(Arc::new)),
+        }
     }
 
     /// The latest snapshot head with seq ≤ `at_most`, complete: a delta

@@ -1204,14 +1204,8 @@ impl ProjectionStore for EmbeddedStore {
 
 #[async_trait]
 impl SnapshotStore for EmbeddedStore {
-    async fn base_head(
-        &self,
-        room: &str,
-        seq: u64,
-    ) -> Result<Option<Arc<SnapshotHead>>, StoreError> {
-        (self.bases)
-            .complete_at(room, seq, self.stored_head(room, seq))
-            .await
+    fn head_cache(&self) -> Option<&HeadCache> {
+        Some(&self.bases)
     }
 
     async fn stored_head(
