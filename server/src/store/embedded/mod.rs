@@ -1310,6 +1310,9 @@ mod tests {
             latest,
             head(30, None, vec![info(0, 10), info(1, 30), info(2, 30)])
         );
+        // The base is kept decoded: asked again, the same head.
+        assert_eq!(store.bases.len(), 1);
+        assert_eq!(store.snapshot_head("r", 100).await.unwrap(), Some(latest));
         let at_25 = store.snapshot_head("r", 25).await.unwrap().unwrap();
         assert_eq!(at_25, complete, "the orphan delta gives way");
         assert_eq!(store.snapshot_head("r", 9).await.unwrap(), None);
