@@ -368,6 +368,21 @@ impl Browser {
         }
     }
 
+    /// Moves the mouse pointer onto the element at `xpath`.
+    pub async fn hover(&self, xpath: &str) {
+        use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+        let element = self.find(xpath).await;
+        let to = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        if let Err(e) = self.client.perform_actions(to).await {
+            self.fail(&format!("could not hover {xpath}: {e}")).await;
+        }
+    }
+
     pub async fn type_into(&self, label: &str, text: &str) {
         let f = self.field(label).await;
         f.clear().await.unwrap();

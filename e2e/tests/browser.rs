@@ -189,6 +189,18 @@ async fn an_own_message_shows_before_the_server_answers() {
     ann.wait_for_message("Sent into the void", "confirmed")
         .await;
     assert_eq!(ann.messages().await.len(), 1);
+
+    // Its time gets its tooltip, the full date and time, under the pointer.
+    let time = "//article[contains(., 'Sent into the void')]//time";
+    ann.hover(time).await;
+    ann.wait_for(
+        "the time's tooltip with the year",
+        &format!(
+            "const t = document.evaluate({time:?}, document, null, 9, null).singleNodeValue; \
+             return !!t && t.title.includes(t.getAttribute('datetime').slice(0, 4))"
+        ),
+    )
+    .await;
     ann.close().await;
     w.server.stop().await;
 }

@@ -151,6 +151,7 @@ pub fn MessageList() -> impl IntoView {
             class="messages"
             node_ref=scroller
             on:scroll=on_scroll
+            on:mouseover=browser::title_time_on_hover
             tabindex="0"
             role="log"
             aria-label="Conversation"
@@ -301,7 +302,7 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             view! {
                 <div class="meta">
                     <span class="sender">{m.sender}</span>
-                    <time datetime=t.to_rfc3339() title=browser::full_time(t)>
+                    <time datetime=t.to_rfc3339()>
                         {browser::clock_time(t)}
                     </time>
                     {m.edited.then(|| view! { <span class="edited">"edited"</span> })}
