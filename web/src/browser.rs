@@ -51,30 +51,6 @@ pub fn clock_time(t: Timestamp) -> String {
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
-/// Gives the `<time datetime>` under the pointer its tooltip,
-/// [`full_time`], when the pointer first comes to it (a listener on the
-/// list, for `mouseover`). Made at render, a room's first tooltips cost
-/// its first paint about 10 ms: the page's first `Intl` formatter loads
-/// its locale data.
-pub fn title_time_on_hover(ev: web_sys::MouseEvent) {
-    let Some(el) = ev
-        .target()
-        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-    else {
-        return;
-    };
-    if el.tag_name() != "TIME" || el.has_attribute("title") {
-        return;
-    }
-    let Some(t) = el
-        .get_attribute("datetime")
-        .and_then(|at| Timestamp::parse_rfc3339(&at))
-    else {
-        return;
-    };
-    let _ = el.set_attribute("title", &full_time(t));
-}
-
 /// Date and time in the user's locale, for a tooltip.
 pub fn full_time(t: Timestamp) -> String {
     date(t)

@@ -151,7 +151,7 @@ pub fn MessageList() -> impl IntoView {
             class="messages"
             node_ref=scroller
             on:scroll=on_scroll
-            on:mouseover=browser::title_time_on_hover
+            on:mouseover=title_time_on_hover
             tabindex="0"
             role="log"
             aria-label="Conversation"
@@ -416,6 +416,30 @@ fn MessageItem(id: Uuid, rows: Signal<Option<Row>>) -> impl IntoView {
             {edit_box}
         </article>
     }
+}
+
+/// Gives the `<time datetime>` under the pointer its tooltip,
+/// [`browser::full_time`], when the pointer first comes to it (a listener on the
+/// list, for `mouseover`). Made at render, a room's first tooltips cost
+/// its first paint about 10 ms: the page's first `Intl` formatter loads
+/// its locale data.
+fn title_time_on_hover(ev: web_sys::MouseEvent) {
+    let Some(el) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    if el.tag_name() != "TIME" || el.has_attribute("title") {
+        return;
+    }
+    let Some(t) = el
+        .get_attribute("datetime")
+        .and_then(|at| domain::Timestamp::parse_rfc3339(&at))
+    else {
+        return;
+    };
+    let _ = el.set_attribute("title", &browser::full_time(t));
 }
 
 /// The quick reactions to add (or, for those the user has, remove: decided
