@@ -91,6 +91,13 @@ async fn every_error_of_the_append_route() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(code(&r.json().await.unwrap()), "room_exists");
+    // A room without messages yet reads back, on every store.
+    let (st, fresh) = get(&c, &s, &bob, "/api/rooms/general").await;
+    assert_eq!(st, StatusCode::OK, "{fresh}");
+    assert_eq!(
+        (&fresh["lastSeq"], &fresh["unreadCount"]),
+        (&json!(1), &json!(0))
+    );
 
     let first = send("hello");
     let (st, stored) = post(&c, &s, &alice, "general", first.clone()).await;

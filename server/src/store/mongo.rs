@@ -119,6 +119,16 @@ fn i64_of(d: &Document, key: &str) -> Result<i64, StoreError> {
     }
 }
 
+/// A room's live-message count from its `chat_projection` row: absent
+/// until the room's first message.
+fn live_of(d: &Document) -> Result<i64, StoreError> {
+    if d.contains_key("live") {
+        i64_of(d, "live")
+    } else {
+        Ok(0)
+    }
+}
+
 fn u64_of(d: &Document, key: &str) -> Result<u64, StoreError> {
     u64::try_from(i64_of(d, key)?).map_err(|_| corrupt(key))
 }
@@ -939,7 +949,7 @@ impl ProjectionStore for MongoStore {
             .find(doc! {"_id": {"$in": &ids}}))
         .await?
         {
-            live.insert(str_of(d, "_id")?.to_owned(), i64_of(d, "live").unwrap_or(0));
+            live.insert(str_of(d, "_id")?.to_owned(), live_of(d)?);
         }
         // Three lookups for the whole page: the user's markers, unread
         // counts and own live messages in these rooms.
@@ -1027,7 +1037,7 @@ impl ProjectionStore for MongoStore {
                 .find_one(doc! {"_id": room})
                 .await
                 .map_err(unavailable)?
-                .map_or(Ok(0), |d| i64_of(&d, "live"))?;
+                .map_or(Ok(0), |d| live_of(&d))?;
             live - self.count("chat_sender_live", room, user).await?
         };
         Ok(n.max(0) as u64)
