@@ -17,10 +17,10 @@
 //! store.
 //!
 //! The projection (view rows, read markers, unread counts) and the
-//! snapshots are written with the events where the store can (the embedded
-//! store: one transaction), else after them, each room's changes only if
-//! its projection is where this writer left it (a per-room checkpoint), so
-//! writing them again is a no-op. A room whose projection lags (a failed
+//! snapshots are written with the events, in their transaction (after
+//! them where the projection alone could not be written), each room's
+//! changes only if its projection is where this writer left it (a per-room
+//! checkpoint), so writing them again is a no-op. A room whose projection lags (a failed
 //! write; or the process died between the two, found at the next start) is
 //! caught up from its events (`crate::rebuild::catch_up`), and a read of
 //! its messages catches it up first, so that a write is always seen.
@@ -701,7 +701,8 @@ impl Writer {
     /// conflict drops the room states it used (they are behind the store):
     /// the next attempt loads what it missed and decides again.
     async fn attempt(&mut self, jobs: &[Job], started: Instant) -> Result<Vec<Answer>, Conflict> {
-        // Our turn on the batch's rooms, where writers share the store.
+        // Ready to decide on the batch's rooms, where writers share the
+        // store: the rooms another writer appended to are caught up first.
         let mut rooms: Vec<&str> = jobs
             .iter()
             .filter_map(|j| match j {
@@ -711,30 +712,31 @@ impl Writer {
             .collect();
         rooms.sort_unstable();
         rooms.dedup();
-        for room in rooms {
-            match self.stores.events.take_turn(room, self.id).await {
-                Ok(false) => {}
-                // Another writer may have appended meanwhile: bring the
-                // room's state up to date before deciding on it.
-                Ok(true) => {
-                    if let Some(core) = self.rooms.remove(room) {
-                        match self.catch_up(core.state).await {
-                            Ok(state) => {
-                                self.rooms.insert(
-                                    room.to_owned(),
-                                    RoomCore {
-                                        bytes: state_bytes(&state),
-                                        state,
-                                        ..core
-                                    },
-                                );
-                            }
-                            Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
-                        }
+        let held: Vec<(&str, Option<u64>)> = rooms
+            .iter()
+            .map(|&room| (room, self.rooms.get(room).map(|c| c.state.last_seq())))
+            .collect();
+        let contended = self.contended_until.is_some_and(|t| t > Instant::now());
+        let moved = match self.stores.events.ready(&held, self.id, contended).await {
+            Ok(moved) => moved,
+            Err(StoreError::Conflict(_)) => return Err(Conflict),
+            Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+        };
+        for room in moved {
+            if let Some(core) = self.rooms.remove(&room) {
+                match self.catch_up(core.state).await {
+                    Ok(state) => {
+                        self.rooms.insert(
+                            room,
+                            RoomCore {
+                                bytes: state_bytes(&state),
+                                state,
+                                ..core
+                            },
+                        );
                     }
+                    Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
                 }
-                Err(StoreError::Conflict(_)) => return Err(Conflict),
-                Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
             }
         }
         let stored = match self.stored_ids(jobs).await {
@@ -747,7 +749,7 @@ impl Writer {
         // Copies of the states before this batch, when another writer is
         // about: a conflict then only needs the events it missed.
         let mut before_batch: HashMap<String, (RoomState, u64)> = HashMap::new();
-        if self.contended_until.is_some_and(|t| t > Instant::now()) {
+        if contended {
             for job in jobs {
                 if let Job::Append { room, .. } = job {
                     if let Some(core) = self.rooms.get(room) {
@@ -900,9 +902,10 @@ impl Writer {
                 fault_injection::after_event_commit().await;
                 // The events are durable: the projection follows them, if
                 // it did not go with them. Rooms it found behind are caught
-                // up from their events at once: unlike where instances share
-                // a MongoDB, no other writer's changes for them are on their
-                // way.
+                // up from their events at once: every writer's projection
+                // goes with its events, so no other writer's changes for
+                // them are on their way (only a crash or a failed write
+                // leaves a projection behind).
                 let projected = match written {
                     WithProjection::Written { behind } => {
                         for room in &behind {

@@ -28,8 +28,9 @@ struct FlakyStore {
     gap: Arc<AtomicBool>,
     /// Commits are written, but their answer is lost (an unknown outcome).
     lost: Arc<AtomicBool>,
-    /// While set, a turn on room "slow" (as when another instance holds
-    /// it) waits for a permit of `turns`; `waiting` says one does.
+    /// While set, readying a batch with room "slow" (as when another
+    /// instance holds its turn) waits for a permit of `turns`; `waiting`
+    /// says one does.
     hold_slow: Arc<AtomicBool>,
     waiting: Arc<AtomicBool>,
     turns: Arc<tokio::sync::Semaphore>,
@@ -85,12 +86,17 @@ impl EventStore for FlakyStore {
     async fn seq_at_time(&self, r: &str, t: Timestamp) -> Result<u64, StoreError> {
         self.inner.seq_at_time(r, t).await
     }
-    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
-        if room == "slow" && self.hold_slow.load(Ordering::SeqCst) {
+    async fn ready(
+        &self,
+        rooms: &[(&str, Option<u64>)],
+        writer: Uuid,
+        contended: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        if rooms.iter().any(|(room, _)| *room == "slow") && self.hold_slow.load(Ordering::SeqCst) {
             self.waiting.store(true, Ordering::SeqCst);
             let _ = self.turns.acquire().await;
         }
-        self.inner.take_turn(room, writer).await
+        self.inner.ready(rooms, writer, contended).await
     }
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {

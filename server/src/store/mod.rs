@@ -360,16 +360,27 @@ pub trait EventStore: Send + Sync + 'static {
         self.commit(commit).await.map(|()| WithProjection::Left)
     }
 
-    /// Waits for `writer`'s turn to append to `room`, when several writers
-    /// (server instances) share the store: a short lease on the room, handed
-    /// to a waiting writer after each batch, so that two busy writers take
-    /// turns instead of one losing every conflict. Correctness never rests on
-    /// it (commits stay conditional). A store with one writer keeps this
-    /// default, which returns at once. `true` when the turn is new: another
-    /// writer may have appended since this one's last turn.
-    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
-        let _ = (room, writer);
-        Ok(false)
+    /// Readies `writer` to decide on `rooms` (each with the last seq of its
+    /// state in memory, if it holds one) where several writers (server instances)
+    /// share the store, and says which of them another writer may have
+    /// appended to since: their states must be caught up first. A store
+    /// with one writer keeps this default: nothing moves behind its back.
+    ///
+    /// While writers are `contended` (this one's commit lost to another's
+    /// lately), or another writer is taking turns on one of the rooms, this
+    /// waits for `writer`'s turn on each room: a short lease, handed to a
+    /// waiting writer after each batch, so that two busy writers take turns
+    /// instead of one losing every conflict. Otherwise it only reads where
+    /// the rooms' logs are. Correctness never rests on either (commits stay
+    /// conditional).
+    async fn ready(
+        &self,
+        rooms: &[(&str, Option<u64>)],
+        writer: Uuid,
+        contended: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let _ = (rooms, writer, contended);
+        Ok(Vec::new())
     }
 }
 

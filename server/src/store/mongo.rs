@@ -14,19 +14,23 @@
 //!   writers are busy with it).
 //!
 //! A group commit is one multi-document transaction with write concern
-//! majority and journal, holding the events only: the room's `lastSeq`
-//! moves only from the value its writer saw (else a conflict), and the
-//! unique indexes refuse a second event at a seq or a second copy of an
-//! eventId. The projection and snapshots follow in a transaction of their
-//! own, behind the checkpoint in `chat_projection`. Reads use read concern
-//! majority: nothing that may roll back feeds a decision or a view. Every
-//! operation gives up within about 3 s when the server cannot be reached.
+//! majority and journal: the room's `lastSeq` moves only from the value its
+//! writer saw (else a conflict), and the unique indexes refuse a second
+//! event at a seq or a second copy of an eventId. The projection and
+//! snapshots go in the same transaction, for the rooms whose checkpoint in
+//! `chat_projection` is where the writer left it. A commit is a few
+//! commands whatever the number of its rooms (each `update` or `delete`
+//! command carries one statement per room), not a round trip per row: on
+//! a busy server, round trips are what appends wait for. Reads use read
+//! concern majority: nothing that may roll back feeds a decision or a
+//! view. Every operation gives up within about 3 s when the server cannot
+//! be reached.
 
 use super::compressed;
 use super::heads::HeadCache;
 use super::{
     AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
-    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
+    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage, WithProjection,
 };
 use async_trait::async_trait;
 use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
@@ -91,6 +95,28 @@ fn in_transaction(e: MongoError) -> StoreError {
         StoreError::Conflict(format!("a concurrent transaction: {e}"))
     } else {
         unavailable(e)
+    }
+}
+
+/// The write errors a multi-statement write command answered with (its
+/// reply is `ok` even when some of its statements failed): a duplicate key
+/// is another writer's upsert first; anything else leaves the store
+/// unavailable for this write.
+fn refused_writes(coll: &str, reply: &Document) -> Result<(), StoreError> {
+    let Ok(errors) = reply.get_array("writeErrors") else {
+        return Ok(());
+    };
+    let Some(Bson::Document(first)) = errors.first() else {
+        return Ok(());
+    };
+    let detail = format!(
+        "{coll}: {}",
+        first.get_str("errmsg").unwrap_or("a write was refused")
+    );
+    if i64_of(first, "code").is_ok_and(|c| c == i64::from(DUPLICATE_KEY)) {
+        Err(StoreError::Conflict(detail))
+    } else {
+        Err(StoreError::Unavailable(detail))
     }
 }
 
@@ -300,21 +326,22 @@ impl MongoStore {
                 Err(e) => return Err(in_transaction(e)),
             }
         }
-        for a in &c.advances {
-            let moved = rooms
-                .update_one(
-                    doc! {"_id": &a.room, "lastSeq": seq(a.expected)},
-                    doc! {"$set": {"lastSeq": seq(a.last)}},
-                )
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
-            if moved.matched_count == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "room {} is no longer at seq {}",
-                    a.room, a.expected
-                )));
-            }
+        // Every room's log moves on in one command, each only from the last
+        // seq its writer saw.
+        let advances = c.advances.iter().map(|a| {
+            (
+                doc! {"_id": &a.room, "lastSeq": seq(a.expected)},
+                doc! {"$set": {"lastSeq": seq(a.last)}},
+                false,
+            )
+        });
+        let moved = self
+            .update_each(s, "chat_rooms", advances.collect())
+            .await?;
+        if moved != c.advances.len() as i64 {
+            return Err(StoreError::Conflict(
+                "a room is no longer at the seq its writer saw".into(),
+            ));
         }
         if !c.events.is_empty() {
             let docs = c.events.iter().map(|e| {
@@ -409,23 +436,128 @@ impl MongoStore {
         d.map_or(Ok(0), |d| u64_of(&d, "seq"))
     }
 
-    /// A group commit's projection changes, inside the session's transaction.
+    /// Several updates of `coll` in one command (one round trip) inside the
+    /// session's transaction, each (filter, update, upsert); how many
+    /// documents they matched or upserted in all.
+    async fn update_each(
+        &self,
+        s: &mut ClientSession,
+        coll: &str,
+        updates: Vec<(Document, Document, bool)>,
+    ) -> Result<i64, StoreError> {
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let statements: Vec<Document> = updates
+            .into_iter()
+            .map(|(q, u, upsert)| doc! {"q": q, "u": u, "upsert": upsert})
+            .collect();
+        let reply = self
+            .db
+            .run_command(doc! {"update": coll, "updates": statements})
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        refused_writes(coll, &reply)?;
+        i64_of(&reply, "n")
+    }
+
+    /// Several deletes of `coll` in one command inside the session's
+    /// transaction, each of every document its filter matches.
+    async fn delete_each(
+        &self,
+        s: &mut ClientSession,
+        coll: &str,
+        filters: Vec<Document>,
+    ) -> Result<(), StoreError> {
+        if filters.is_empty() {
+            return Ok(());
+        }
+        let statements: Vec<Document> = filters
+            .into_iter()
+            .map(|q| doc! {"q": q, "limit": 0})
+            .collect();
+        let reply = self
+            .db
+            .run_command(doc! {"delete": coll, "deletes": statements})
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        refused_writes(coll, &reply)
+    }
+
+    /// The seq each of `rooms`' projection is at (0 without a checkpoint),
+    /// read in the session's transaction.
+    async fn checkpoints(
+        &self,
+        s: &mut ClientSession,
+        rooms: &[&str],
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let mut cursor = self
+            .coll("chat_projection")
+            .find(doc! {"_id": {"$in": rooms.to_vec()}})
+            .projection(doc! {"seq": 1})
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        let docs: Vec<Document> = cursor
+            .stream(&mut *s)
+            .try_collect()
+            .await
+            .map_err(in_transaction)?;
+        let mut at: HashMap<String, u64> = rooms.iter().map(|r| ((*r).to_owned(), 0)).collect();
+        for d in &docs {
+            at.insert(str_of(d, "_id")?.to_owned(), u64_of(d, "seq")?);
+        }
+        Ok(at)
+    }
+
+    /// A group commit's projection changes, inside the session's
+    /// transaction: those of the rooms whose projection is where their
+    /// writer left it; the rooms found behind it.
+    async fn project_in(
+        &self,
+        s: &mut ClientSession,
+        changes: &ProjectionChanges,
+    ) -> Result<Vec<String>, StoreError> {
+        let rooms: Vec<&str> = changes.rooms.iter().map(|r| r.room.as_str()).collect();
+        let at = self.checkpoints(&mut *s, &rooms).await?;
+        let (keep, behind) = changes.decide(|room| at.get(room).copied().unwrap_or(0));
+        if keep.len() == changes.rooms.len() {
+            self.write_projection(s, changes).await?;
+        } else {
+            self.write_projection(s, &changes.only(&keep)).await?;
+        }
+        Ok(behind)
+    }
+
+    /// A group commit's projection changes, inside the session's
+    /// transaction: a few commands for all its rooms, not one per row.
     async fn write_projection(
         &self,
         s: &mut ClientSession,
         c: &ProjectionChanges,
     ) -> Result<(), StoreError> {
-        let checkpoints = self.coll("chat_projection");
-        for r in &c.rooms {
-            checkpoints
-                .update_one(doc! {"_id": &r.room}, doc! {"$set": {"seq": seq(r.to)}})
-                .upsert(true)
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
+        // Each room's checkpoint, with the change in its live messages.
+        let mut live: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((room, _), delta) in &c.counts.live {
+            *live.entry(room.as_str()).or_default() += delta;
         }
-        // The view rows: each row's last change in this commit, written as
-        // one delete and one insert per room (not a round trip per row).
+        let mut checkpoints = Vec::new();
+        for r in &c.rooms {
+            let mut update = doc! {"$set": {"seq": seq(r.to)}};
+            if let Some(delta) = live.remove(r.room.as_str()) {
+                update.insert("$inc", doc! {"live": delta});
+            }
+            checkpoints.push((doc! {"_id": &r.room}, update, true));
+        }
+        for (room, delta) in live {
+            checkpoints.push((doc! {"_id": room}, doc! {"$inc": {"live": delta}}, true));
+        }
+        self.update_each(s, "chat_projection", checkpoints).await?;
+        // The view rows: each row's last change in this commit. A row that
+        // may be stored (at or before the seq the room's projection was at)
+        // is deleted first; all are inserted in one command.
         let mut rows: BTreeMap<(&str, u64), Option<&Message>> = BTreeMap::new();
         for (room, change) in &c.views {
             match change {
@@ -433,72 +565,55 @@ impl MongoStore {
                 ViewChange::Delete(n) => rows.insert((room.as_str(), *n), None),
             };
         }
-        let mut by_room: BTreeMap<&str, (Vec<i64>, Vec<Document>)> = BTreeMap::new();
+        let from: HashMap<&str, u64> = c.rooms.iter().map(|r| (r.room.as_str(), r.from)).collect();
+        let mut stored: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut docs = Vec::new();
         for ((room, n), row) in rows {
-            let (seqs, docs) = by_room.entry(room).or_default();
-            seqs.push(seq(n));
+            if from.get(room).is_none_or(|&f| n <= f) {
+                stored.entry(room).or_default().push(seq(n));
+            }
             if let Some(m) = row {
                 docs.push(doc! {"roomId": room, "seq": seq(n), "message": to_json(m)});
             }
         }
-        let views = self.coll("chat_message_views");
-        for (room, (seqs, docs)) in by_room {
-            views
-                .delete_many(doc! {"roomId": room, "seq": {"$in": seqs}})
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
-            if !docs.is_empty() {
-                views
-                    .insert_many(docs)
-                    .session(&mut *s)
-                    .await
-                    .map_err(in_transaction)?;
-            }
-        }
-        let markers = self.coll("chat_read_markers");
-        for (room, user, n) in &c.markers {
-            markers
-                .update_one(
-                    doc! {"roomId": room, "userId": user},
-                    doc! {"$set": {"seq": seq(*n)}},
-                )
-                .upsert(true)
+        let stale = stored
+            .into_iter()
+            .map(|(room, seqs)| doc! {"roomId": room, "seq": {"$in": seqs}});
+        self.delete_each(s, "chat_message_views", stale.collect())
+            .await?;
+        if !docs.is_empty() {
+            self.coll("chat_message_views")
+                .insert_many(docs)
                 .session(&mut *s)
                 .await
                 .map_err(in_transaction)?;
         }
-        let sender_live = self.coll("chat_sender_live");
-        for ((room, sender), delta) in &c.counts.live {
-            checkpoints
-                .update_one(doc! {"_id": room}, doc! {"$inc": {"live": *delta}})
-                .upsert(true)
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
-            sender_live
-                .update_one(
-                    doc! {"roomId": room, "userId": sender},
-                    doc! {"$inc": {"n": *delta}},
-                )
-                .upsert(true)
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
-        }
-        let unread = self.coll("chat_unread");
-        for ((room, user), change) in &c.counts.unread {
+        let markers = c.markers.iter().map(|(room, user, n)| {
+            (
+                doc! {"roomId": room, "userId": user},
+                doc! {"$set": {"seq": seq(*n)}},
+                true,
+            )
+        });
+        self.update_each(s, "chat_read_markers", markers.collect())
+            .await?;
+        let sender_live = c.counts.live.iter().map(|((room, sender), delta)| {
+            (
+                doc! {"roomId": room, "userId": sender},
+                doc! {"$inc": {"n": *delta}},
+                true,
+            )
+        });
+        self.update_each(s, "chat_sender_live", sender_live.collect())
+            .await?;
+        let unread = c.counts.unread.iter().map(|((room, user), change)| {
             let update = match *change {
                 UnreadChange::By(delta) => doc! {"$inc": {"n": delta}},
                 UnreadChange::Set(n) => doc! {"$set": {"n": seq(n)}},
             };
-            unread
-                .update_one(doc! {"roomId": room, "userId": user}, update)
-                .upsert(true)
-                .session(&mut *s)
-                .await
-                .map_err(in_transaction)?;
-        }
+            (doc! {"roomId": room, "userId": user}, update, true)
+        });
+        self.update_each(s, "chat_unread", unread.collect()).await?;
         let heads = self.coll("chat_snapshot_heads");
         let chunks = self.coll("chat_snapshot_chunks");
         for (room, snap) in &c.snapshots {
@@ -589,6 +704,101 @@ impl MongoStore {
             .await
             .map_err(in_transaction)?;
         Ok(true)
+    }
+
+    /// Waits for `writer`'s turn on `room` (see [`EventStore::ready`]):
+    /// `true` when the turn is new, so that another writer may have
+    /// appended since this one's last.
+    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
+        let leases = self.coll("chat_room_leases");
+        let me = writer.to_string();
+        let deadline = Instant::now() + TURN_WAIT;
+        // Whether this writer has handed the room over in this call: it then
+        // waits its turn like any other.
+        let mut handed_over = false;
+        loop {
+            let now = DateTime::now();
+            let until = DateTime::from_millis(now.timestamp_millis() + LEASE_MS);
+            let lease = leases
+                .find_one(doc! {"_id": room})
+                .await
+                .map_err(unavailable)?;
+            let owner = lease.as_ref().and_then(|l| l.get_str("owner").ok());
+            let waiter = lease.as_ref().and_then(|l| l.get_str("waiter").ok());
+            let expired = lease
+                .as_ref()
+                .and_then(|l| l.get_datetime("until").ok())
+                .is_none_or(|t| *t < now);
+            match (owner, waiter) {
+                // Ours, and another writer waits: hand it over, then wait.
+                (Some(o), Some(w)) if o == me && w != me && !handed_over => {
+                    let w = w.to_owned();
+                    leases
+                        .update_one(
+                            doc! {"_id": room, "owner": &me},
+                            doc! {"$set": {"owner": &w, "until": until, "fresh": true}, "$unset": {"waiter": ""}},
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                    handed_over = true;
+                }
+                // Ours (renewed), free, or left to expire: take it.
+                (o, _) if o == Some(me.as_str()) || o.is_none() || expired => {
+                    let taken = leases
+                        .update_one(
+                            doc! {"_id": room, "$or": [
+                                {"owner": &me},
+                                {"owner": {"$exists": false}},
+                                {"until": {"$lt": now}},
+                            ]},
+                            doc! {"$set": {"owner": &me, "until": until}, "$unset": {"fresh": ""}},
+                        )
+                        .upsert(true)
+                        .await;
+                    match taken {
+                        Ok(_) => {
+                            // Handed over, taken, or left to expire: others may
+                            // have appended since this writer's last turn.
+                            let handed = lease
+                                .as_ref()
+                                .is_some_and(|l| l.get_bool("fresh").unwrap_or(false));
+                            let fresh = owner != Some(me.as_str()) || expired || handed;
+                            if waiter == Some(me.as_str()) {
+                                let _ = leases
+                                    .update_one(
+                                        doc! {"_id": room, "waiter": &me},
+                                        doc! {"$unset": {"waiter": ""}},
+                                    )
+                                    .await;
+                            }
+                            return Ok(fresh);
+                        }
+                        // Another writer took it in between.
+                        Err(e) if is_duplicate(&e) => {}
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                // Another writer's: be the next one.
+                (_, w) => {
+                    if w.is_none() {
+                        leases
+                            .update_one(
+                                doc! {"_id": room, "waiter": {"$exists": false}},
+                                doc! {"$set": {"waiter": &me}},
+                            )
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Conflict(format!(
+                    "no turn on room {room} within {TURN_WAIT:?}"
+                )));
+            }
+            let pause = 1 + rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
     }
 
     async fn count(&self, coll: &str, room: &str, user: &str) -> Result<i64, StoreError> {
@@ -818,102 +1028,94 @@ impl EventStore for MongoStore {
         Ok(out)
     }
 
-    async fn take_turn(&self, room: &str, writer: Uuid) -> Result<bool, StoreError> {
-        let leases = self.coll("chat_room_leases");
+    async fn ready(
+        &self,
+        rooms: &[(&str, Option<u64>)],
+        writer: Uuid,
+        contended: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Where the rooms this writer holds states of are, and whether
+        // another writer is taking turns on any of the rooms (its lease is
+        // live, or one waits for this writer's): two reads at once.
+        let held: Vec<String> = rooms
+            .iter()
+            .filter(|(_, known)| known.is_some())
+            .map(|(room, _)| (*room).to_owned())
+            .collect();
+        let names: Vec<&str> = rooms.iter().map(|(room, _)| *room).collect();
         let me = writer.to_string();
-        let deadline = Instant::now() + TURN_WAIT;
-        // Whether this writer has handed the room over in this call: it then
-        // waits its turn like any other.
-        let mut handed_over = false;
-        loop {
-            let now = DateTime::now();
-            let until = DateTime::from_millis(now.timestamp_millis() + LEASE_MS);
-            let lease = leases
-                .find_one(doc! {"_id": room})
+        let turns_taken = async {
+            if contended {
+                return Ok(true);
+            }
+            let lease = self
+                .coll("chat_room_leases")
+                .find_one(doc! {
+                    "_id": {"$in": &names},
+                    "until": {"$gt": DateTime::now()},
+                    "$or": [{"owner": {"$ne": &me}}, {"waiter": {"$exists": true}}],
+                })
+                .projection(doc! {"_id": 1})
                 .await
                 .map_err(unavailable)?;
-            let owner = lease.as_ref().and_then(|l| l.get_str("owner").ok());
-            let waiter = lease.as_ref().and_then(|l| l.get_str("waiter").ok());
-            let expired = lease
-                .as_ref()
-                .and_then(|l| l.get_datetime("until").ok())
-                .is_none_or(|t| *t < now);
-            match (owner, waiter) {
-                // Ours, and another writer waits: hand it over, then wait.
-                (Some(o), Some(w)) if o == me && w != me && !handed_over => {
-                    let w = w.to_owned();
-                    leases
-                        .update_one(
-                            doc! {"_id": room, "owner": &me},
-                            doc! {"$set": {"owner": &w, "until": until, "fresh": true}, "$unset": {"waiter": ""}},
-                        )
-                        .await
-                        .map_err(unavailable)?;
-                    handed_over = true;
-                }
-                // Ours (renewed), free, or left to expire: take it.
-                (o, _) if o == Some(me.as_str()) || o.is_none() || expired => {
-                    let taken = leases
-                        .update_one(
-                            doc! {"_id": room, "$or": [
-                                {"owner": &me},
-                                {"owner": {"$exists": false}},
-                                {"until": {"$lt": now}},
-                            ]},
-                            doc! {"$set": {"owner": &me, "until": until}, "$unset": {"fresh": ""}},
-                        )
-                        .upsert(true)
-                        .await;
-                    match taken {
-                        Ok(_) => {
-                            // Handed over, taken, or left to expire: others may
-                            // have appended since this writer's last turn.
-                            let handed = lease
-                                .as_ref()
-                                .is_some_and(|l| l.get_bool("fresh").unwrap_or(false));
-                            let fresh = owner != Some(me.as_str()) || expired || handed;
-                            if waiter == Some(me.as_str()) {
-                                let _ = leases
-                                    .update_one(
-                                        doc! {"_id": room, "waiter": &me},
-                                        doc! {"$unset": {"waiter": ""}},
-                                    )
-                                    .await;
-                            }
-                            return Ok(fresh);
-                        }
-                        // Another writer took it in between.
-                        Err(e) if is_duplicate(&e) => {}
-                        Err(e) => return Err(unavailable(e)),
-                    }
-                }
-                // Another writer's: be the next one.
-                (_, w) => {
-                    if w.is_none() {
-                        leases
-                            .update_one(
-                                doc! {"_id": room, "waiter": {"$exists": false}},
-                                doc! {"$set": {"waiter": &me}},
-                            )
-                            .await
-                            .map_err(unavailable)?;
-                    }
+            Ok(lease.is_some())
+        };
+        let lasts = async {
+            if contended || held.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                self.last_seqs(&held).await
+            }
+        };
+        let (take_turns, lasts) = tokio::try_join!(turns_taken, lasts)?;
+        let mut moved = Vec::new();
+        if take_turns {
+            for (room, _) in rooms {
+                if self.take_turn(room, writer).await? {
+                    moved.push((*room).to_owned());
                 }
             }
-            if Instant::now() >= deadline {
-                return Err(StoreError::Conflict(format!(
-                    "no turn on room {room} within {TURN_WAIT:?}"
-                )));
+        } else {
+            for (room, known) in rooms {
+                if known.is_some_and(|k| lasts.get(*room).is_some_and(|&last| last != k)) {
+                    moved.push((*room).to_owned());
+                }
             }
-            let pause = 1 + rand::random::<u64>() % 4;
-            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+        Ok(moved)
     }
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         let mut s = self.begin(Writes::Durable).await?;
         let written = self.write_commit(&mut s, &c).await;
         self.finish(s, written).await
+    }
+
+    async fn commit_with_projection(
+        &self,
+        c: Commit,
+        proj: Arc<ProjectionChanges>,
+    ) -> Result<WithProjection, StoreError> {
+        let mut s = self.begin(Writes::Durable).await?;
+        if let Err(e) = self.write_commit(&mut s, &c).await {
+            return self.finish(s, Err(e)).await;
+        }
+        match self.project_in(&mut s, &proj).await {
+            Ok(behind) => {
+                (self.finish(s, Ok(behind)).await).map(|behind| WithProjection::Written { behind })
+            }
+            // What only the projection needs must not cost the events: they
+            // are committed alone, and the projection is left to the caller.
+            Err(StoreError::Corrupt(detail)) => {
+                let _ = s.abort_transaction().await;
+                tracing::warn!(%detail, "the projection could not go with the events");
+                self.commit(c).await.map(|()| WithProjection::Left)
+            }
+            Err(e) => self.finish(s, Err(e)).await,
+        }
     }
 }
 
@@ -1045,23 +1247,7 @@ impl ProjectionStore for MongoStore {
 
     async fn apply(&self, changes: Arc<ProjectionChanges>) -> Result<Vec<String>, StoreError> {
         let mut s = self.begin(Writes::Derived).await?;
-        let written = async {
-            let mut at = HashMap::new();
-            for r in &changes.rooms {
-                at.insert(
-                    r.room.clone(),
-                    self.checkpoint(Some(&mut s), &r.room).await?,
-                );
-            }
-            let (keep, behind) = changes.decide(|room| at[room]);
-            if keep.len() == changes.rooms.len() {
-                self.write_projection(&mut s, &changes).await?;
-            } else {
-                self.write_projection(&mut s, &changes.only(&keep)).await?;
-            }
-            Ok(behind)
-        }
-        .await;
+        let written = self.project_in(&mut s, &changes).await;
         self.finish(s, written).await
     }
 
