@@ -17,13 +17,14 @@
 //! store.
 //!
 //! The projection (view rows, read markers, unread counts) and the
-//! snapshots are written with the events, in their transaction (after
-//! them where the projection alone could not be written), each room's
-//! changes only if its projection is where this writer left it (a per-room
-//! checkpoint), so writing them again is a no-op. A room whose projection lags (a failed
-//! write; or the process died between the two, found at the next start) is
-//! caught up from its events (`crate::rebuild::catch_up`), and a read of
-//! its messages catches it up first, so that a write is always seen.
+//! snapshots are written in the events' transaction, or in one of their
+//! own after them where they cannot go with them; each room's changes
+//! only if its projection is where this writer left it (a per-room
+//! checkpoint), so writing them again is a no-op. A room whose projection
+//! lags (a failed write; or the process died between the two, found at
+//! the next start) is caught up from its events
+//! (`crate::rebuild::catch_up`), and a read of its messages catches it up
+//! first, so that a write is always seen.
 //!
 //! It knows no HTTP: it answers with [`AppendError`], which the HTTP layer
 //! maps to the contract's responses (`crate::error`).
@@ -902,10 +903,10 @@ impl Writer {
                 fault_injection::after_event_commit().await;
                 // The events are durable: the projection follows them, if
                 // it did not go with them. Rooms it found behind are caught
-                // up from their events at once: every writer's projection
-                // goes with its events, so no other writer's changes for
-                // them are on their way (only a crash or a failed write
-                // leaves a projection behind).
+                // up from their events at once: a writer's projection goes
+                // with its events, or follows them within its own retries,
+                // so another writer's changes for them are rarely on their
+                // way (and the catch-up's write is conditional too).
                 let projected = match written {
                     WithProjection::Written { behind } => {
                         for room in &behind {

@@ -10,9 +10,9 @@
 //! writers (of one server or of several instances) can share a store: it
 //! writes nothing and reports a conflict when a room's log is no longer
 //! where the writer saw it, and it never overwrites an event. What the
-//! events change in the projection goes in the same transaction where the
-//! store keeps both ([`EventStore::commit_with_projection`], the embedded
-//! store), or follows through [`ProjectionStore::apply`] (MongoDB); either
+//! events change in the projection goes in the same transaction
+//! ([`EventStore::commit_with_projection`], both stores), or, where it
+//! cannot go with them, follows through [`ProjectionStore::apply`]; either
 //! way behind a per-room checkpoint (the seq the projection is at), so
 //! that it can lag the events (after a crash, or a failed write) and be
 //! caught up from them.
@@ -360,10 +360,10 @@ pub trait EventStore: Send + Sync + 'static {
         self.commit(commit).await.map(|()| WithProjection::Left)
     }
 
-    /// Readies `writer` to decide on `rooms` (each with the last seq of its
-    /// state in memory, if it holds one) where several writers (server instances)
-    /// share the store, and says which of them another writer may have
-    /// appended to since: their states must be caught up first. A store
+    /// Readies `writer` to decide on `rooms` (each with the last seq of
+    /// its state in memory, if it holds one) where several writers (server
+    /// instances) share the store, and says which of them another writer
+    /// may have appended to since: their states must be caught up first. A store
     /// with one writer keeps this default: nothing moves behind its back.
     ///
     /// While writers are `contended` (this one's commit lost to another's

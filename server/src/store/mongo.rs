@@ -18,10 +18,11 @@
 //! writer saw (else a conflict), and the unique indexes refuse a second
 //! event at a seq or a second copy of an eventId. The projection and
 //! snapshots go in the same transaction, for the rooms whose checkpoint in
-//! `chat_projection` is where the writer left it. A commit is a few
-//! commands whatever the number of its rooms (each `update` or `delete`
-//! command carries one statement per room), not a round trip per row: on
-//! a busy server, round trips are what appends wait for. Reads use read
+//! `chat_projection` is where the writer left it. A commit's rows of one
+//! kind go in one command whatever the number of its rooms (each `update`
+//! or `delete` command carries one statement per room; only new rooms and
+//! snapshot chunks are written one by one), not a round trip per row: on a
+//! busy server, round trips are what appends wait for. Reads use read
 //! concern majority: nothing that may roll back feeds a decision or a
 //! view. Every operation gives up within about 3 s when the server cannot
 //! be reached.
@@ -96,6 +97,12 @@ fn in_transaction(e: MongoError) -> StoreError {
     } else {
         unavailable(e)
     }
+}
+
+/// A write command that takes several statements.
+enum WriteCommand {
+    Update,
+    Delete,
 }
 
 /// The write errors a multi-statement write command answered with (its
@@ -436,9 +443,32 @@ impl MongoStore {
         d.map_or(Ok(0), |d| u64_of(&d, "seq"))
     }
 
-    /// Several updates of `coll` in one command (one round trip) inside the
-    /// session's transaction, each (filter, update, upsert); how many
-    /// documents they matched or upserted in all.
+    /// One write command of `coll` with several statements (one round
+    /// trip), inside the session's transaction; its reply, once none of its
+    /// statements was refused.
+    async fn write_each(
+        &self,
+        s: &mut ClientSession,
+        command: WriteCommand,
+        coll: &str,
+        statements: Vec<Document>,
+    ) -> Result<Document, StoreError> {
+        let (command, list) = match command {
+            WriteCommand::Update => ("update", "updates"),
+            WriteCommand::Delete => ("delete", "deletes"),
+        };
+        let reply = self
+            .db
+            .run_command(doc! {command: coll, list: statements})
+            .session(&mut *s)
+            .await
+            .map_err(in_transaction)?;
+        refused_writes(coll, &reply)?;
+        Ok(reply)
+    }
+
+    /// Several updates of `coll` in one command, each (filter, update,
+    /// upsert); how many documents they matched or upserted in all.
     async fn update_each(
         &self,
         s: &mut ClientSession,
@@ -448,22 +478,19 @@ impl MongoStore {
         if updates.is_empty() {
             return Ok(0);
         }
-        let statements: Vec<Document> = updates
-            .into_iter()
+        let statements = (updates.into_iter())
             .map(|(q, u, upsert)| doc! {"q": q, "u": u, "upsert": upsert})
             .collect();
-        let reply = self
-            .db
-            .run_command(doc! {"update": coll, "updates": statements})
-            .session(&mut *s)
-            .await
-            .map_err(in_transaction)?;
-        refused_writes(coll, &reply)?;
-        i64_of(&reply, "n")
+        i64_of(
+            &self
+                .write_each(s, WriteCommand::Update, coll, statements)
+                .await?,
+            "n",
+        )
     }
 
-    /// Several deletes of `coll` in one command inside the session's
-    /// transaction, each of every document its filter matches.
+    /// Several deletes of `coll` in one command, each of every document its
+    /// filter matches.
     async fn delete_each(
         &self,
         s: &mut ClientSession,
@@ -473,17 +500,12 @@ impl MongoStore {
         if filters.is_empty() {
             return Ok(());
         }
-        let statements: Vec<Document> = filters
-            .into_iter()
+        let statements = (filters.into_iter())
             .map(|q| doc! {"q": q, "limit": 0})
             .collect();
-        let reply = self
-            .db
-            .run_command(doc! {"delete": coll, "deletes": statements})
-            .session(&mut *s)
+        self.write_each(s, WriteCommand::Delete, coll, statements)
             .await
-            .map_err(in_transaction)?;
-        refused_writes(coll, &reply)
+            .map(|_| ())
     }
 
     /// The seq each of `rooms`' projection is at (0 without a checkpoint),
@@ -1037,9 +1059,6 @@ impl EventStore for MongoStore {
         if rooms.is_empty() {
             return Ok(Vec::new());
         }
-        // Where the rooms this writer holds states of are, and whether
-        // another writer is taking turns on any of the rooms (its lease is
-        // live, or one waits for this writer's): two reads at once.
         let held: Vec<String> = rooms
             .iter()
             .filter(|(_, known)| known.is_some())
@@ -1047,42 +1066,52 @@ impl EventStore for MongoStore {
             .collect();
         let names: Vec<&str> = rooms.iter().map(|(room, _)| *room).collect();
         let me = writer.to_string();
-        let turns_taken = async {
+        // The rooms to take turns on: all while contended, else those
+        // another writer is taking turns on (its lease is live, or it waits
+        // for this writer's); read at once with where the rooms are.
+        let shared = async {
             if contended {
-                return Ok(true);
+                return Ok(names.iter().map(|r| (*r).to_owned()).collect());
             }
-            let lease = self
+            let leases = all(self
                 .coll("chat_room_leases")
-                .find_one(doc! {
+                .find(doc! {
                     "_id": {"$in": &names},
                     "until": {"$gt": DateTime::now()},
                     "$or": [{"owner": {"$ne": &me}}, {"waiter": {"$exists": true}}],
                 })
-                .projection(doc! {"_id": 1})
-                .await
-                .map_err(unavailable)?;
-            Ok(lease.is_some())
+                .projection(doc! {"_id": 1}))
+            .await?;
+            leases
+                .iter()
+                .map(|d| str_of(d, "_id").map(str::to_owned))
+                .collect::<Result<HashSet<String>, _>>()
         };
         let lasts = async {
             if contended || held.is_empty() {
-                Ok(HashMap::new())
+                Ok(None)
             } else {
-                self.last_seqs(&held).await
+                self.last_seqs(&held).await.map(Some)
             }
         };
-        let (take_turns, lasts) = tokio::try_join!(turns_taken, lasts)?;
+        let (turns, lasts) = tokio::try_join!(shared, lasts)?;
         let mut moved = Vec::new();
-        if take_turns {
-            for (room, _) in rooms {
-                if self.take_turn(room, writer).await? {
-                    moved.push((*room).to_owned());
-                }
+        for room in names.iter().filter(|r| turns.contains(**r)) {
+            if self.take_turn(room, writer).await? {
+                moved.push((*room).to_owned());
             }
-        } else {
-            for (room, known) in rooms {
-                if known.is_some_and(|k| lasts.get(*room).is_some_and(|&last| last != k)) {
-                    moved.push((*room).to_owned());
-                }
+        }
+        // Where the rooms are, read again after any turn taken: whatever
+        // was appended before it is seen.
+        let lasts = match lasts {
+            Some(lasts) if turns.is_empty() => lasts,
+            _ if held.is_empty() => HashMap::new(),
+            _ => self.last_seqs(&held).await?,
+        };
+        for (room, known) in rooms {
+            let behind = known.is_some_and(|k| lasts.get(*room).is_some_and(|&last| last != k));
+            if behind && !moved.iter().any(|m| m == room) {
+                moved.push((*room).to_owned());
             }
         }
         Ok(moved)
@@ -1107,14 +1136,15 @@ impl EventStore for MongoStore {
             Ok(behind) => {
                 (self.finish(s, Ok(behind)).await).map(|behind| WithProjection::Written { behind })
             }
-            // What only the projection needs must not cost the events: they
-            // are committed alone, and the projection is left to the caller.
-            Err(StoreError::Corrupt(detail)) => {
+            // What only the projection needs must not cost the events: on
+            // any error of its part (a conflict too, which the events alone
+            // meet again if another writer moved their rooms on), they are
+            // committed alone, and the projection is left to the caller.
+            Err(e) => {
                 let _ = s.abort_transaction().await;
-                tracing::warn!(%detail, "the projection could not go with the events");
+                tracing::warn!(error = %e, "the projection could not go with the events");
                 self.commit(c).await.map(|()| WithProjection::Left)
             }
-            Err(e) => self.finish(s, Err(e)).await,
         }
     }
 }
