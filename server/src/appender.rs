@@ -718,10 +718,24 @@ impl Writer {
             .map(|&room| (room, self.rooms.get(room).map(|c| c.state.last_seq())))
             .collect();
         let contended = self.contended_until.is_some_and(|t| t > Instant::now());
-        let moved = match self.stores.events.ready(&held, self.id, contended).await {
+        // Which of the batch's eventIds are stored already, read at the
+        // same time (a retry that loses to another writer's copy of an id
+        // meets the unique index at commit, and decides again).
+        let (moved, stored) = tokio::join!(
+            self.stores.events.ready(&held, self.id, contended),
+            self.stored_ids(jobs)
+        );
+        let moved = match moved {
             Ok(moved) => moved,
             Err(StoreError::Conflict(_)) => return Err(Conflict),
             Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+        };
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
+                return Ok(Answer::all_refused(jobs, &AppendError::from(e)));
+            }
         };
         for room in moved {
             if let Some(core) = self.rooms.remove(&room) {
@@ -740,13 +754,6 @@ impl Writer {
                 }
             }
         }
-        let stored = match self.stored_ids(jobs).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
-                return Ok(Answer::all_refused(jobs, &AppendError::from(e)));
-            }
-        };
         // Copies of the states before this batch, when another writer is
         // about: a conflict then only needs the events it missed.
         let mut before_batch: HashMap<String, (RoomState, u64)> = HashMap::new();
