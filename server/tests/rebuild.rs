@@ -185,3 +185,80 @@ async fn a_wiped_projection_is_rebuilt_from_the_events() {
     );
     s.stop().await;
 }
+
+/// On MongoDB: a database written before each room's projection checkpoint
+/// moved into its `chat_rooms` document (it was in `chat_projection`) has
+/// its checkpoints moved at start, and reads and appends as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mongodb_database_with_the_old_checkpoints_keeps_its_projection() {
+    use mongodb::bson::{doc, Document};
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestServer::config(dir.path(), 0);
+    let Some(uri) = config.mongodb_uri.clone() else {
+        eprintln!("skipped: the embedded store has no such collections");
+        return;
+    };
+    let s = TestServer::start_with(config.clone(), None).await;
+    let c = Client::new();
+    let alice = user(&c, &s, "alice").await;
+    let bob = user(&c, &s, "bob").await;
+    room(&c, &s, &alice, "r").await;
+    let mut first = String::new();
+    for (who, text) in [(&alice, "one"), (&bob, "two"), (&alice, "three")] {
+        let (_, e) = post(&c, &s, who, "r", send(text)).await;
+        if first.is_empty() {
+            first = e["eventId"].as_str().unwrap().to_owned();
+        }
+    }
+    let read = json!({"eventId": uuid::Uuid::new_v4().to_string(), "eventType": "MESSAGE_READ", "targetMessageId": first});
+    post(&c, &s, &bob, "r", read).await;
+    let (_, before) = get(&c, &s, &alice, "/api/rooms/r/messages").await;
+    let unread_before = (unread(&c, &s, &alice).await, unread(&c, &s, &bob).await);
+    assert_eq!(unread_before, (json!(1), json!(1)));
+    s.stop().await;
+
+    // The room's checkpoint put back where the version before kept it.
+    let db = mongodb::Client::with_uri_str(&uri)
+        .await
+        .unwrap()
+        .database(&config.mongodb_db);
+    let rooms = db.collection::<Document>("chat_rooms");
+    let r = rooms.find_one(doc! {"_id": "r"}).await.unwrap().unwrap();
+    let (at, live) = (r.get_i64("projected").unwrap(), r.get_i64("live").unwrap());
+    assert_eq!((at, live), (r.get_i64("lastSeq").unwrap(), 3));
+    db.collection::<Document>("chat_projection")
+        .insert_one(doc! {"_id": "r", "seq": at, "live": live})
+        .await
+        .unwrap();
+    rooms
+        .update_one(
+            doc! {"_id": "r"},
+            doc! {"$unset": {"projected": "", "live": ""}},
+        )
+        .await
+        .unwrap();
+
+    let s = TestServer::start_with(config, None).await;
+    let r = rooms.find_one(doc! {"_id": "r"}).await.unwrap().unwrap();
+    assert_eq!(
+        (r.get_i64("projected").unwrap(), r.get_i64("live").unwrap()),
+        (at, live),
+        "the checkpoint is moved into the room's document"
+    );
+    let left = db.list_collection_names().await.unwrap();
+    assert!(!left.iter().any(|n| n == "chat_projection"), "{left:?}");
+    let (_, after) = get(&c, &s, &alice, "/api/rooms/r/messages").await;
+    assert_eq!(after, before);
+    assert_eq!(
+        (unread(&c, &s, &alice).await, unread(&c, &s, &bob).await),
+        unread_before
+    );
+    // Appends go on with the projection, from the moved checkpoint.
+    let (status, e) = post(&c, &s, &bob, "r", send("four")).await;
+    assert_eq!(status, 201);
+    let r = rooms.find_one(doc! {"_id": "r"}).await.unwrap().unwrap();
+    assert_eq!(r.get_i64("projected").unwrap(), e["seq"].as_i64().unwrap());
+    assert_eq!(r.get_i64("live").unwrap(), 4);
+    assert_eq!(unread(&c, &s, &alice).await, json!(2));
+    s.stop().await;
+}
