@@ -3,14 +3,25 @@
 # runs every scenario against its same-run baseline (bench/src/main.rs),
 # prints the table, writes it into BENCHMARKS.md and the figures into
 # target/bench/results.json. Short mode by default (under 5 minutes);
-# `--full` for the sizes of BENCHMARKS.md; `--only 1,2` for some scenarios.
+# `--full` for the sizes of BENCHMARKS.md; `--only 1,2` for some scenarios;
+# `--mongodb-rust` for SecantusDB's Rust build under scenarios 3 and 5.
 # Not part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# --mongodb-rust: scenarios 3 and 5 on SecantusDB's Rust build (see
+# scripts/lib.sh) instead of the Python one; the bench binary does not see
+# this argument.
+mongodb=python
+args=()
+for a in "$@"; do
+  if [ "$a" = --mongodb-rust ]; then mongodb=rust; else args+=("$a"); fi
+done
+set -- ${args[@]+"${args[@]}"}
+
 ensure_rust_components
-ensure_mongodb_server
+if [ "$mongodb" = rust ]; then ensure_mongodb_server_rust; else ensure_mongodb_server; fi
 ensure_redis_server
 step "building the release server and the benchmark"
 cargo build --release -p server --bin server
@@ -51,9 +62,10 @@ if wanted 6; then
 fi
 # Scenarios 3 (MongoDB) and 5 (two instances over Redis) use these; each
 # on a free loopback port, stopped at the end.
-start_mongodb_server
+start_mongodb_server "$mongodb"
 start_redis_server
 trap 'stop_mongodb_server; stop_redis_server' EXIT
 step "running the benchmarks"
-BENCH_MONGODB_URI="$MONGODB_TEST_URI" BENCH_REDIS_URL="$REDIS_TEST_URL" \
+BENCH_MONGODB_URI="$MONGODB_TEST_URI" BENCH_MONGODB_SERVER="$MONGODB_SERVER" \
+  BENCH_REDIS_URL="$REDIS_TEST_URL" \
   ./target/release/bench "$@"

@@ -92,15 +92,40 @@ ensure_mongodb_server() {
   fi
 }
 
-# start_mongodb_server: starts it on a free loopback port, its data in a
-# fresh temporary directory; sets MONGODB_TEST_URI, MONGODB_PID and
-# MONGODB_DIR (stop_mongodb_server stops it and removes the data).
+# SecantusDB's Rust build, on WiredTiger (the engine of mongod): closer to
+# a real MongoDB than the Python build, for a second figure of the MongoDB
+# benchmarks (scripts/bench.sh --mongodb-rust). A build of about 10
+# minutes, so the tests keep the Python build.
+SECANTUS_RS_VERSION=0.5.3-beta.196
+SECANTUS_RS_ROOT=.tools/secantus-rs
+ensure_mongodb_server_rust() {
+  if ! grep -qs "secantus-mdb $SECANTUS_RS_VERSION" "$SECANTUS_RS_ROOT/.crates.toml"; then
+    ensure_apt cmake cmake
+    step "building SecantusDB $SECANTUS_RS_VERSION (a MongoDB-compatible server, Rust build) into $SECANTUS_RS_ROOT (about 10 minutes)"
+    cargo install secantus-mdb --version "$SECANTUS_RS_VERSION" --locked --ignore-rust-version \
+      --root "$SECANTUS_RS_ROOT"
+  fi
+}
+
+# start_mongodb_server [rust]: starts it (the Python build, or with `rust`
+# the Rust one) on a free loopback port, fsyncing its log at each commit,
+# its data in a fresh temporary directory; sets MONGODB_TEST_URI,
+# MONGODB_PID, MONGODB_DIR and MONGODB_SERVER (what it is, in words);
+# stop_mongodb_server stops it and removes the data.
 start_mongodb_server() {
   local port
   port=$(free_port)
   MONGODB_DIR=$(mktemp -d)
-  setsid "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --sync-on-commit \
-    --storage-path "$MONGODB_DIR/data" >"$MONGODB_DIR/log" 2>&1 &
+  if [ "${1:-}" = rust ]; then
+    setsid "$SECANTUS_RS_ROOT/bin/secantusd-rs" --host 127.0.0.1 --port "$port" --sync-on-commit \
+      --cache-size 256M --log-file-max 16MB \
+      --storage-path "$MONGODB_DIR/data" >"$MONGODB_DIR/log" 2>&1 &
+    MONGODB_SERVER="SecantusDB $SECANTUS_RS_VERSION (a Rust MongoDB-compatible server on WiredTiger, --sync-on-commit)"
+  else
+    setsid "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --sync-on-commit \
+      --storage-path "$MONGODB_DIR/data" >"$MONGODB_DIR/log" 2>&1 &
+    MONGODB_SERVER="SecantusDB $SECANTUS_VERSION (a Python MongoDB-compatible server, --sync-on-commit)"
+  fi
   MONGODB_PID=$!
   local deadline=$((SECONDS + 30))
   until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; do
@@ -112,7 +137,7 @@ start_mongodb_server() {
     sleep 0.2
   done
   MONGODB_TEST_URI="mongodb://127.0.0.1:$port"
-  echo "MongoDB-compatible server (SecantusDB $SECANTUS_VERSION) on $MONGODB_TEST_URI, pid $MONGODB_PID"
+  echo "MongoDB-compatible server ($MONGODB_SERVER) on $MONGODB_TEST_URI, pid $MONGODB_PID"
 }
 
 stop_mongodb_server() {

@@ -142,7 +142,7 @@ fn row(subscribers: usize, same: &Outcome, other: &Outcome) -> Row {
         )
     };
     Row {
-        scenario: "5 cross-instance".into(),
+        scenario: super::mongo_append::on_mongodb("5 cross-instance"),
         case: format!(
             "{} subscribers on instance B, {SENDERS} senders on A, {} msg/s, MongoDB + Redis",
             thousands(subscribers as f64),

@@ -30,8 +30,24 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRIES: u32 = 20;
 /// Slices of each case, alternating between the server and the baseline.
 const ROUNDS: u32 = 2;
-/// Where the MongoDB-compatible server under test comes from.
-const UNDER_TEST: &str = "SecantusDB (a Python MongoDB-compatible server, --sync-on-commit)";
+/// What the MongoDB-compatible server under test is, in words
+/// (`BENCH_MONGODB_SERVER`, set by scripts/bench.sh).
+fn under_test() -> String {
+    std::env::var("BENCH_MONGODB_SERVER")
+        .unwrap_or_else(|_| "a MongoDB-compatible server (BENCH_MONGODB_URI)".to_owned())
+}
+
+/// A scenario's name on MongoDB: on SecantusDB's Rust build
+/// (`scripts/bench.sh --mongodb-rust`) with that said, so that its rows
+/// stand beside the Python build's in BENCHMARKS.md instead of replacing
+/// them.
+pub(crate) fn on_mongodb(scenario: &str) -> String {
+    if under_test().contains("Rust") {
+        format!("{scenario} (SecantusDB's Rust build)")
+    } else {
+        scenario.to_owned()
+    }
+}
 
 /// What one stretch of a case measured, on either side.
 struct Slice {
@@ -405,10 +421,10 @@ fn row(writers: usize, rooms: usize, m: &Measured, raw: &Measured) -> Row {
     if u.generator_bound() {
         notes.push_str("; **generator-bound**");
     }
-    notes.push_str(&format!("; the MongoDB server is {UNDER_TEST}"));
+    notes.push_str(&format!("; the MongoDB server is {}", under_test()));
     let plural = |n: usize| if n > 1 { "s" } else { "" };
     Row {
-        scenario: "3 durable append, MongoDB".into(),
+        scenario: on_mongodb("3 durable append, MongoDB"),
         case: format!(
             "{writers} HTTP writer{}, {rooms} room{}",
             plural(writers),
@@ -467,7 +483,7 @@ async fn storage(chat_db: &str, raw: &Raw) -> Row {
     let times = per(storage) / json_bytes;
     let raw_events = number(&raw_stats, "count");
     Row {
-        scenario: "8 storage, MongoDB".into(),
+        scenario: on_mongodb("8 storage, MongoDB"),
         case: format!("after {} events", thousands(events)),
         result: format!(
             "{} bytes per event (dbStats storageSize), {} with indexes",
@@ -480,12 +496,13 @@ async fn storage(chat_db: &str, raw: &Raw) -> Row {
         met: Some(times <= 2.0),
         notes: format!(
             "{times:.1} × the JSON; dataSize {} bytes per event; chat_events alone {} (+ {} of indexes); \
-             the baseline's documents {} (+ {} of indexes); the MongoDB server is {UNDER_TEST}",
+             the baseline's documents {} (+ {} of indexes); the MongoDB server is {}",
             thousands(per(data)),
             thousands(per(number(&events_stats, "size"))),
             thousands(per(number(&events_stats, "totalIndexSize"))),
             thousands(number(&raw_stats, "size") / raw_events.max(1.0)),
             thousands(number(&raw_stats, "totalIndexSize") / raw_events.max(1.0)),
+            under_test(),
         ),
         figures: json!({
             "events": events,
