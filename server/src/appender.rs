@@ -718,13 +718,22 @@ impl Writer {
             .map(|&room| (room, self.rooms.get(room).map(|c| c.state.last_seq())))
             .collect();
         let contended = self.contended_until.is_some_and(|t| t > Instant::now());
-        // Which of the batch's eventIds are stored already, read at the
-        // same time (a retry that loses to another writer's copy of an id
-        // meets the unique index at commit, and decides again).
-        let (moved, stored) = tokio::join!(
-            self.stores.events.ready(&held, self.id, contended),
-            self.stored_ids(jobs)
-        );
+        // Which of the batch's eventIds are stored already (a retry gets
+        // the stored event), read at the same time. Where the store refuses
+        // a stored id at commit, that read is left to the attempts after a
+        // conflict (while `contended`): a retry of a stored event meets the
+        // refusal, and the batch is decided again with the read. Retries
+        // are rare, a read per batch is not.
+        let look_up = contended || !self.stores.events.refuses_stored_ids();
+        let stored = async {
+            if look_up {
+                self.stored_ids(jobs).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (moved, stored) =
+            tokio::join!(self.stores.events.ready(&held, self.id, contended), stored);
         let moved = match moved {
             Ok(moved) => moved,
             Err(StoreError::Conflict(_)) => return Err(Conflict),
@@ -792,7 +801,7 @@ impl Writer {
                         .append(
                             &mut writes,
                             &mut new_ids,
-                            &stored,
+                            stored.as_ref(),
                             room,
                             sender,
                             cmd.clone(),
@@ -1097,7 +1106,7 @@ impl Writer {
         &mut self,
         writes: &mut (Commit, ProjectionChanges),
         new_ids: &mut HashMap<(String, Uuid), Arc<ChatEvent>>,
-        stored_ids: &HashSet<(String, Uuid)>,
+        stored_ids: Option<&HashSet<(String, Uuid)>>,
         room: &str,
         sender: &str,
         cmd: Command,
@@ -1111,25 +1120,40 @@ impl Writer {
         let key = (room.to_owned(), cmd.event_id);
         let stored = match new_ids.get(&key) {
             Some(e) => Some(ChatEvent::clone(e)),
-            None if stored_ids.contains(&key) => events.event_by_id(room, cmd.event_id).await?,
+            None if stored_ids.is_some_and(|s| s.contains(&key)) => {
+                events.event_by_id(room, cmd.event_id).await?
+            }
             None => None,
         };
-        if let Some(stored) = stored {
-            return if cmd.is_retry_of(&stored, sender) {
+        let retry = |stored: ChatEvent| {
+            if cmd.is_retry_of(&stored, sender) {
                 Ok(Appended::Existing(stored))
             } else {
                 Err(AppendError::EventIdConflict)
-            };
+            }
+        };
+        if let Some(stored) = stored {
+            return retry(stored);
         }
         let state = &mut core.state;
-        if let Some(expected) = cmd.expected_seq {
-            if expected != state.last_seq() {
-                return Err(AppendError::SeqConflict {
-                    last_seq: state.last_seq(),
-                });
+        let kind = match cmd.expected_seq {
+            Some(expected) if expected != state.last_seq() => Err(AppendError::SeqConflict {
+                last_seq: state.last_seq(),
+            }),
+            _ => state.decide(&cmd, sender).map_err(AppendError::from),
+        };
+        let kind = match kind {
+            Ok(kind) => kind,
+            // Refused, where the batch's ids were not looked up: a retry of
+            // a stored event gets that event all the same.
+            Err(e) if stored_ids.is_none() => {
+                return match events.event_by_id(room, cmd.event_id).await? {
+                    Some(stored) => retry(stored),
+                    None => Err(e),
+                };
             }
-        }
-        let kind = state.decide(&cmd, sender)?;
+            Err(e) => return Err(e),
+        };
         let timestamp = now().max(
             state
                 .last_timestamp()

@@ -291,6 +291,15 @@ pub trait EventStore: Send + Sync + 'static {
     fn writers(&self) -> usize {
         1
     }
+    /// Whether a commit holding an event whose `eventId` is stored in its
+    /// room already fails with [`StoreError::Conflict`] and writes nothing
+    /// (a unique index): the appender then skips looking a batch's ids up
+    /// before deciding it, and looks them up when it decides again after
+    /// the conflict. A store without such a check keeps this default, and
+    /// every batch's ids are looked up first.
+    fn refuses_stored_ids(&self) -> bool {
+        false
+    }
     /// Whether the store's calls block a thread while they wait (redb):
     /// the append writers then get threads of their own, where its calls
     /// run in place (see [`block_in_place_on_this_thread`]). A store that

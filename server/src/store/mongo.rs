@@ -1012,6 +1012,11 @@ impl EventStore for MongoStore {
         4
     }
 
+    /// The unique index on (roomId, eventId) refuses the events' insert.
+    fn refuses_stored_ids(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.db
             .run_command(doc! {"ping": 1})
