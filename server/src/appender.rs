@@ -244,6 +244,8 @@ impl Appender {
                 cache: share,
                 clock: 0,
                 contended_until: None,
+                look_up_ids: false,
+                skipped_lookup: false,
                 id: Uuid::new_v4(),
                 catch_ups: catch_ups.clone(),
                 reported: (0, 0),
@@ -452,6 +454,12 @@ struct Writer {
     /// Until when this writer counts as contended: it met another writer
     /// in the last second.
     contended_until: Option<Instant>,
+    /// Whether the current batch's ids are to be looked up before it is
+    /// decided: set after a conflict of an attempt that skipped that (the
+    /// conflict may be a retry of a stored event, not another writer).
+    look_up_ids: bool,
+    /// Whether the last attempt skipped that lookup.
+    skipped_lookup: bool,
     /// This writer, to the store (whose turn it is on a room).
     id: Uuid,
     /// Rooms whose projection is being caught up in the background.
@@ -675,6 +683,13 @@ impl Writer {
         let answers = loop {
             match self.attempt(&jobs, started).await {
                 Ok(answers) => break answers,
+                // After skipping the ids' lookup, the conflict may be a retry
+                // of a stored event: decided again with the lookup, and only
+                // another conflict counts as meeting another writer.
+                Err(Conflict) if attempt < ATTEMPTS && self.skipped_lookup => {
+                    self.look_up_ids = true;
+                    attempt += 1;
+                }
                 Err(Conflict) if attempt < ATTEMPTS => {
                     self.metrics.append_conflicts.inc();
                     self.contended_until = Some(Instant::now() + CONTENDED);
@@ -692,6 +707,7 @@ impl Writer {
                 }
             }
         };
+        self.look_up_ids = false;
         for (answer, to) in answers.into_iter().zip(replies) {
             answer.send(to);
         }
@@ -720,11 +736,12 @@ impl Writer {
         let contended = self.contended_until.is_some_and(|t| t > Instant::now());
         // Which of the batch's eventIds are stored already (a retry gets
         // the stored event), read at the same time. Where the store refuses
-        // a stored id at commit, that read is left to the attempts after a
-        // conflict (while `contended`): a retry of a stored event meets the
-        // refusal, and the batch is decided again with the read. Retries
-        // are rare, a read per batch is not.
-        let look_up = contended || !self.stores.events.refuses_stored_ids();
+        // a stored id at commit, that read is left to the attempt after a
+        // conflict (and to contended writers): a retry of a stored event
+        // meets the refusal, and the batch is decided again with the read.
+        // Retries are rare, a read per batch is not.
+        let look_up = contended || self.look_up_ids || !self.stores.events.refuses_stored_ids();
+        self.skipped_lookup = !look_up;
         let stored = async {
             if look_up {
                 self.stored_ids(jobs).await.map(Some)

@@ -4,12 +4,11 @@
 //!
 //! - `chat_events`: one document per event (never a growing document per
 //!   room), unique on (roomId, seq) and on (roomId, eventId).
-//! - `chat_rooms` (with `lastSeq`, and its projection's checkpoint:
-//!   `projected`, the seq the projection is at, and `live`, its
-//!   live-message count), `chat_message_views`, `chat_read_markers`,
-//!   `chat_sender_live` and `chat_unread` (the counts behind unread counts,
-//!   so that the room list never scans unread rows),
-//!   `chat_snapshot_heads` and `chat_snapshot_chunks`,
+//! - `chat_rooms` (with `lastSeq`), `chat_message_views`,
+//!   `chat_read_markers`, `chat_sender_live` and `chat_unread` (the counts
+//!   behind unread counts, so that the room list never scans unread rows),
+//!   `chat_projection` (per room: the seq its projection is at, and its
+//!   live-message count), `chat_snapshot_heads` and `chat_snapshot_chunks`,
 //!   `chat_users`, `chat_sessions` (a TTL index expires them), and
 //!   `chat_room_leases` (whose turn it is to append to a room when several
 //!   writers are busy with it).
@@ -18,11 +17,8 @@
 //! majority and journal: the room's `lastSeq` moves only from the value its
 //! writer saw (else a conflict), and the unique indexes refuse a second
 //! event at a seq or a second copy of an eventId. The projection and
-//! snapshots go in the same transaction when every room's checkpoint is
-//! where the writer left it: the statement that moves a room's `lastSeq`
-//! moves its checkpoint too, so one statement per room checks both (if
-//! one does not match, the events are committed alone and the projection
-//! follows, from the checkpoints as read). A commit's rows of one
+//! snapshots go in the same transaction, for the rooms whose checkpoint in
+//! `chat_projection` is where the writer left it. A commit's rows of one
 //! kind go in one command whatever the number of its rooms (each `update`
 //! or `delete` command carries one statement per room; only new rooms and
 //! snapshot chunks are written one by one), not a round trip per row: on a
@@ -34,9 +30,8 @@
 use super::compressed;
 use super::heads::HeadCache;
 use super::{
-    AccountStore, Commit, EventStore, Projected, ProjectionChanges, ProjectionStore,
-    RoomProjection, RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage,
-    WithProjection,
+    AccountStore, Commit, EventStore, ProjectionChanges, ProjectionStore, RoomProjection,
+    RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage, WithProjection,
 };
 use async_trait::async_trait;
 use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
@@ -48,6 +43,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -69,6 +65,9 @@ pub struct MongoStore {
     client: Client,
     db: Database,
     bases: HeadCache,
+    /// Whether this process has seen every index made (at start; until
+    /// then a stored eventId is not known to be refused at commit).
+    indexed: AtomicBool,
 }
 
 fn unavailable(e: MongoError) -> StoreError {
@@ -157,48 +156,13 @@ fn i64_of(d: &Document, key: &str) -> Result<i64, StoreError> {
     }
 }
 
-/// A field of a room's projection checkpoint (`projected`, `live`) from its
-/// `chat_rooms` document: absent (0) on a room written before the
-/// checkpoint moved there, until its projection first moves.
-fn checkpoint_of(d: &Document, key: &str) -> Result<i64, StoreError> {
-    if d.contains_key(key) {
-        i64_of(d, key)
+/// A room's live-message count from its `chat_projection` row: absent
+/// until the room's first message.
+fn live_of(d: &Document) -> Result<i64, StoreError> {
+    if d.contains_key("live") {
+        i64_of(d, "live")
     } else {
         Ok(0)
-    }
-}
-
-fn projected_of(d: &Document) -> Result<u64, StoreError> {
-    u64::try_from(checkpoint_of(d, "projected")?).map_err(|_| corrupt("projected"))
-}
-
-/// The update of a room's document that sets `set` and moves its projection
-/// checkpoint to `to`, its live-message count by `delta`.
-fn checkpoint_moves(mut set: Document, to: u64, delta: Option<i64>) -> Document {
-    set.insert("projected", seq(to));
-    let mut update = doc! {"$set": set};
-    if let Some(delta) = delta {
-        update.insert("$inc", doc! {"live": delta});
-    }
-    update
-}
-
-/// Each room's change in its live-message count over a commit.
-fn live_deltas(c: &ProjectionChanges) -> BTreeMap<&str, i64> {
-    let mut live: BTreeMap<&str, i64> = BTreeMap::new();
-    for ((room, _), delta) in &c.counts.live {
-        *live.entry(room.as_str()).or_default() += delta;
-    }
-    live
-}
-
-/// The filter of a room's projection checkpoint at `at` (a room whose
-/// document has none yet is at 0).
-fn projected_at(at: u64) -> Bson {
-    if at == 0 {
-        Bson::Document(doc! {"$in": [0_i64, Bson::Null]})
-    } else {
-        Bson::Int64(seq(at))
     }
 }
 
@@ -261,8 +225,6 @@ fn room_doc(r: &RoomRecord) -> Document {
         "createdBy": &r.created_by,
         "createdAt": r.created_at.as_millis(),
         "lastSeq": seq(r.last_seq),
-        "projected": 0_i64,
-        "live": 0_i64,
     }
 }
 
@@ -300,56 +262,14 @@ impl MongoStore {
             db: client.database(db),
             client,
             bases: HeadCache::default(),
+            indexed: AtomicBool::new(false),
         };
         if let Err(e) = store.ensure_indexes().await {
             // Not fatal: the server answers 503 until MongoDB is back, and
             // the indexes are made on the next start.
             tracing::warn!(error = %e, "MongoDB unreachable at start; indexes not checked");
-        } else if let Err(e) = store.move_checkpoints().await {
-            // Not fatal either: a room without its checkpoint reads as
-            // projected to 0, and its projection is rebuilt from its events
-            // when next appended to; the move is finished on the next start.
-            tracing::warn!(error = %e, "the projection checkpoints could not be moved");
         }
         Ok(store)
-    }
-
-    /// Databases written before the projection checkpoints moved into
-    /// `chat_rooms` keep them in `chat_projection` (`seq`, `live`): each is
-    /// copied onto its room unless the room has one, then that collection
-    /// is dropped. Idempotent, so a start that stops half-way is finished
-    /// by the next; an instance of the version before must not run beside
-    /// this one (docs/deploy.md).
-    async fn move_checkpoints(&self) -> Result<(), MongoError> {
-        const OLD: &str = "chat_projection";
-        let found = (self.db.list_collection_names())
-            .filter(doc! {"name": OLD})
-            .await?;
-        if found.is_empty() {
-            return Ok(());
-        }
-        let rooms = self.coll("chat_rooms");
-        let mut cursor = self.coll(OLD).find(doc! {}).await?;
-        let mut moved = 0_u64;
-        while let Some(d) = cursor.try_next().await? {
-            let (Some(room), Some(at)) = (d.get("_id"), d.get("seq")) else {
-                continue;
-            };
-            let live = d.get("live").cloned().unwrap_or(Bson::Int64(0));
-            let r = rooms
-                .update_one(
-                    doc! {"_id": room, "projected": {"$exists": false}},
-                    doc! {"$set": {"projected": at, "live": live}},
-                )
-                .await?;
-            moved += r.modified_count;
-        }
-        self.coll(OLD).drop().await?;
-        tracing::info!(
-            rooms = moved,
-            "projection checkpoints moved into chat_rooms"
-        );
-        Ok(())
     }
 
     fn coll(&self, name: &str) -> Collection<Document> {
@@ -405,21 +325,12 @@ impl MongoStore {
                     .build(),
             )
             .await?;
+        self.indexed.store(true, Ordering::Relaxed);
         Ok(())
     }
 
-    /// One group commit, inside the session's transaction. With `proj`
-    /// (which has a range for every room the commit extends), each room's
-    /// projection checkpoint moves with its `lastSeq`, from its range's
-    /// `from` to its `to`. `Ok(false)` when a room is no longer where its
-    /// writer saw it (its `lastSeq`, or with `proj` its checkpoint): the
-    /// events are not written then.
-    async fn write_commit(
-        &self,
-        s: &mut ClientSession,
-        c: &Commit,
-        proj: Option<&ProjectionChanges>,
-    ) -> Result<bool, StoreError> {
+    /// One group commit, inside the session's transaction.
+    async fn write_commit(&self, s: &mut ClientSession, c: &Commit) -> Result<(), StoreError> {
         let rooms = self.coll("chat_rooms");
         for r in &c.new_rooms {
             match rooms.insert_one(room_doc(r)).session(&mut *s).await {
@@ -429,29 +340,21 @@ impl MongoStore {
             }
         }
         // Every room's log moves on in one command, each only from the last
-        // seq its writer saw (and its checkpoint only from where its writer
-        // left it).
-        let ranges: HashMap<&str, &Projected> = proj
-            .map(|p| p.rooms.iter().map(|r| (r.room.as_str(), r)).collect())
-            .unwrap_or_default();
-        let live = proj.map(live_deltas).unwrap_or_default();
+        // seq its writer saw.
         let advances = c.advances.iter().map(|a| {
-            let mut filter = doc! {"_id": &a.room, "lastSeq": seq(a.expected)};
-            let set = doc! {"lastSeq": seq(a.last)};
-            let update = match ranges.get(a.room.as_str()) {
-                Some(r) => {
-                    filter.insert("projected", projected_at(r.from));
-                    checkpoint_moves(set, r.to, live.get(a.room.as_str()).copied())
-                }
-                None => doc! {"$set": set},
-            };
-            (filter, update, false)
+            (
+                doc! {"_id": &a.room, "lastSeq": seq(a.expected)},
+                doc! {"$set": {"lastSeq": seq(a.last)}},
+                false,
+            )
         });
         let moved = self
             .update_each(s, "chat_rooms", advances.collect())
             .await?;
         if moved != c.advances.len() as i64 {
-            return Ok(false);
+            return Err(StoreError::Conflict(
+                "a room is no longer at the seq its writer saw".into(),
+            ));
         }
         if !c.events.is_empty() {
             let docs = c.events.iter().map(|e| {
@@ -478,7 +381,7 @@ impl MongoStore {
                 Err(e) => return Err(in_transaction(e)),
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// A transaction on a new session with snapshot reads. `Durable` ones
@@ -531,16 +434,19 @@ impl MongoStore {
         }
     }
 
-    /// The seq `room`'s projection is at (0 without a checkpoint), read in
-    /// the session's transaction.
-    async fn checkpoint(&self, s: &mut ClientSession, room: &str) -> Result<u64, StoreError> {
-        let d = (self.coll("chat_rooms"))
-            .find_one(doc! {"_id": room})
-            .projection(doc! {"projected": 1})
-            .session(s)
-            .await
-            .map_err(in_transaction)?;
-        d.map_or(Ok(0), |d| projected_of(&d))
+    /// The seq `room`'s projection is at (0 without a checkpoint).
+    async fn checkpoint(
+        &self,
+        s: Option<&mut ClientSession>,
+        room: &str,
+    ) -> Result<u64, StoreError> {
+        let coll = self.coll("chat_projection");
+        let find = coll.find_one(doc! {"_id": room});
+        let d = match s {
+            Some(s) => find.session(s).await.map_err(in_transaction)?,
+            None => find.await.map_err(unavailable)?,
+        };
+        d.map_or(Ok(0), |d| u64_of(&d, "seq"))
     }
 
     /// One write command of `coll` with several statements (one round
@@ -616,9 +522,9 @@ impl MongoStore {
         rooms: &[&str],
     ) -> Result<HashMap<String, u64>, StoreError> {
         let mut cursor = self
-            .coll("chat_rooms")
+            .coll("chat_projection")
             .find(doc! {"_id": {"$in": rooms.to_vec()}})
-            .projection(doc! {"projected": 1})
+            .projection(doc! {"seq": 1})
             .session(&mut *s)
             .await
             .map_err(in_transaction)?;
@@ -629,15 +535,14 @@ impl MongoStore {
             .map_err(in_transaction)?;
         let mut at: HashMap<String, u64> = rooms.iter().map(|r| ((*r).to_owned(), 0)).collect();
         for d in &docs {
-            at.insert(str_of(d, "_id")?.to_owned(), projected_of(d)?);
+            at.insert(str_of(d, "_id")?.to_owned(), u64_of(d, "seq")?);
         }
         Ok(at)
     }
 
     /// A group commit's projection changes, inside the session's
     /// transaction: those of the rooms whose projection is where their
-    /// writer left it (read in this transaction, so that no other writer
-    /// moves it before this commits); the rooms found behind it.
+    /// writer left it; the rooms found behind it.
     async fn project_in(
         &self,
         s: &mut ClientSession,
@@ -646,36 +551,38 @@ impl MongoStore {
         let rooms: Vec<&str> = changes.rooms.iter().map(|r| r.room.as_str()).collect();
         let at = self.checkpoints(&mut *s, &rooms).await?;
         let (keep, behind) = changes.decide(|room| at.get(room).copied().unwrap_or(0));
-        let only;
-        let kept = if keep.len() == changes.rooms.len() {
-            changes
+        if keep.len() == changes.rooms.len() {
+            self.write_projection(s, changes).await?;
         } else {
-            only = changes.only(&keep);
-            &only
-        };
-        let mut live = live_deltas(kept);
-        let mut moves = Vec::new();
-        for r in &kept.rooms {
-            let delta = live.remove(r.room.as_str());
-            let update = checkpoint_moves(Document::new(), r.to, delta);
-            moves.push((doc! {"_id": &r.room}, update, false));
+            self.write_projection(s, &changes.only(&keep)).await?;
         }
-        for (room, delta) in live {
-            moves.push((doc! {"_id": room}, doc! {"$inc": {"live": delta}}, false));
-        }
-        self.update_each(s, "chat_rooms", moves).await?;
-        self.write_rows(s, kept).await?;
         Ok(behind)
     }
 
-    /// A group commit's projection rows (all but the rooms' checkpoints),
-    /// inside the session's transaction: a few commands for all its rooms,
-    /// not one per row.
-    async fn write_rows(
+    /// A group commit's projection changes, inside the session's
+    /// transaction: a few commands for all its rooms, not one per row.
+    async fn write_projection(
         &self,
         s: &mut ClientSession,
         c: &ProjectionChanges,
     ) -> Result<(), StoreError> {
+        // Each room's checkpoint, with the change in its live messages.
+        let mut live: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((room, _), delta) in &c.counts.live {
+            *live.entry(room.as_str()).or_default() += delta;
+        }
+        let mut checkpoints = Vec::new();
+        for r in &c.rooms {
+            let mut update = doc! {"$set": {"seq": seq(r.to)}};
+            if let Some(delta) = live.remove(r.room.as_str()) {
+                update.insert("$inc", doc! {"live": delta});
+            }
+            checkpoints.push((doc! {"_id": &r.room}, update, true));
+        }
+        for (room, delta) in live {
+            checkpoints.push((doc! {"_id": room}, doc! {"$inc": {"live": delta}}, true));
+        }
+        self.update_each(s, "chat_projection", checkpoints).await?;
         // The view rows: each row's last change in this commit. A row that
         // may be stored (at or before the seq the room's projection was at)
         // is deleted first; all are inserted in one command.
@@ -771,7 +678,7 @@ impl MongoStore {
         p: &RoomProjection,
         at: u64,
     ) -> Result<bool, StoreError> {
-        if self.checkpoint(&mut *s, room).await? > at {
+        if self.checkpoint(Some(&mut *s), room).await? > at {
             return Ok(false);
         }
         let views = self.coll("chat_message_views");
@@ -815,11 +722,12 @@ impl MongoStore {
             }
         }
         let total: u64 = p.live_by_sender.values().sum();
-        self.coll("chat_rooms")
+        self.coll("chat_projection")
             .update_one(
                 doc! {"_id": room},
-                doc! {"$set": {"projected": seq(at), "live": seq(total)}},
+                doc! {"$set": {"seq": seq(at), "live": seq(total)}},
             )
+            .upsert(true)
             .session(&mut *s)
             .await
             .map_err(in_transaction)?;
@@ -1012,9 +920,10 @@ impl EventStore for MongoStore {
         4
     }
 
-    /// The unique index on (roomId, eventId) refuses the events' insert.
+    /// The unique index on (roomId, eventId) refuses the events' insert,
+    /// once it is known to exist.
     fn refuses_stored_ids(&self) -> bool {
-        true
+        self.indexed.load(Ordering::Relaxed)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1199,13 +1108,7 @@ impl EventStore for MongoStore {
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         let mut s = self.begin(Writes::Durable).await?;
-        let written = match self.write_commit(&mut s, &c, None).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(StoreError::Conflict(
-                "a room is no longer at the seq its writer saw".into(),
-            )),
-            Err(e) => Err(e),
-        };
+        let written = self.write_commit(&mut s, &c).await;
         self.finish(s, written).await
     }
 
@@ -1214,33 +1117,24 @@ impl EventStore for MongoStore {
         c: Commit,
         proj: Arc<ProjectionChanges>,
     ) -> Result<WithProjection, StoreError> {
-        // Together only when each room's checkpoint can move with its log.
-        let extended: HashSet<&str> = c.advances.iter().map(|a| a.room.as_str()).collect();
-        let covered = (proj.rooms.iter()).all(|r| extended.contains(r.room.as_str()))
-            && (proj.counts.live.keys()).all(|(r, _)| extended.contains(r.as_str()));
-        if covered {
-            let mut s = self.begin(Writes::Durable).await?;
-            match self.write_commit(&mut s, &c, Some(&proj)).await {
-                Err(e) => return self.finish(s, Err(e)).await,
-                Ok(true) => match self.write_rows(&mut s, &proj).await {
-                    Ok(()) => {
-                        let written = Ok(WithProjection::Written { behind: Vec::new() });
-                        return self.finish(s, written).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the projection could not go with the events");
-                    }
-                },
-                // A room's log or checkpoint moved: committed alone, the
-                // events meet a conflict again if its log did.
-                Ok(false) => {}
-            }
-            let _ = s.abort_transaction().await;
+        let mut s = self.begin(Writes::Durable).await?;
+        if let Err(e) = self.write_commit(&mut s, &c).await {
+            return self.finish(s, Err(e)).await;
         }
-        // What only the projection needs must not cost the events: they are
-        // committed alone, and the projection is left to the caller (which
-        // reads where each room's checkpoint is).
-        self.commit(c).await.map(|()| WithProjection::Left)
+        match self.project_in(&mut s, &proj).await {
+            Ok(behind) => {
+                (self.finish(s, Ok(behind)).await).map(|behind| WithProjection::Written { behind })
+            }
+            // What only the projection needs must not cost the events: on
+            // any error of its part (a conflict too, which the events alone
+            // meet again if another writer moved their rooms on), they are
+            // committed alone, and the projection is left to the caller.
+            Err(e) => {
+                let _ = s.abort_transaction().await;
+                tracing::warn!(error = %e, "the projection could not go with the events");
+                self.commit(c).await.map(|()| WithProjection::Left)
+            }
+        }
     }
 }
 
@@ -1271,8 +1165,12 @@ impl ProjectionStore for MongoStore {
         let rooms: Vec<RoomRecord> = docs.iter().map(room_of).collect::<Result<_, _>>()?;
         let ids: Vec<&str> = rooms.iter().map(|r| r.room_id.as_str()).collect();
         let mut live: HashMap<String, i64> = HashMap::new();
-        for d in &docs {
-            live.insert(str_of(d, "_id")?.to_owned(), checkpoint_of(d, "live")?);
+        for d in &all(self
+            .coll("chat_projection")
+            .find(doc! {"_id": {"$in": &ids}}))
+        .await?
+        {
+            live.insert(str_of(d, "_id")?.to_owned(), live_of(d)?);
         }
         // Three lookups for the whole page: the user's markers, unread
         // counts and own live messages in these rooms.
@@ -1318,15 +1216,8 @@ impl ProjectionStore for MongoStore {
         limit: usize,
         before: Option<u64>,
     ) -> Result<ViewPage, StoreError> {
-        let (last_seq, projected) = match (self.coll("chat_rooms"))
-            .find_one(doc! {"_id": room})
-            .projection(doc! {"lastSeq": 1, "projected": 1})
-            .await
-            .map_err(unavailable)?
-        {
-            Some(d) => (u64_of(&d, "lastSeq")?, projected_of(&d)?),
-            None => (0, 0),
-        };
+        let last_seq = self.room(room).await?.map_or(0, |r| r.last_seq);
+        let projected = self.checkpoint(None, room).await?;
         let mut messages: Vec<Message> = Vec::new();
         let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
         if limit > 0 && upper > 0 {
@@ -1363,12 +1254,11 @@ impl ProjectionStore for MongoStore {
             self.count("chat_unread", room, user).await?
         } else {
             let live = self
-                .coll("chat_rooms")
+                .coll("chat_projection")
                 .find_one(doc! {"_id": room})
-                .projection(doc! {"live": 1})
                 .await
                 .map_err(unavailable)?
-                .map_or(Ok(0), |d| checkpoint_of(&d, "live"))?;
+                .map_or(Ok(0), |d| live_of(&d))?;
             live - self.count("chat_sender_live", room, user).await?
         };
         Ok(n.max(0) as u64)
@@ -1382,13 +1272,12 @@ impl ProjectionStore for MongoStore {
 
     async fn projected(&self, rooms: &[String]) -> Result<HashMap<String, u64>, StoreError> {
         let docs = all(self
-            .coll("chat_rooms")
-            .find(doc! {"_id": {"$in": rooms}})
-            .projection(doc! {"projected": 1}))
+            .coll("chat_projection")
+            .find(doc! {"_id": {"$in": rooms}}))
         .await?;
         let mut at: HashMap<String, u64> = rooms.iter().map(|r| (r.clone(), 0)).collect();
         for d in &docs {
-            at.insert(str_of(d, "_id")?.to_owned(), projected_of(d)?);
+            at.insert(str_of(d, "_id")?.to_owned(), u64_of(d, "seq")?);
         }
         Ok(at)
     }
