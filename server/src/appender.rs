@@ -244,7 +244,6 @@ impl Appender {
                 cache: share,
                 clock: 0,
                 contended_until: None,
-                look_up_ids: false,
                 skipped_lookup: false,
                 id: Uuid::new_v4(),
                 catch_ups: catch_ups.clone(),
@@ -454,11 +453,7 @@ struct Writer {
     /// Until when this writer counts as contended: it met another writer
     /// in the last second.
     contended_until: Option<Instant>,
-    /// Whether the current batch's ids are to be looked up before it is
-    /// decided: set after a conflict of an attempt that skipped that (the
-    /// conflict may be a retry of a stored event, not another writer).
-    look_up_ids: bool,
-    /// Whether the last attempt skipped that lookup.
+    /// Whether the last attempt skipped looking its batch's ids up.
     skipped_lookup: bool,
     /// This writer, to the store (whose turn it is on a room).
     id: Uuid,
@@ -680,14 +675,18 @@ impl Writer {
         let (jobs, replies): (Vec<Job>, Vec<ReplyTo>) =
             batch.into_iter().map(Request::split).unzip();
         let mut attempt = 1;
+        // Whether to look the batch's ids up whatever the store refuses: after
+        // a conflict of an attempt that skipped that (the conflict may be a
+        // retry of a stored event, not another writer).
+        let mut look_up_ids = false;
         let answers = loop {
-            match self.attempt(&jobs, started).await {
+            match self.attempt(&jobs, started, look_up_ids).await {
                 Ok(answers) => break answers,
                 // After skipping the ids' lookup, the conflict may be a retry
                 // of a stored event: decided again with the lookup, and only
                 // another conflict counts as meeting another writer.
                 Err(Conflict) if attempt < ATTEMPTS && self.skipped_lookup => {
-                    self.look_up_ids = true;
+                    look_up_ids = true;
                     attempt += 1;
                 }
                 Err(Conflict) if attempt < ATTEMPTS => {
@@ -707,7 +706,6 @@ impl Writer {
                 }
             }
         };
-        self.look_up_ids = false;
         for (answer, to) in answers.into_iter().zip(replies) {
             answer.send(to);
         }
@@ -717,7 +715,12 @@ impl Writer {
     /// together if no other writer appended to those rooms meanwhile. A
     /// conflict drops the room states it used (they are behind the store):
     /// the next attempt loads what it missed and decides again.
-    async fn attempt(&mut self, jobs: &[Job], started: Instant) -> Result<Vec<Answer>, Conflict> {
+    async fn attempt(
+        &mut self,
+        jobs: &[Job],
+        started: Instant,
+        look_up_ids: bool,
+    ) -> Result<Vec<Answer>, Conflict> {
         // Ready to decide on the batch's rooms, where writers share the
         // store: the rooms another writer appended to are caught up first.
         let mut rooms: Vec<&str> = jobs
@@ -740,7 +743,7 @@ impl Writer {
         // conflict (and to contended writers): a retry of a stored event
         // meets the refusal, and the batch is decided again with the read.
         // Retries are rare, a read per batch is not.
-        let look_up = contended || self.look_up_ids || !self.stores.events.refuses_stored_ids();
+        let look_up = contended || look_up_ids || !self.stores.events.refuses_stored_ids();
         self.skipped_lookup = !look_up;
         let stored = async {
             if look_up {
