@@ -4,10 +4,17 @@
 //! reaches them over Redis pub/sub. The baseline of the same run is the
 //! same load with the subscribers on A itself (the same two processes, A
 //! with `REDIS_URL` as in production, so it publishes every event to Redis
-//! either way; B runs and gets those publishes, with nobody to give them
-//! to). The two placements alternate, each on a fresh room, and the
-//! latencies of each are pooled. A lost, doubled or out-of-order delivery
-//! fails the run.
+//! either way).
+//!
+//! The two placements run at once, message by message in turn: two rooms
+//! (each round fresh ones), one listened to on A and one on B, each with
+//! its own five senders on A at half the rate, the second room's led by
+//! half a gap. So the messages go out evenly as in one room at the whole
+//! rate, each instance fans out every other one, and the store's commit
+//! latency, which swings by tens of milliseconds from second to second on
+//! this machine, weighs on both placements alike: run one after the other,
+//! that swing decided the difference at p99. A lost, doubled or
+//! out-of-order delivery fails the run.
 
 use super::fanout::{
     phase, pool, users, within, Kind, Outcome, Senders, Subscribers, Watch, PER_USER, SENDERS,
@@ -22,8 +29,8 @@ use std::time::{Duration, Instant};
 /// append waits for its write there), so that the store is not the queue
 /// being measured.
 const RATE: f64 = 50.0;
-/// Each placement is measured this many times, alternating.
-const ROUNDS: u32 = 2;
+/// Rounds, each on two fresh rooms (one per placement).
+const ROUNDS: u32 = 3;
 
 pub async fn run(bin: &Path, mongo: &str, redis: &str, subscribers: usize) -> Vec<Row> {
     let time = Duration::from_secs(if subscribers >= 500 { 8 } else { 4 });
@@ -47,7 +54,11 @@ pub async fn run(bin: &Path, mongo: &str, redis: &str, subscribers: usize) -> Ve
     let started = Instant::now();
     let mut same = Vec::new();
     let mut other = Vec::new();
+    // Each placement's senders send every `gap`; B's room's go out half a
+    // gap after A's.
+    let gap = Duration::from_secs_f64(2.0 * SENDERS as f64 / RATE);
     for round in 0..ROUNDS {
+        let mut placements = Vec::new();
         for (on_b, server) in [(false, &a), (true, &b)] {
             let room = format!("x{round}{}", if on_b { "b" } else { "a" });
             within("a room", a.room(&senders[0], &room)).await;
@@ -59,12 +70,29 @@ pub async fn run(bin: &Path, mongo: &str, redis: &str, subscribers: usize) -> Ve
                 .collect();
             let send_urls: Vec<String> = senders.iter().map(|t| url(&a, t)).collect();
             let subs = Subscribers::connect(Kind::Ours, &sub_urls, 2).await;
-            let mut send = Senders::connect(Kind::Ours, &send_urls).await;
-            // Warm-up of the room: not counted.
-            phase(&subs, &mut send, &watch, 1, RATE, Duration::from_secs(1)).await;
-            let out = phase(&subs, &mut send, &watch, 2, RATE, time).await;
-            if on_b { &mut other } else { &mut same }.push(out);
+            let send = Senders::connect(Kind::Ours, &send_urls).await;
+            let lead = if on_b {
+                gap / (2 * SENDERS as u32)
+            } else {
+                Duration::ZERO
+            };
+            placements.push((subs, send.led_by(lead)));
         }
+        let [(subs_a, send_a), (subs_b, send_b)] = &mut placements[..] else {
+            unreachable!("two placements")
+        };
+        // Warm-up of the rooms: not counted.
+        let warm = Duration::from_secs(1);
+        tokio::join!(
+            phase(subs_a, send_a, &watch, 1, RATE / 2.0, warm),
+            phase(subs_b, send_b, &watch, 1, RATE / 2.0, warm)
+        );
+        let (on_a, on_b) = tokio::join!(
+            phase(subs_a, send_a, &watch, 2, RATE / 2.0, time),
+            phase(subs_b, send_b, &watch, 2, RATE / 2.0, time)
+        );
+        same.push(on_a);
+        other.push(on_b);
     }
     eprintln!(
         "  both placements: {:.0} s",
@@ -121,26 +149,24 @@ fn row(subscribers: usize, same: &Outcome, other: &Outcome) -> Row {
             thousands(o.delivered as f64)
         )
     };
-    let usage = |o: &Outcome| {
-        let u = &o.usage;
-        format!(
-            "A + B {:.1} s CPU in {:.1} s, peak {:.0} MiB together; generator {:.1} s CPU{}; \
-             acks (MongoDB append) p50 {:.1} ms, p99 {:.1} ms; {} resyncs, {} backstop deliveries",
-            u.server_cpu_s,
-            u.wall_s,
-            u.server_peak_rss_mib,
-            u.generator_cpu_s,
-            if u.generator_bound() {
-                " (**generator-bound**)"
-            } else {
-                ""
-            },
-            o.ack.p50_ms,
-            o.ack.p99_ms,
-            o.resyncs,
-            o.backstop
-        )
-    };
+    // Both placements ran at once: the processes' usage and the counters
+    // are those of both (each placement's gauge saw the same processes).
+    let u = &other.usage;
+    let usage = format!(
+        "A + B {:.1} s CPU in {:.1} s, peak {:.0} MiB together; generator {:.1} s CPU{}; {} resyncs, {} backstop deliveries",
+        u.server_cpu_s,
+        u.wall_s,
+        u.server_peak_rss_mib,
+        u.generator_cpu_s,
+        if u.generator_bound() {
+            " (**generator-bound**)"
+        } else {
+            ""
+        },
+        other.resyncs,
+        other.backstop
+    );
+    let acks = |o: &Outcome| format!("p50 {:.1} ms, p99 {:.1} ms", o.ack.p50_ms, o.ack.p99_ms);
     Row {
         scenario: super::mongo_append::on_mongodb("5 cross-instance"),
         case: format!(
@@ -156,11 +182,12 @@ fn row(subscribers: usize, same: &Outcome, other: &Outcome) -> Row {
         notes: format!(
             "{extra:+.1} ms at p99, {:+.1} ms at p50 (ratio: single-instance p99 / cross-instance p99); \
              after the ack (each delivery less its message's ack latency, which takes out the store's share) {:+.1} ms at p99; \
-             {ROUNDS} rounds each, alternating, a fresh room each. Across: {}. Same instance: {}",
+             {ROUNDS} rounds, both placements at once, message by message in turn, fresh rooms each round. \
+             Acks (MongoDB append): across {}, same instance {}. Both placements: {usage}",
             other.latency.p50_ms - same.latency.p50_ms,
             other.after_ack.p99_ms - same.after_ack.p99_ms,
-            usage(other),
-            usage(same)
+            acks(other),
+            acks(same)
         ),
         figures: serde_json::json!({"cross_instance": other, "same_instance": same, "rounds": ROUNDS}),
     }

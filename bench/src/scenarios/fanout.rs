@@ -344,6 +344,8 @@ pub(crate) struct Senders {
     tally: Arc<SenderTally>,
     readers: Vec<JoinHandle<()>>,
     sent: u64,
+    /// How long after a phase starts the first message goes out.
+    lead: Duration,
 }
 
 impl Senders {
@@ -399,7 +401,16 @@ impl Senders {
             tally,
             readers,
             sent: 0,
+            lead: Duration::ZERO,
         }
+    }
+
+    /// Senders whose messages each phase go out `lead` later than
+    /// otherwise: two sets of senders of the same rate, one led by half a
+    /// gap, take turns message by message.
+    pub(crate) fn led_by(mut self, lead: Duration) -> Senders {
+        self.lead = lead;
+        self
     }
 
     /// Sends `rate × time` messages of `phase` in all, evenly spaced (each
@@ -410,7 +421,7 @@ impl Senders {
             .round()
             .max(1.0) as u64;
         let gap = Duration::from_secs_f64(SENDERS as f64 / rate);
-        let start = tokio::time::Instant::now();
+        let start = tokio::time::Instant::now() + self.lead;
         let sending = self.sinks.iter_mut().enumerate().map(|(s, sink)| async move {
             let offset = gap.mul_f64(s as f64 / SENDERS as f64);
             for n in 0..each {
