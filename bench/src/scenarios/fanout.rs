@@ -344,8 +344,8 @@ pub(crate) struct Senders {
     tally: Arc<SenderTally>,
     readers: Vec<JoinHandle<()>>,
     sent: u64,
-    /// How long after a phase starts the first message goes out.
-    lead: Duration,
+    /// When the next phase's first message goes out, if not at once.
+    start_at: Option<tokio::time::Instant>,
 }
 
 impl Senders {
@@ -401,16 +401,15 @@ impl Senders {
             tally,
             readers,
             sent: 0,
-            lead: Duration::ZERO,
+            start_at: None,
         }
     }
 
-    /// Senders whose messages each phase go out `lead` later than
-    /// otherwise: two sets of senders of the same rate, one led by half a
-    /// gap, take turns message by message.
-    pub(crate) fn led_by(mut self, lead: Duration) -> Senders {
-        self.lead = lead;
-        self
+    /// The next phase's first message goes out at `at` (not when the phase
+    /// starts): two sets of senders whose phases run at once keep to one
+    /// timeline.
+    pub(crate) fn start_next_phase_at(&mut self, at: tokio::time::Instant) {
+        self.start_at = Some(at);
     }
 
     /// Sends `rate × time` messages of `phase` in all, evenly spaced (each
@@ -421,7 +420,10 @@ impl Senders {
             .round()
             .max(1.0) as u64;
         let gap = Duration::from_secs_f64(SENDERS as f64 / rate);
-        let start = tokio::time::Instant::now() + self.lead;
+        let start = self
+            .start_at
+            .take()
+            .unwrap_or_else(tokio::time::Instant::now);
         let sending = self.sinks.iter_mut().enumerate().map(|(s, sink)| async move {
             let offset = gap.mul_f64(s as f64 / SENDERS as f64);
             for n in 0..each {
