@@ -1,8 +1,7 @@
 //! The bus between server instances: Redis pub/sub. Each instance delivers
 //! its own events to its own subscribers at once ([`LocalBus`]), publishes
 //! them on Redis, and feeds the events and logouts that other instances
-//! publish to its subscribers. Its Redis connections live on a thread of
-//! their own ([`RedisBus::start`]).
+//! publish to its subscribers.
 //!
 //! Pub/sub is at most once, and so is this bus: a publish is dropped when
 //! Redis is down or its queue is full, and nothing that happened while the
@@ -66,35 +65,17 @@ pub struct RedisBus {
     here: LocalBus,
     outbox: mpsc::Sender<Outgoing>,
     links: Arc<Links>,
-    /// Dropped with the bus: the subscribing loop ends (the publishing one
-    /// ends with `outbox`), and with them the bus's thread.
+    /// Dropped with the bus: the subscribing task ends (the publishing one
+    /// ends with `outbox`).
     _stop: watch::Sender<()>,
     #[cfg(test)]
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// Marks both links down when the bus's thread ends, however it ends (a
-/// panic in a loop too): `/healthz` must not say a dead bus is connected.
-struct Down(Arc<Links>);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        self.0.publishing.store(false, Ordering::Relaxed);
-        self.0.subscribed.store(false, Ordering::Relaxed);
-    }
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl RedisBus {
-    /// Starts the publishing and subscribing loops for the Redis at `url`
+    /// Starts the publishing and subscribing tasks for the Redis at `url`
     /// (which need not be up yet: they keep trying, and
     /// [`Bus::connected`] says when they are through).
-    ///
-    /// They run on a thread of their own, with a runtime of their own, not
-    /// among the sockets' tasks: an event from another instance is handed
-    /// to this one's subscribers when it arrives, not after the fan-out in
-    /// progress, and a publish does not wait behind it either (measured in
-    /// BENCHMARKS.md, scenario 5: the hop between instances, and the acks
-    /// in a room with subscribers on the sender's instance).
     pub fn start(url: &str) -> Result<RedisBus, String> {
         let client = Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
         let here = LocalBus::default();
@@ -102,43 +83,21 @@ impl RedisBus {
         let origin = Uuid::new_v4();
         let (outbox, queue) = mpsc::channel(OUTBOX);
         let (stop, stopped) = watch::channel(());
-        let publishing = publish_loop(client.clone(), queue, links.clone(), origin);
-        let subscribing = subscribe_loop(client, here.clone(), links.clone(), origin, stopped);
-        // The runtime is made on the thread (a runtime must not be dropped
-        // where the caller's runs), which says whether it could.
-        let (made, runtime_made) = std::sync::mpsc::sync_channel(1);
-        let down = Down(links.clone());
-        let _thread = std::thread::Builder::new()
-            .name("redis-bus".into())
-            .spawn(move || {
-                let _down = down;
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = made.send(Err(format!("the Redis bus's runtime: {e}")));
-                        return;
-                    }
-                };
-                let _ = made.send(Ok(()));
-                runtime.block_on(async {
-                    tokio::join!(publishing, subscribing);
-                });
-            })
-            .map_err(|e| format!("the Redis bus's thread: {e}"))?;
-        // Waits only for the runtime to be made (no I/O).
-        runtime_made
-            .recv()
-            .map_err(|_| "the Redis bus's thread ended at once".to_owned())??;
+        let _publishing = tokio::spawn(publish_loop(client.clone(), queue, links.clone(), origin));
+        let _subscribing = tokio::spawn(subscribe_loop(
+            client,
+            here.clone(),
+            links.clone(),
+            origin,
+            stopped,
+        ));
         Ok(RedisBus {
             here,
             outbox,
             links,
             _stop: stop,
             #[cfg(test)]
-            thread: _thread,
+            tasks: [_publishing, _subscribing],
         })
     }
 
@@ -400,16 +359,16 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    /// Dropping the bus ends its thread, even while Redis cannot be reached
-    /// (its loops are then between attempts).
+    /// Dropping the bus ends both its tasks, even while Redis cannot be
+    /// reached (they are then between attempts).
     #[tokio::test]
-    async fn the_bus_thread_ends_with_the_bus() {
+    async fn the_bus_tasks_end_with_the_bus() {
         let bus = RedisBus::start("redis://127.0.0.1:1").expect("a bus");
         // Let both loops meet the refused connection first.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!bus.connected());
         let RedisBus {
-            thread,
+            tasks,
             here,
             outbox,
             links,
@@ -417,13 +376,12 @@ mod tests {
         } = bus;
         drop((here, outbox, links, _stop));
         let dropped = Instant::now();
-        while !thread.is_finished() {
-            assert!(
-                dropped.elapsed() < Duration::from_secs(10),
-                "the bus's thread still runs 10 s after the bus was dropped"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for task in tasks {
+            let left = Duration::from_secs(10).saturating_sub(dropped.elapsed());
+            tokio::time::timeout(left, task)
+                .await
+                .expect("the bus's tasks end within 10 s of the bus being dropped")
+                .expect("the bus's tasks did not panic");
         }
-        thread.join().expect("the bus's thread did not panic");
     }
 }
