@@ -679,9 +679,9 @@ impl Writer {
         // a conflict of an attempt that skipped that (the conflict may be a
         // retry of a stored event, not another writer).
         let mut look_up_ids = false;
-        let answers = loop {
+        let (answers, stored) = loop {
             match self.attempt(&jobs, started, look_up_ids).await {
-                Ok(answers) => break answers,
+                Ok(decided) => break decided,
                 // After skipping the ids' lookup, the conflict may be a retry
                 // of a stored event: decided again with the lookup, and only
                 // another conflict counts as meeting another writer.
@@ -702,17 +702,26 @@ impl Writer {
                         attempts = ATTEMPTS,
                         "other writers kept appending first; the batch is refused"
                     );
-                    break Answer::all_refused(&jobs, &AppendError::Unavailable(BUSY));
+                    let refused = Answer::all_refused(&jobs, &AppendError::Unavailable(BUSY));
+                    break (refused, Vec::new());
                 }
             }
         };
+        // The submitters are answered before the events are published: the
+        // events are durable, and each submitter's ack is then not queued
+        // behind its room's whole fan-out (the contract lets the ack and
+        // the submitter's own `event` frame come in either order).
         for (answer, to) in answers.into_iter().zip(replies) {
             answer.send(to);
+        }
+        for e in stored {
+            self.bus.publish(e);
         }
     }
 
     /// Decides every job against the rooms as stored, and commits them
-    /// together if no other writer appended to those rooms meanwhile. A
+    /// together if no other writer appended to those rooms meanwhile; the
+    /// answers, and the events stored (for the caller to publish). A
     /// conflict drops the room states it used (they are behind the store):
     /// the next attempt loads what it missed and decides again.
     async fn attempt(
@@ -720,7 +729,7 @@ impl Writer {
         jobs: &[Job],
         started: Instant,
         look_up_ids: bool,
-    ) -> Result<Vec<Answer>, Conflict> {
+    ) -> Result<(Vec<Answer>, Vec<Arc<ChatEvent>>), Conflict> {
         // Ready to decide on the batch's rooms, where writers share the
         // store: the rooms another writer appended to are caught up first.
         let mut rooms: Vec<&str> = jobs
@@ -757,13 +766,13 @@ impl Writer {
         let moved = match moved {
             Ok(moved) => moved,
             Err(StoreError::Conflict(_)) => return Err(Conflict),
-            Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+            Err(e) => return Ok((Answer::all_refused(jobs, &AppendError::from(e)), Vec::new())),
         };
         let stored = match stored {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "eventId lookup failed; the batch is refused");
-                return Ok(Answer::all_refused(jobs, &AppendError::from(e)));
+                return Ok((Answer::all_refused(jobs, &AppendError::from(e)), Vec::new()));
             }
         };
         for room in moved {
@@ -779,7 +788,9 @@ impl Writer {
                             },
                         );
                     }
-                    Err(e) => return Ok(Answer::all_refused(jobs, &AppendError::from(e))),
+                    Err(e) => {
+                        return Ok((Answer::all_refused(jobs, &AppendError::from(e)), Vec::new()))
+                    }
                 }
             }
         }
@@ -970,12 +981,8 @@ impl Writer {
                         .commit_seconds
                         .observe(started.elapsed().as_secs_f64());
                 }
-                // Durable first, then published (and answered when this
-                // returns).
-                for e in events {
-                    self.bus.publish(e);
-                }
-                Ok(answers)
+                // Durable first, then answered and published by the caller.
+                Ok((answers, events))
             }
             Err(StoreError::Conflict(detail)) => {
                 tracing::debug!(%detail, "another writer appended first; deciding again");
@@ -991,16 +998,19 @@ impl Writer {
                     StoreError::Corrupt(detail) => AppendError::Corrupt(detail),
                     _ => AppendError::Unavailable(UNREACHABLE),
                 };
-                Ok(answers
-                    .into_iter()
-                    .map(|a| match a {
-                        Answer::Append(r) => Answer::Append(r.and_then(|a| match a {
-                            Appended::New(_) => Err(refused.clone()),
-                            existing => Ok(existing),
-                        })),
-                        Answer::Room(r) => Answer::Room(r.and_then(|_| Err(refused.clone()))),
-                    })
-                    .collect())
+                Ok((
+                    answers
+                        .into_iter()
+                        .map(|a| match a {
+                            Answer::Append(r) => Answer::Append(r.and_then(|a| match a {
+                                Appended::New(_) => Err(refused.clone()),
+                                existing => Ok(existing),
+                            })),
+                            Answer::Room(r) => Answer::Room(r.and_then(|_| Err(refused.clone()))),
+                        })
+                        .collect(),
+                    Vec::new(),
+                ))
             }
         }
     }
