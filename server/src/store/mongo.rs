@@ -3,8 +3,12 @@
 //! instances can share them.
 //!
 //! - `chat_events`: one document per event (never a growing document per
-//!   room), unique on (roomId, seq) and on (roomId, eventId).
-//! - `chat_rooms` (with `lastSeq`), `chat_message_views`,
+//!   room), its fields as BSON, unique on (roomId, seq) and on (roomId,
+//!   eventId).
+//! - `chat_message_views`: a row per live message; the row of a message
+//!   as its event sent it (never edited, no reactions: most messages)
+//!   holds its key alone, and its view is read from its event.
+//! - `chat_rooms` (with `lastSeq`),
 //!   `chat_read_markers`, `chat_sender_live` and `chat_unread` (the counts
 //!   behind unread counts, so that the room list never scans unread rows),
 //!   `chat_projection` (per room: the seq its projection is at, and its
@@ -34,7 +38,10 @@ use super::{
     RoomRecord, SnapshotStore, StoreError, UnreadChange, ViewChange, ViewPage, WithProjection,
 };
 use async_trait::async_trait;
-use domain::{ChatEvent, CompactString, Message, SnapshotChunk, SnapshotHead, Timestamp};
+use domain::{
+    event::parse_uuid, ChatEvent, CompactString, EventKind, EventType, Message, SnapshotChunk,
+    SnapshotHead, Timestamp,
+};
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
@@ -174,8 +181,9 @@ fn str_of<'a>(d: &'a Document, key: &str) -> Result<&'a str, StoreError> {
     d.get_str(key).map_err(|_| corrupt(key))
 }
 
-/// A value kept as its JSON text (events, view rows, snapshot heads):
-/// exactly what the embedded store keeps, decoded by the same code.
+/// A value kept as its JSON text (changed messages' view rows, snapshot
+/// heads, and events stored before 2026-11-28): exactly what the embedded
+/// store keeps, decoded by the same code.
 fn json_of<T: serde::de::DeserializeOwned>(d: &Document, key: &str) -> Result<T, StoreError> {
     serde_json::from_str(str_of(d, key)?).map_err(|_| corrupt(key))
 }
@@ -199,6 +207,61 @@ fn chunk_of(d: &Document) -> Result<SnapshotChunk, StoreError> {
         }
         _ => json_of(d, "chunk"),
     }
+}
+
+/// An event's document: its fields as BSON, each once (an event's JSON
+/// repeats the room, seq and eventId the document is keyed by; this is
+/// about 60% of its size).
+fn event_doc(e: &ChatEvent) -> Document {
+    let mut d = doc! {
+        "roomId": e.room_id.as_str(),
+        "seq": seq(e.seq),
+        "eventId": e.event_id.to_string(),
+        "ts": e.timestamp.as_millis(),
+        "eventType": e.event_type().as_str(),
+        "senderId": e.sender_id.as_str(),
+    };
+    if let Some(content) = e.kind.content() {
+        d.insert("content", content);
+    }
+    if let Some(target) = e.kind.target() {
+        d.insert("targetMessageId", target.to_string());
+    }
+    d
+}
+
+/// A stored event: its fields (see [`event_doc`]), or the whole event as
+/// JSON text in `event`, as events were stored before.
+fn event_of(d: &Document) -> Result<ChatEvent, StoreError> {
+    if let Ok(json) = d.get_str("event") {
+        return ChatEvent::from_json(json.as_bytes()).map_err(|_| corrupt("event"));
+    }
+    let event_type =
+        EventType::parse(str_of(d, "eventType")?).ok_or_else(|| corrupt("eventType"))?;
+    let target = match d.get_str("targetMessageId") {
+        Ok(t) => Some(parse_uuid(t).ok_or_else(|| corrupt("targetMessageId"))?),
+        Err(_) => None,
+    };
+    let content = d.get_str("content").ok().map(CompactString::from);
+    Ok(ChatEvent {
+        event_id: parse_uuid(str_of(d, "eventId")?).ok_or_else(|| corrupt("eventId"))?,
+        room_id: str_of(d, "roomId")?.into(),
+        seq: u64_of(d, "seq")?,
+        sender_id: str_of(d, "senderId")?.into(),
+        timestamp: Timestamp::from_millis(i64_of(d, "ts")?).ok_or_else(|| corrupt("ts"))?,
+        kind: EventKind::from_parts(event_type, content, target).map_err(|_| corrupt("event"))?,
+    })
+}
+
+/// A message's view row. A message as its event sent it (never edited, no
+/// reactions) is that event's to give (see [`MongoStore::views`]), so its
+/// row holds its key alone; any other holds the message.
+fn view_doc(room: &str, m: &Message) -> Document {
+    let mut d = doc! {"roomId": room, "seq": seq(m.seq)};
+    if m.edited_at.is_some() || !m.reactions.is_empty() {
+        d.insert("message", to_json(m));
+    }
+    d
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -357,15 +420,7 @@ impl MongoStore {
             ));
         }
         if !c.events.is_empty() {
-            let docs = c.events.iter().map(|e| {
-                doc! {
-                    "roomId": e.room_id.as_str(),
-                    "seq": seq(e.seq),
-                    "eventId": e.event_id.to_string(),
-                    "ts": e.timestamp.as_millis(),
-                    "event": e.to_json(),
-                }
-            });
+            let docs = c.events.iter().map(|e| event_doc(e));
             match self
                 .coll("chat_events")
                 .insert_many(docs)
@@ -601,7 +656,7 @@ impl MongoStore {
                 stored.entry(room).or_default().push(seq(n));
             }
             if let Some(m) = row {
-                docs.push(doc! {"roomId": room, "seq": seq(n), "message": to_json(m)});
+                docs.push(view_doc(room, m));
             }
         }
         let stale = stored
@@ -688,10 +743,7 @@ impl MongoStore {
             .await
             .map_err(in_transaction)?;
         if !p.messages.is_empty() {
-            let docs = p
-                .messages
-                .iter()
-                .map(|m| doc! {"roomId": room, "seq": seq(m.seq), "message": to_json(m)});
+            let docs = p.messages.iter().map(|m| view_doc(room, m));
             views
                 .insert_many(docs)
                 .session(&mut *s)
@@ -970,12 +1022,7 @@ impl EventStore for MongoStore {
             .sort(doc! {"seq": 1})
             .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
         .await?;
-        let events = docs
-            .iter()
-            .map(|d| {
-                ChatEvent::from_json(str_of(d, "event")?.as_bytes()).map_err(|_| corrupt("event"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = docs.iter().map(event_of).collect::<Result<Vec<_>, _>>()?;
         Ok((events, last))
     }
 
@@ -985,10 +1032,7 @@ impl EventStore for MongoStore {
             .find_one(doc! {"roomId": room, "eventId": id.to_string()})
             .await
             .map_err(unavailable)?;
-        d.map(|d| {
-            ChatEvent::from_json(str_of(&d, "event")?.as_bytes()).map_err(|_| corrupt("event"))
-        })
-        .transpose()
+        d.as_ref().map(event_of).transpose()
     }
 
     async fn seqs_of(&self, room: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, StoreError> {
@@ -1227,8 +1271,31 @@ impl ProjectionStore for MongoStore {
                 .sort(doc! {"seq": -1})
                 .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
             .await?;
+            // The messages of rows without one: as their events sent them.
+            let bare: Vec<i64> = docs
+                .iter()
+                .filter(|d| !d.contains_key("message"))
+                .map(|d| i64_of(d, "seq"))
+                .collect::<Result<_, _>>()?;
+            let mut sent: HashMap<u64, Message> = HashMap::new();
+            if !bare.is_empty() {
+                let events = all(self
+                    .coll("chat_events")
+                    .find(doc! {"roomId": room, "seq": {"$in": bare}}))
+                .await?;
+                for d in &events {
+                    let e = event_of(d)?;
+                    let m = Message::sent_by(&e).ok_or_else(|| corrupt("message view"))?;
+                    sent.insert(e.seq, m);
+                }
+            }
             for d in docs.iter().rev() {
-                messages.push(json_of(d, "message")?);
+                if d.contains_key("message") {
+                    messages.push(json_of(d, "message")?);
+                } else {
+                    let n = u64_of(d, "seq")?;
+                    messages.push(sent.remove(&n).ok_or_else(|| corrupt("message view"))?);
+                }
             }
         }
         let docs = all(self.coll("chat_read_markers").find(doc! {"roomId": room})).await?;
@@ -1349,6 +1416,62 @@ impl SnapshotStore for MongoStore {
 mod tests {
     use super::*;
     use domain::Reactions;
+
+    /// Every kind of event reads back from its document, and from the JSON
+    /// text events were stored as before; the document is smaller.
+    #[test]
+    fn events_round_trip_through_their_documents() {
+        let target = Uuid::from_u128(7);
+        let kinds = [
+            EventKind::RoomCreated {
+                name: "General".into(),
+            },
+            EventKind::MessageSent {
+                content: "hello, \"you\" 👋".into(),
+            },
+            EventKind::MessageEdited {
+                message_id: target,
+                content: "hi".into(),
+            },
+            EventKind::MessageDeleted { message_id: target },
+            EventKind::MessageRead { message_id: target },
+            EventKind::ReactionAdded {
+                message_id: target,
+                emoji: "👍".into(),
+            },
+            EventKind::ReactionRemoved {
+                message_id: target,
+                emoji: "👍".into(),
+            },
+        ];
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let e = ChatEvent {
+                event_id: Uuid::from_u128(100 + n as u128),
+                room_id: "general".into(),
+                seq: 1 + n as u64,
+                sender_id: "alice".into(),
+                timestamp: Timestamp::from_millis(1_795_000_000_123).unwrap(),
+                kind,
+            };
+            let stored = event_doc(&e);
+            assert_eq!(event_of(&stored).unwrap(), e);
+            let mut old = stored.clone();
+            old.insert("event", e.to_json());
+            assert_eq!(event_of(&old).unwrap(), e);
+            let bytes = |d: &Document| mongodb::bson::to_vec(d).unwrap().len();
+            assert!(bytes(&stored) < e.to_json().len(), "{stored}");
+        }
+        let mut bad = event_doc(&ChatEvent {
+            event_id: target,
+            room_id: "general".into(),
+            seq: 1,
+            sender_id: "alice".into(),
+            timestamp: Timestamp::from_millis(1).unwrap(),
+            kind: EventKind::MessageDeleted { message_id: target },
+        });
+        bad.remove("targetMessageId");
+        assert!(matches!(event_of(&bad), Err(StoreError::Corrupt(_))));
+    }
 
     /// Chunks are stored compressed, and read back whether compressed or
     /// stored as a JSON string (before they were compressed).
