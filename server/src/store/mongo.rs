@@ -504,6 +504,51 @@ impl MongoStore {
         d.map_or(Ok(0), |d| u64_of(&d, "seq"))
     }
 
+    /// `room`'s newest message views below seq `upper`, at most `limit`,
+    /// oldest first: its rows, and for the rows that hold only their key,
+    /// the messages their events send (see [`view_doc`]).
+    async fn newest_views(
+        &self,
+        room: &str,
+        limit: usize,
+        upper: u64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let docs = all(self
+            .coll("chat_message_views")
+            .find(doc! {"roomId": room, "seq": {"$lt": seq(upper)}})
+            .sort(doc! {"seq": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
+        let bare: Vec<i64> = docs
+            .iter()
+            .filter(|d| !d.contains_key("message"))
+            .map(|d| i64_of(d, "seq"))
+            .collect::<Result<_, _>>()?;
+        let mut sent: HashMap<u64, Message> = HashMap::new();
+        if !bare.is_empty() {
+            let events = all(self
+                .coll("chat_events")
+                .find(doc! {"roomId": room, "seq": {"$in": bare}}))
+            .await?;
+            for d in &events {
+                let e = event_of(d)?;
+                let m = Message::sent_by(&e).ok_or_else(|| corrupt("message view"))?;
+                sent.insert(e.seq, m);
+            }
+        }
+        docs.iter()
+            .rev()
+            .map(|d| {
+                if d.contains_key("message") {
+                    json_of(d, "message")
+                } else {
+                    let n = u64_of(d, "seq")?;
+                    sent.remove(&n).ok_or_else(|| corrupt("message view"))
+                }
+            })
+            .collect()
+    }
+
     /// One write command of `coll` with several statements (one round
     /// trip), inside the session's transaction; its reply, once none of its
     /// statements was refused.
@@ -1260,49 +1305,33 @@ impl ProjectionStore for MongoStore {
         limit: usize,
         before: Option<u64>,
     ) -> Result<ViewPage, StoreError> {
-        let last_seq = self.room(room).await?.map_or(0, |r| r.last_seq);
-        let projected = self.checkpoint(None, room).await?;
-        let mut messages: Vec<Message> = Vec::new();
-        let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
-        if limit > 0 && upper > 0 {
-            let docs = all(self
-                .coll("chat_message_views")
-                .find(doc! {"roomId": room, "seq": {"$lt": seq(upper)}})
-                .sort(doc! {"seq": -1})
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
-            .await?;
-            // The messages of rows without one: as their events sent them.
-            let bare: Vec<i64> = docs
-                .iter()
-                .filter(|d| !d.contains_key("message"))
-                .map(|d| i64_of(d, "seq"))
-                .collect::<Result<_, _>>()?;
-            let mut sent: HashMap<u64, Message> = HashMap::new();
-            if !bare.is_empty() {
-                let events = all(self
-                    .coll("chat_events")
-                    .find(doc! {"roomId": room, "seq": {"$in": bare}}))
-                .await?;
-                for d in &events {
-                    let e = event_of(d)?;
-                    let m = Message::sent_by(&e).ok_or_else(|| corrupt("message view"))?;
-                    sent.insert(e.seq, m);
-                }
+        // The read markers meanwhile: they are a round trip of their own,
+        // as is reading the messages that a page's bare rows leave to their
+        // events.
+        let page = async {
+            // The room's last seq before its projection's seq, and both
+            // before the rows: rows read at `projected` or later hold every
+            // message up to `last_seq` when `projected` has reached it.
+            let last_seq = self.room(room).await?.map_or(0, |r| r.last_seq);
+            let projected = self.checkpoint(None, room).await?;
+            let upper = before.unwrap_or(u64::MAX).min(i64::MAX as u64);
+            let messages = if limit > 0 && upper > 0 {
+                self.newest_views(room, limit, upper).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, StoreError>((messages, last_seq, projected))
+        };
+        let markers = async {
+            let docs = all(self.coll("chat_read_markers").find(doc! {"roomId": room})).await?;
+            let mut read_markers = BTreeMap::new();
+            for d in &docs {
+                read_markers.insert(CompactString::from(str_of(d, "userId")?), u64_of(d, "seq")?);
             }
-            for d in docs.iter().rev() {
-                if d.contains_key("message") {
-                    messages.push(json_of(d, "message")?);
-                } else {
-                    let n = u64_of(d, "seq")?;
-                    messages.push(sent.remove(&n).ok_or_else(|| corrupt("message view"))?);
-                }
-            }
-        }
-        let docs = all(self.coll("chat_read_markers").find(doc! {"roomId": room})).await?;
-        let mut read_markers = BTreeMap::new();
-        for d in &docs {
-            read_markers.insert(CompactString::from(str_of(d, "userId")?), u64_of(d, "seq")?);
-        }
+            Ok(read_markers)
+        };
+        let ((messages, last_seq, projected), read_markers) =
+            futures_util::try_join!(page, markers)?;
         Ok(ViewPage {
             messages,
             read_markers,
