@@ -40,10 +40,16 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         return;
     };
     let (dir, s, c, token) = setup("r").await;
-    // Four messages: one left as sent, one edited, one reacted to, one
-    // deleted; and a read.
+    // Five messages: one left as sent, one edited, one reacted to, one
+    // deleted, one whose reaction was taken back; and a read.
     let mut ids = Vec::new();
-    for text in ["as sent", "to edit", "to react to", "to delete"] {
+    for text in [
+        "as sent",
+        "to edit",
+        "to react to",
+        "to delete",
+        "unreacted",
+    ] {
         let (status, e) = post(&c, &s, &token, "r", send(text)).await;
         assert_eq!(status, StatusCode::CREATED, "{e}");
         ids.push(e["eventId"].clone());
@@ -52,6 +58,8 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         act("MESSAGE_EDITED", &ids[1], Some("edited")),
         act("REACTION_ADDED", &ids[2], Some("👍")),
         act("MESSAGE_DELETED", &ids[3], None),
+        act("REACTION_ADDED", &ids[4], Some("🎉")),
+        act("REACTION_REMOVED", &ids[4], Some("🎉")),
         act("MESSAGE_READ", &ids[2], None),
     ] {
         let (status, e) = post(&c, &s, &token, "r", body).await;
@@ -64,7 +72,11 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         .iter()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["as sent", "edited", "to react to"], "{messages}");
+    assert_eq!(
+        texts,
+        ["as sent", "edited", "to react to", "unreacted"],
+        "{messages}"
+    );
 
     let db = mongodb::Client::with_uri_str(&uri)
         .await
@@ -79,8 +91,9 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         assert!(!d.contains_key("event"), "an event's JSON text stored: {d}");
         assert!(d.get_str("eventType").is_ok(), "{d}");
     }
-    // Views: the message as sent is its key alone; the edited and the
-    // reacted ones hold their messages; the deleted one has no row.
+    // Views: the messages as sent are their keys alone (the unreacted one
+    // again); the edited and the reacted ones hold their messages; the
+    // deleted one has no row.
     let views: Vec<Document> = all(&db, "chat_message_views").await;
     let with_message: Vec<i64> = views
         .iter()
@@ -96,11 +109,13 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
             .map(|m| m["seq"].as_i64().unwrap())
             .unwrap()
     };
-    assert_eq!(views.len(), 3, "{views:?}");
+    assert_eq!(views.len(), 4, "{views:?}");
     assert_eq!(with_message, [seq_of(1), seq_of(2)], "{views:?}");
 
     // The same rows in the earlier layout: every event as JSON text, every
-    // view row with its message.
+    // view row with its message but one, which stays a key alone with its
+    // event in the earlier layout (as a rebuild of such a room, or a
+    // reaction taken back there, leaves it).
     s.stop().await;
     let log: Vec<ChatEvent> = events["events"]
         .as_array()
@@ -123,7 +138,11 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
             .unwrap();
         assert_eq!(replaced.matched_count, 1);
     }
+    let as_sent = seq_of(0) as u64;
     for m in RoomState::replay(log).unwrap().messages() {
+        if m.seq == as_sent {
+            continue;
+        }
         let updated = db
             .collection::<Document>("chat_message_views")
             .update_one(
@@ -134,10 +153,13 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
             .unwrap();
         assert_eq!(updated.matched_count, 1);
     }
-    assert!(all(&db, "chat_message_views")
+    let bare: Vec<i64> = all(&db, "chat_message_views")
         .await
         .iter()
-        .all(|d| d.contains_key("message")));
+        .filter(|d| !d.contains_key("message"))
+        .map(|d| d.get_i64("seq").unwrap())
+        .collect();
+    assert_eq!(bare, [seq_of(0)]);
     let s = TestServer::start(dir.path(), 0).await;
     assert_eq!(read_all(&c, &s, &token).await, (events, messages));
     // And the layouts side by side: a new message after the old rows.
@@ -150,7 +172,13 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         .iter()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["as sent", "edited", "to react to", "after"]);
+    assert_eq!(
+        texts,
+        ["as sent", "edited", "to react to", "unreacted", "after"]
+    );
+    let newest = all(&db, "chat_message_views").await.pop().unwrap();
+    assert_eq!(newest.get_i64("seq").unwrap(), e["seq"].as_i64().unwrap());
+    assert!(!newest.contains_key("message"), "{newest}");
     s.stop().await;
 }
 
