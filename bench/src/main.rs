@@ -72,8 +72,12 @@ async fn main() {
         let seconds = if args.full { 10 } else { 3 };
         match std::env::var("BENCH_MONGODB_URI") {
             Ok(uri) => {
-                eprintln!("scenario 3: durable appends on MongoDB against the raw driver ({seconds} s a case), then its data size");
-                rows.extend(scenarios::mongo_append::run(&server::binary(), &uri, seconds).await);
+                eprintln!("scenario 3: durable appends on MongoDB against the raw driver ({seconds} s a case), then its data size (after 1,000,000 events in full mode)");
+                // Scenario 8 after 1,000,000 events, as on the embedded store.
+                let fill_to = if args.full { 1_000_000 } else { 0 };
+                rows.extend(
+                    scenarios::mongo_append::run(&server::binary(), &uri, seconds, fill_to).await,
+                );
             }
             Err(_) => eprintln!(
                 "scenario 3 skipped: BENCH_MONGODB_URI is not set (scripts/bench.sh sets it)"

@@ -10,17 +10,16 @@
 //! ones, at the same moments: into a fresh 1,000-event room of the same
 //! server, or into a second server that has one room. Flat is the goal.
 
+use super::fill;
 use super::mongo_append::{append, last_seq, send_body, REQUEST_TIMEOUT};
 use crate::measure::{rss_kib, Latency};
 use crate::report::{thousands, Row};
 use crate::server::Server;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Appends made one at a time at each size (and as many, in turn with
 /// them, to the same moments' baseline).
@@ -33,8 +32,6 @@ const EACH: usize = 100;
 /// Appends by each of the [`WRITERS`] before anything is measured (the
 /// server's first requests are slower).
 const WARM_UP: usize = 25;
-/// Submits kept waiting for their acks while the room is filled.
-const IN_FLIGHT: usize = 400;
 /// HTTP writers making rooms and their first messages.
 const MAKERS: usize = 64;
 /// The rooms of "a few".
@@ -139,12 +136,12 @@ async fn one_room(bin: &Path, sizes: &[usize]) -> Vec<Row> {
     for &size in sizes {
         let t = Instant::now();
         let n = size.saturating_sub(appended);
-        fill(&server, &token, "big", n).await;
+        fill(&server, &token, "big", n, |_| send_body()).await;
         appended += n;
         let fill_rate = n as f64 / t.elapsed().as_secs_f64();
         let control = format!("small{size}");
         server.room(&token, &control).await;
-        fill(&server, &token, &control, CONTROL - 1).await;
+        fill(&server, &token, &control, CONTROL - 1, |_| send_body()).await;
         let control_url = server.url(&format!("/api/rooms/{control}/events"));
         let clock = CommitClock::start(&server).await;
         let turns = |k: usize| {
@@ -481,47 +478,6 @@ async fn concurrently(server: &Server, token: &str, url: &str, each: usize) -> L
         all.extend(t.await.expect("a writer"));
     }
     Latency::of(all)
-}
-
-/// Appends `n` messages to `room` over one socket, [`IN_FLIGHT`] waiting
-/// for their acks at a time.
-async fn fill(server: &Server, token: &str, room: &str, n: usize) {
-    if n == 0 {
-        return;
-    }
-    let url = server.ws_url(&format!(
-        "/api/rooms/{room}/ws?afterSeq={}&token={token}",
-        u64::MAX
-    ));
-    let (socket, _) = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(url, Some(super::ws_client_config()), false),
-    )
-    .await
-    .expect("a WebSocket in time")
-    .expect("a WebSocket");
-    let (mut tx, mut rx) = socket.split();
-    let (mut sent, mut acked) = (0, 0);
-    while acked < n {
-        while sent < n && sent - acked < IN_FLIGHT {
-            let frame = json!({"type": "submit", "event": send_body()});
-            tx.send(Message::Text(frame.to_string().into()))
-                .await
-                .expect("a submit");
-            sent += 1;
-        }
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).expect("a JSON frame");
-                assert_eq!(v["type"], "ack", "{v}");
-                acked += 1;
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("the socket ended: {other:?}"),
-            Err(_) => panic!("no ack within {REQUEST_TIMEOUT:?}"),
-        }
-    }
-    let _ = tx.send(Message::Close(None)).await;
 }
 
 /// Makes the rooms numbered `which`, each with one message, by

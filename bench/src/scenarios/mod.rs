@@ -19,3 +19,56 @@ pub mod text;
 pub(crate) fn ws_client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
+
+/// Submits waiting for their acks on one socket of [`fill`].
+const IN_FLIGHT: usize = 400;
+
+/// Appends `n` events to `room` over one socket, [`IN_FLIGHT`] waiting for
+/// their acks at a time: the `i`-th is `body(i)` (a submit's event).
+pub(crate) async fn fill(
+    server: &crate::server::Server,
+    token: &str,
+    room: &str,
+    n: usize,
+    body: impl Fn(usize) -> serde_json::Value,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use mongo_append::REQUEST_TIMEOUT;
+    use tokio_tungstenite::tungstenite::Message;
+    if n == 0 {
+        return;
+    }
+    let url = server.ws_url(&format!(
+        "/api/rooms/{room}/ws?afterSeq={}&token={token}",
+        u64::MAX
+    ));
+    let (socket, _) = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_client_config()), false),
+    )
+    .await
+    .expect("a WebSocket in time")
+    .expect("a WebSocket");
+    let (mut tx, mut rx) = socket.split();
+    let (mut sent, mut acked) = (0, 0);
+    while acked < n {
+        while sent < n && sent - acked < IN_FLIGHT {
+            let frame = serde_json::json!({"type": "submit", "event": body(sent)});
+            tx.send(Message::Text(frame.to_string().into()))
+                .await
+                .expect("a submit");
+            sent += 1;
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).expect("a JSON frame");
+                assert_eq!(v["type"], "ack", "{v}");
+                acked += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("the socket ended: {other:?}"),
+            Err(_) => panic!("no ack within {REQUEST_TIMEOUT:?}"),
+        }
+    }
+    let _ = tx.send(Message::Close(None)).await;
+}

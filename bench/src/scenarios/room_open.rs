@@ -8,15 +8,14 @@
 //! (`e2e/src/bin/web-bench.rs`, built by `scripts/bench.sh`), run by
 //! [`in_browser`] on rooms of the same sizes.
 
+use super::fill;
 use crate::report::{thousands, Row};
 use crate::server::Server;
 use domain::RoomState;
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, value::RawValue, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 /// Messages a client shows when it opens a room.
@@ -25,8 +24,6 @@ const WINDOW: usize = 50;
 const PAGE: usize = 5000;
 /// Timings of each windowed path per room.
 const WINDOWED_SAMPLES: usize = 15;
-/// Submits kept waiting for their acks while a room is filled.
-const IN_FLIGHT: usize = 400;
 
 #[derive(Deserialize)]
 struct SnapshotBody {
@@ -48,7 +45,10 @@ pub async fn run(bin: &Path, sizes: &[usize]) -> Vec<Row> {
     for &size in sizes {
         let room = format!("room{size}");
         server.room(&token, &room).await;
-        fill(&server, &token, &room, size - 1).await;
+        fill(&server, &token, &room, size - 1, |i| {
+            json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("message {i} of a room being filled")})
+        })
+        .await;
         // The two windowed paths in turn, the median of each (timings of
         // about a millisecond: a few samples swing by half); the full
         // replays last, since reading a large room's whole log evicts what
@@ -237,39 +237,6 @@ pub fn browser_rows(output: &str) -> Option<Vec<Row>> {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-/// Appends `n` messages to `room` over one socket, pipelined.
-async fn fill(server: &Server, token: &str, room: &str, n: usize) {
-    let url = server.ws_url(&format!(
-        "/api/rooms/{room}/ws?afterSeq={}&token={token}",
-        u64::MAX
-    ));
-    let (socket, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(super::ws_client_config()), false)
-            .await
-            .expect("a WebSocket");
-    let (mut tx, mut rx) = socket.split();
-    let (mut sent, mut acked) = (0, 0);
-    while acked < n {
-        while sent < n && sent - acked < IN_FLIGHT {
-            let event = json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("message {sent} of a room being filled")});
-            let frame = json!({"type": "submit", "event": event});
-            tx.send(Message::Text(frame.to_string().into()))
-                .await
-                .expect("a submit");
-            sent += 1;
-        }
-        match rx.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(&t).expect("a JSON frame");
-                assert_eq!(v["type"], "ack", "{v}");
-                acked += 1;
-            }
-            Some(Ok(_)) => {}
-            other => panic!("the socket ended: {other:?}"),
-        }
-    }
 }
 
 async fn get(server: &Server, token: &str, path: &str) -> String {
