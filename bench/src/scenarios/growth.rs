@@ -32,6 +32,8 @@ const EACH: usize = 100;
 /// Appends by each of the [`WRITERS`] before anything is measured (the
 /// server's first requests are slower).
 const WARM_UP: usize = 25;
+/// Submits kept waiting for their acks while the room is filled.
+const IN_FLIGHT: usize = 400;
 /// HTTP writers making rooms and their first messages.
 const MAKERS: usize = 64;
 /// The rooms of "a few".
@@ -136,12 +138,15 @@ async fn one_room(bin: &Path, sizes: &[usize]) -> Vec<Row> {
     for &size in sizes {
         let t = Instant::now();
         let n = size.saturating_sub(appended);
-        fill(&server, &token, "big", n, |_| send_body()).await;
+        fill(&server, &token, "big", n, IN_FLIGHT, |_| send_body()).await;
         appended += n;
         let fill_rate = n as f64 / t.elapsed().as_secs_f64();
         let control = format!("small{size}");
         server.room(&token, &control).await;
-        fill(&server, &token, &control, CONTROL - 1, |_| send_body()).await;
+        fill(&server, &token, &control, CONTROL - 1, IN_FLIGHT, |_| {
+            send_body()
+        })
+        .await;
         let control_url = server.url(&format!("/api/rooms/{control}/events"));
         let clock = CommitClock::start(&server).await;
         let turns = |k: usize| {

@@ -20,16 +20,16 @@ pub(crate) fn ws_client_config() -> tokio_tungstenite::tungstenite::protocol::We
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
 
-/// Submits waiting for their acks on one socket of [`fill`].
-const IN_FLIGHT: usize = 400;
-
-/// Appends `n` events to `room` over one socket, [`IN_FLIGHT`] waiting for
-/// their acks at a time: the `i`-th is `body(i)` (a submit's event).
+/// Appends `n` events to `room` over one socket, `in_flight` waiting for
+/// their acks at a time: the `i`-th is `body(i)` (a submit's event, with
+/// an `eventId`). A submit answered `unavailable` is sent again, as the
+/// contract asks of a client.
 pub(crate) async fn fill(
     server: &crate::server::Server,
     token: &str,
     room: &str,
     n: usize,
+    in_flight: usize,
     body: impl Fn(usize) -> serde_json::Value,
 ) {
     use futures_util::{SinkExt, StreamExt};
@@ -51,18 +51,31 @@ pub(crate) async fn fill(
     .expect("a WebSocket");
     let (mut tx, mut rx) = socket.split();
     let (mut sent, mut acked) = (0, 0);
+    let mut waiting = std::collections::HashMap::new();
     while acked < n {
-        while sent < n && sent - acked < IN_FLIGHT {
-            let frame = serde_json::json!({"type": "submit", "event": body(sent)});
+        while sent < n && sent - acked < in_flight {
+            let event = body(sent);
+            let frame = serde_json::json!({"type": "submit", "event": event});
             tx.send(Message::Text(frame.to_string().into()))
                 .await
                 .expect("a submit");
+            waiting.insert(event["eventId"].to_string(), event);
             sent += 1;
         }
         match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: serde_json::Value = serde_json::from_str(&t).expect("a JSON frame");
+                let id = v["eventId"].to_string();
+                if v["type"] == "error" && v["error"]["code"] == "unavailable" {
+                    let event = waiting.get(&id).expect("an answer to a submit");
+                    let frame = serde_json::json!({"type": "submit", "event": event});
+                    tx.send(Message::Text(frame.to_string().into()))
+                        .await
+                        .expect("a submit");
+                    continue;
+                }
                 assert_eq!(v["type"], "ack", "{v}");
+                assert!(waiting.remove(&id).is_some(), "an ack of a submit: {v}");
                 acked += 1;
             }
             Ok(Some(Ok(_))) => {}

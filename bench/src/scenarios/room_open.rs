@@ -24,6 +24,8 @@ const WINDOW: usize = 50;
 const PAGE: usize = 5000;
 /// Timings of each windowed path per room.
 const WINDOWED_SAMPLES: usize = 15;
+/// Submits kept waiting for their acks while a room is filled.
+const IN_FLIGHT: usize = 400;
 
 #[derive(Deserialize)]
 struct SnapshotBody {
@@ -45,7 +47,7 @@ pub async fn run(bin: &Path, sizes: &[usize]) -> Vec<Row> {
     for &size in sizes {
         let room = format!("room{size}");
         server.room(&token, &room).await;
-        fill(&server, &token, &room, size - 1, |i| {
+        fill(&server, &token, &room, size - 1, IN_FLIGHT, |i| {
             json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": format!("message {i} of a room being filled")})
         })
         .await;
