@@ -72,9 +72,13 @@ async fn main() {
         let seconds = if args.full { 10 } else { 3 };
         match std::env::var("BENCH_MONGODB_URI") {
             Ok(uri) => {
-                eprintln!("scenario 3: durable appends on MongoDB against the raw driver ({seconds} s a case), then its data size (after 1,000,000 events in full mode)");
-                // Scenario 8 after 1,000,000 events, as on the embedded store.
-                let fill_to = if args.full { 1_000_000 } else { 0 };
+                eprintln!("scenario 3: durable appends on MongoDB against the raw driver ({seconds} s a case), then its data size (after BENCH_MONGODB_FILL events in full mode)");
+                // Scenario 8 after this many events in full mode
+                // (scripts/bench.sh: 1,000,000 on SecantusDB's Rust build).
+                let fill_to = match std::env::var("BENCH_MONGODB_FILL") {
+                    Ok(n) if args.full => n.parse().expect("BENCH_MONGODB_FILL: a number"),
+                    _ => 0,
+                };
                 rows.extend(
                     scenarios::mongo_append::run(&server::binary(), &uri, seconds, fill_to).await,
                 );
