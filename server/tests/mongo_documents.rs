@@ -33,6 +33,16 @@ async fn read_all(c: &reqwest::Client, s: &TestServer, token: &str) -> (Value, V
     (events, messages)
 }
 
+/// The texts of a page of `/messages`, oldest first.
+fn texts(page: &Value) -> Vec<&str> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
     let Ok(uri) = std::env::var("TEST_MONGODB_URI") else {
@@ -66,14 +76,8 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
         assert_eq!(status, StatusCode::CREATED, "{e}");
     }
     let (events, messages) = read_all(&c, &s, &token).await;
-    let texts: Vec<&str> = messages["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        texts,
+        texts(&messages),
         ["as sent", "edited", "to react to", "unreacted"],
         "{messages}"
     );
@@ -166,14 +170,8 @@ async fn documents_are_compact_and_the_earlier_layout_reads_the_same() {
     let (status, e) = post(&c, &s, &token, "r", send("after")).await;
     assert_eq!(status, StatusCode::CREATED, "{e}");
     let (_, messages) = read_all(&c, &s, &token).await;
-    let texts: Vec<&str> = messages["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        texts,
+        texts(&messages),
         ["as sent", "edited", "to react to", "unreacted", "after"]
     );
     let newest = all(&db, "chat_message_views").await.pop().unwrap();
