@@ -11,6 +11,8 @@ pub mod replay;
 pub mod room_open;
 pub mod text;
 
+use std::time::Duration;
+
 /// The WebSocket settings of every client here. tungstenite zeroes its read
 /// buffer's free space before each read, and its default buffer is 128 KiB:
 /// at a thousand subscribers that zeroing took half the load generator's
@@ -21,9 +23,11 @@ pub(crate) fn ws_client_config() -> tokio_tungstenite::tungstenite::protocol::We
 }
 
 /// Appends `n` events to `room` over one socket, `in_flight` waiting for
-/// their acks at a time: the `i`-th is `body(i)` (a submit's event, with
-/// an `eventId`). A submit answered `unavailable` is sent again, as the
-/// contract asks of a client.
+/// their acks at a time: the `i`-th is `body(i)` (a submit's event, each
+/// with an `eventId` of its own, lowercase). A submit answered
+/// `unavailable` is sent again after a pause, as the contract asks of a
+/// client, [`mongo_append::RETRIES`] times at most. Returns how many were
+/// sent again.
 pub(crate) async fn fill(
     server: &crate::server::Server,
     token: &str,
@@ -31,12 +35,13 @@ pub(crate) async fn fill(
     n: usize,
     in_flight: usize,
     body: impl Fn(usize) -> serde_json::Value,
-) {
+) -> u32 {
     use futures_util::{SinkExt, StreamExt};
-    use mongo_append::REQUEST_TIMEOUT;
+    use mongo_append::{REQUEST_TIMEOUT, RETRIES};
+    use std::collections::HashMap;
     use tokio_tungstenite::tungstenite::Message;
     if n == 0 {
-        return;
+        return 0;
     }
     let url = server.ws_url(&format!(
         "/api/rooms/{room}/ws?afterSeq={}&token={token}",
@@ -50,8 +55,9 @@ pub(crate) async fn fill(
     .expect("a WebSocket in time")
     .expect("a WebSocket");
     let (mut tx, mut rx) = socket.split();
-    let (mut sent, mut acked) = (0, 0);
-    let mut waiting = std::collections::HashMap::new();
+    let (mut sent, mut acked, mut resent) = (0, 0, 0);
+    // eventId → the event and how often it was answered `unavailable`.
+    let mut waiting: HashMap<String, (serde_json::Value, u32)> = HashMap::new();
     while acked < n {
         while sent < n && sent - acked < in_flight {
             let event = body(sent);
@@ -59,29 +65,44 @@ pub(crate) async fn fill(
             tx.send(Message::Text(frame.to_string().into()))
                 .await
                 .expect("a submit");
-            waiting.insert(event["eventId"].to_string(), event);
+            waiting.insert(event["eventId"].to_string(), (event, 0));
             sent += 1;
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: serde_json::Value = serde_json::from_str(&t).expect("a JSON frame");
-                let id = v["eventId"].to_string();
-                if v["type"] == "error" && v["error"]["code"] == "unavailable" {
-                    let event = waiting.get(&id).expect("an answer to a submit");
-                    let frame = serde_json::json!({"type": "submit", "event": event});
-                    tx.send(Message::Text(frame.to_string().into()))
-                        .await
-                        .expect("a submit");
-                    continue;
-                }
+        let v: serde_json::Value = match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).expect("a JSON frame"),
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("the socket was closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("the socket ended: {other:?}"),
+            Err(_) => panic!("no ack within {REQUEST_TIMEOUT:?}"),
+        };
+        let id = v["eventId"].to_string();
+        match v["type"].as_str() {
+            // Its own events, should the server send them.
+            Some("event") => {}
+            Some("error") if v["error"]["code"] == "unavailable" => {
+                let (event, tries) = waiting.get_mut(&id).unwrap_or_else(|| panic!("{v}"));
+                *tries += 1;
+                assert!(
+                    *tries <= RETRIES,
+                    "{room}: unavailable {RETRIES} times: {v}"
+                );
+                resent += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let frame = serde_json::json!({"type": "submit", "event": event});
+                tx.send(Message::Text(frame.to_string().into()))
+                    .await
+                    .expect("a submit");
+            }
+            _ => {
                 assert_eq!(v["type"], "ack", "{v}");
                 assert!(waiting.remove(&id).is_some(), "an ack of a submit: {v}");
                 acked += 1;
             }
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => panic!("the socket ended: {other:?}"),
-            Err(_) => panic!("no ack within {REQUEST_TIMEOUT:?}"),
         }
     }
     let _ = tx.send(Message::Close(None)).await;
+    if resent > 0 {
+        eprintln!("{room}: {resent} submits answered unavailable and sent again");
+    }
+    resent
 }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// `503`s one append may meet before the run fails (the contract: retry
 /// with the same `eventId`).
-const RETRIES: u32 = 20;
+pub(crate) const RETRIES: u32 = 20;
 /// Slices of each case, alternating between the server and the baseline.
 const ROUNDS: u32 = 2;
 /// What the MongoDB-compatible server under test is, in words
@@ -99,7 +99,7 @@ impl Measured {
 }
 
 /// Rooms the events before scenario 8's measure are appended to at once
-/// (`one` and the first of the 64), a socket each.
+/// (`one` and the first seven of the 64), a socket each.
 const FILL_ROOMS: usize = 8;
 /// Submits waiting for their acks on each of those sockets: deeper
 /// queues only wait longer for the store (and past 3 s are answered
@@ -179,12 +179,15 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
         )
         .await;
         let share = |k: usize| rest / FILL_ROOMS + usize::from(k < rest % FILL_ROOMS);
-        futures_util::future::join_all(fill_rooms.iter().enumerate().map(|(k, room)| {
-            super::fill(&server, &token, room, share(k), FILL_IN_FLIGHT, |_| {
-                send_body()
-            })
-        }))
-        .await;
+        let resent: u32 =
+            futures_util::future::join_all(fill_rooms.iter().enumerate().map(|(k, room)| {
+                super::fill(&server, &token, room, share(k), FILL_IN_FLIGHT, |_| {
+                    send_body()
+                })
+            }))
+            .await
+            .into_iter()
+            .sum();
         let rate = rest as f64 / t.elapsed().as_secs_f64();
         for (k, room) in fill_rooms.iter().enumerate() {
             let last = last_seq(&server, &token, room).await;
@@ -198,7 +201,7 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
             "scenario 8 (MongoDB): {} more events over {FILL_ROOMS} sockets at {rate:.0} events/s",
             thousands(rest as f64)
         );
-        Some(rate)
+        Some((rate, resent))
     } else {
         None
     };
@@ -515,7 +518,7 @@ fn row(writers: usize, rooms: usize, m: &Measured, raw: &Measured) -> Row {
 /// Scenario 8 on MongoDB: the server's database (events, the projection,
 /// snapshots, users and sessions) as `dbStats` reports it, per event
 /// stored, against an event's JSON.
-async fn storage(chat_db: &str, raw: &Raw, filled: Option<f64>) -> Row {
+async fn storage(chat_db: &str, raw: &Raw, filled: Option<(f64, u32)>) -> Row {
     let chat = raw.db.client().database(chat_db);
     let stats = command(&chat, doc! {"dbStats": 1}).await;
     let events_stats = command(&chat, doc! {"collStats": "chat_events"}).await;
@@ -568,8 +571,9 @@ async fn storage(chat_db: &str, raw: &Raw, filled: Option<f64>) -> Row {
             thousands(per(number(&events_stats, "totalIndexSize"))),
             thousands(number(&raw_stats, "size") / raw_events.max(1.0)),
             thousands(number(&raw_stats, "totalIndexSize") / raw_events.max(1.0)),
-            filled.map_or(String::new(), |rate| format!(
-                "the events after scenario 3's appended over {FILL_ROOMS} WebSockets, pipelined, at {} events/s; ",
+            filled.map_or(String::new(), |(rate, resent)| format!(
+                "the events after scenario 3's appended over {FILL_ROOMS} WebSockets, pipelined, at {} events/s \
+                 ({resent} submits answered unavailable and sent again); ",
                 thousands(rate)
             )),
             under_test(),
