@@ -8,6 +8,7 @@
 use crate::measure::{Latency, Meter, Usage};
 use crate::report::{thousands, Row};
 use crate::scenarios::http_floor;
+use crate::scenarios::mongo_append::{REQUEST_TIMEOUT, RETRIES};
 use crate::server::Server;
 use domain::{ChatEvent, EventKind, Timestamp};
 use futures_util::{SinkExt, StreamExt};
@@ -146,7 +147,11 @@ async fn measure(
     let deadline = Instant::now() + time;
     let latencies = match load {
         Load::Http(writers) => http(server, &tokens[0], rooms, writers, deadline).await,
-        Load::Ws(sockets, window) => ws(server, tokens, rooms, sockets, window, deadline).await,
+        Load::Ws(sockets, window) => {
+            let (per_socket, _) =
+                ws(server, tokens, rooms, sockets, window, deadline, send_body).await;
+            per_socket.concat()
+        }
     };
     let usage = meter.stop();
     let appends = server.metric("chat_appends_total").await - appends0;
@@ -183,17 +188,22 @@ async fn http(
     http_floor::post_until(&server.http, &urls, token, writers, deadline, send_body).await
 }
 
-/// `sockets` WebSockets keeping `window` submits in flight until
-/// `deadline`; each submit's time to its ack. Every submit is acknowledged
-/// once, in the order sent (else the run fails).
-async fn ws(
+/// `sockets` WebSockets (the users of `tokens` in turn) submitting into
+/// `rooms` until `deadline`, each keeping `window` submits waiting for
+/// their answers: each socket's acks' latencies from their first submit
+/// (socket `k` writes to room `k % rooms.len()`), and how many
+/// submits were answered `unavailable` (sent again, as a client does; the
+/// answers come in submit order, so a submit sent again is answered after
+/// those sent before it).
+pub(crate) async fn ws(
     server: &Server,
     tokens: &[String],
     rooms: &[String],
     sockets: usize,
     window: usize,
     deadline: Instant,
-) -> Vec<Duration> {
+    body: fn() -> Value,
+) -> (Vec<Vec<Duration>>, u32) {
     let mut tasks = Vec::new();
     for k in 0..sockets {
         let room = &rooms[k % rooms.len()];
@@ -203,53 +213,65 @@ async fn ws(
             u64::MAX
         ));
         tasks.push(tokio::spawn(async move {
-            let (socket, _) = tokio_tungstenite::connect_async_with_config(
-                url,
-                Some(super::ws_client_config()),
-                false,
+            let (socket, _) = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                tokio_tungstenite::connect_async_with_config(
+                    url,
+                    Some(super::ws_client_config()),
+                    false,
+                ),
             )
             .await
+            .expect("a WebSocket in time")
             .expect("a WebSocket");
             let (mut tx, mut rx) = socket.split();
-            let mut waiting: std::collections::VecDeque<(String, Instant)> = Default::default();
-            let mut latencies = Vec::new();
+            let mut waiting: std::collections::VecDeque<(Value, Instant, u32)> = Default::default();
+            let (mut latencies, mut unavailable) = (Vec::new(), 0);
             loop {
                 while Instant::now() < deadline && waiting.len() < window {
-                    let body = send_body();
-                    let id = body["eventId"].as_str().expect("an id").to_owned();
-                    let frame = json!({"type": "submit", "event": body});
+                    let event = body();
+                    let frame = json!({"type": "submit", "event": event});
                     tx.send(Message::Text(frame.to_string().into()))
                         .await
                         .expect("a submit");
-                    waiting.push_back((id, Instant::now()));
+                    waiting.push_back((event, Instant::now(), 0));
                 }
                 if waiting.is_empty() {
-                    return latencies;
+                    return (latencies, unavailable);
                 }
-                let text = match rx.next().await {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    other => panic!("the socket ended: {other:?}"),
+                let text = match tokio::time::timeout(REQUEST_TIMEOUT, rx.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                    Ok(other) => panic!("the socket ended: {other:?}"),
+                    Err(_) => panic!("no answer within {REQUEST_TIMEOUT:?}"),
                 };
                 let v: Value = serde_json::from_str(&text).expect("a JSON frame");
-                if v["type"] != "ack" {
-                    panic!("not an ack: {v}");
-                }
-                let (id, sent) = waiting.pop_front().expect("an ack answers a submit");
+                let (event, sent, tries) = waiting.pop_front().expect("an answer to a submit");
                 assert_eq!(
-                    v["eventId"].as_str(),
-                    Some(id.as_str()),
-                    "acks in submit order"
+                    v["eventId"], event["eventId"],
+                    "answers in submit order: {v}"
                 );
+                if v["type"] == "error" && v["error"]["code"] == "unavailable" && tries < RETRIES {
+                    unavailable += 1;
+                    let frame = json!({"type": "submit", "event": event});
+                    tx.send(Message::Text(frame.to_string().into()))
+                        .await
+                        .expect("a submit");
+                    waiting.push_back((event, sent, tries + 1));
+                    continue;
+                }
+                assert_eq!(v["type"], "ack", "not an ack: {v}");
                 latencies.push(sent.elapsed());
             }
         }));
     }
-    let mut all = Vec::new();
+    let (mut all, mut unavailable) = (Vec::new(), 0);
     for t in tasks {
-        all.extend(t.await.expect("a socket"));
+        let (latencies, retried) = t.await.expect("a socket");
+        all.push(latencies);
+        unavailable += retried;
     }
-    all
+    (all, unavailable)
 }
 
 /// Writes `events` events to redb in fsync'd transactions of `batch`

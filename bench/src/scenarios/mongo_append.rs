@@ -125,7 +125,12 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
         ],
     )
     .await;
-    let token = server.user("writer0").await;
+    // A user has at most 32 sockets open: the sockets are spread over four.
+    let mut tokens = Vec::new();
+    for u in 0..4 {
+        tokens.push(server.user(&format!("writer{u}")).await);
+    }
+    let token = tokens[0].clone();
     let one = vec!["one".to_owned()];
     let many: Vec<String> = (0..64).map(|i| format!("r{i}")).collect();
     for room in one.iter().chain(&many) {
@@ -141,11 +146,26 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
     let time = Duration::from_secs(seconds) / ROUNDS;
     let mut appended: std::collections::HashMap<String, u64> = Default::default();
     let mut rows = Vec::new();
-    for (writers, rooms) in [(1, &one), (8, &one), (64, &one), (64, &many)] {
+    let cases = [
+        (Load::Http(1), &one),
+        (Load::Http(8), &one),
+        (Load::Http(64), &one),
+        (Load::Http(8), &many),
+        (Load::Http(64), &many),
+        (Load::Ws(4, 32), &one),
+        (Load::Ws(64, 2), &many),
+    ];
+    for (load, rooms) in cases {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        // The baseline at the same concurrency: an inserter for each
+        // request or submit in flight.
+        let writers = match load {
+            Load::Http(w) => w,
+            Load::Ws(sockets, window) => sockets * window,
+        };
         for _ in 0..ROUNDS {
             let (slice, per_room) =
-                through_server(&server, &token, rooms, writers, time, mongo_pid).await;
+                through_server(&server, &tokens, rooms, load, time, mongo_pid).await;
             for (room, n) in per_room {
                 *appended.entry(room).or_default() += n;
             }
@@ -153,9 +173,9 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
             theirs.push(raw.measure(rooms, writers, time, mongo_pid).await);
         }
         let (m, b) = (Measured::of(ours), Measured::of(theirs));
-        rows.push(row(writers, rooms.len(), &m, &b));
+        rows.push(row(load, rooms.len(), &m, &b));
         eprintln!(
-            "scenario 3: {writers} writers into {} room(s) done at {:.0} s",
+            "scenario 3: {load:?} into {} room(s) done at {:.0} s",
             rooms.len(),
             started.elapsed().as_secs_f64()
         );
@@ -224,19 +244,49 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
     rows
 }
 
-/// `writers` HTTP writers posting into `rooms` until `time` is up; what
-/// they measured, and how many appends each room took.
+/// How one case loads the server.
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    /// This many HTTP writers, one request at a time each.
+    Http(usize),
+    /// This many sockets, each keeping this many submits waiting for acks.
+    Ws(usize, usize),
+}
+
+/// The case's writers or sockets appending into `rooms` until `time` is
+/// up; what they measured, and how many appends each room took.
 async fn through_server(
     server: &Server,
-    token: &str,
+    tokens: &[String],
     rooms: &[String],
-    writers: usize,
+    load: Load,
     time: Duration,
     mongo_pid: Option<u32>,
 ) -> (Slice, Vec<(String, u64)>) {
     let mongo_cpu = mongo_pid.map(cpu_time);
     let meter = Meter::start(server.pid());
     let deadline = Instant::now() + time;
+    let token = &tokens[0];
+    let writers = match load {
+        Load::Http(writers) => writers,
+        Load::Ws(sockets, window) => {
+            let (per_socket, unavailable) =
+                super::append::ws(server, tokens, rooms, sockets, window, deadline, send_body)
+                    .await;
+            let per_room = per_socket
+                .iter()
+                .enumerate()
+                .map(|(k, l)| (rooms[k % rooms.len()].clone(), l.len() as u64))
+                .collect();
+            let slice = Slice {
+                latencies: per_socket.concat(),
+                usage: meter.stop(),
+                mongo_cpu_s: cpu_since(mongo_pid, mongo_cpu),
+                unavailable,
+            };
+            return (slice, per_room);
+        }
+    };
     let mut tasks = Vec::new();
     for w in 0..writers {
         let room = rooms[w % rooms.len()].clone();
@@ -451,10 +501,10 @@ impl Raw {
     }
 }
 
-fn row(writers: usize, rooms: usize, m: &Measured, raw: &Measured) -> Row {
+fn row(load: Load, rooms: usize, m: &Measured, raw: &Measured) -> Row {
     let (rate, raw_rate) = (m.rate(), raw.rate());
     let ratio = rate / raw_rate.max(1e-9);
-    let targeted = writers == 64;
+    let targeted = matches!(load, Load::Http(64));
     let u = &m.usage;
     let mongo = |x: &Measured| {
         x.mongo_cpu_s
@@ -469,20 +519,23 @@ fn row(writers: usize, rooms: usize, m: &Measured, raw: &Measured) -> Row {
         u.generator_cpu_s
     );
     if m.unavailable > 0 {
-        notes.push_str(&format!("; {} × 503, retried", m.unavailable));
+        notes.push_str(&format!("; {} × unavailable, retried", m.unavailable));
     }
     if u.generator_bound() {
         notes.push_str("; **generator-bound**");
     }
     notes.push_str(&format!("; the MongoDB server is {}", under_test()));
     let plural = |n: usize| if n > 1 { "s" } else { "" };
+    let (writers, load) = match load {
+        Load::Http(w) => (w, format!("{w} HTTP writer{}", plural(w))),
+        Load::Ws(sockets, window) => (
+            sockets * window,
+            format!("{sockets} sockets × {window} pipelined"),
+        ),
+    };
     Row {
         scenario: on_mongodb("3 durable append, MongoDB"),
-        case: format!(
-            "{writers} HTTP writer{}, {rooms} room{}",
-            plural(writers),
-            plural(rooms)
-        ),
+        case: format!("{load}, {rooms} room{}", plural(rooms)),
         result: crate::measure::rate_and_latency(rate, &m.latency),
         baseline: format!(
             "raw driver, {writers} inserter{}, w: majority, j: true: {} events/s; p50 {:.1} ms, p99 {:.1} ms",
