@@ -70,6 +70,7 @@ step "running the benchmarks"
 # build only (the Python one appends about 400 events a second).
 fill=0
 if [ "$mongodb" = rust ]; then fill=1000000; fi
-BENCH_MONGODB_FILL=$fill BENCH_MONGODB_URI="$MONGODB_TEST_URI" BENCH_MONGODB_SERVER="$MONGODB_SERVER" \
+# That MongoDB server is this run's own, its data removed at the end.
+BENCH_MONGODB_SCRATCH=1 BENCH_MONGODB_FILL=$fill BENCH_MONGODB_URI="$MONGODB_TEST_URI" BENCH_MONGODB_SERVER="$MONGODB_SERVER" \
   BENCH_REDIS_URL="$REDIS_TEST_URL" \
   ./target/release/bench "$@"

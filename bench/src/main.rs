@@ -79,8 +79,21 @@ async fn main() {
                     Ok(n) if args.full => n.parse().expect("BENCH_MONGODB_FILL: a number"),
                     _ => 0,
                 };
+                // The databases of a short run are left to a MongoDB
+                // server thrown away after the run (scripts/bench.sh's):
+                // SecantusDB's Python build takes over half a minute to
+                // drop them. A full run drops them, since the million
+                // events would weigh on the scenarios after it.
+                let scratch = !args.full && std::env::var_os("BENCH_MONGODB_SCRATCH").is_some();
                 rows.extend(
-                    scenarios::mongo_append::run(&server::binary(), &uri, seconds, fill_to).await,
+                    scenarios::mongo_append::run(
+                        &server::binary(),
+                        &uri,
+                        seconds,
+                        fill_to,
+                        scratch,
+                    )
+                    .await,
                 );
             }
             Err(_) => eprintln!(

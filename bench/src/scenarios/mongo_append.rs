@@ -108,8 +108,10 @@ const FILL_IN_FLIGHT: usize = 64;
 
 /// Scenario 3, each case `seconds` long, then scenario 8 once the server's
 /// database holds `fill_to` events (the rest appended over WebSockets,
-/// pipelined) or what scenario 3 appended, whichever is more.
-pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row> {
+/// pipelined) or what scenario 3 appended, whichever is more. The run's
+/// databases are dropped at the end unless `scratch` (the server is thrown
+/// away after the run).
+pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize, scratch: bool) -> Vec<Row> {
     let tag = Uuid::new_v4().simple().to_string();
     let (chat_db, raw_db) = (
         format!("bench_chat_{}", &tag[..12]),
@@ -230,7 +232,8 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize) -> Vec<Row
     drop(server);
     let measured = started.elapsed();
     let client = raw.db.client().clone();
-    for name in [&chat_db, &raw_db] {
+    let dropping: &[&String] = if scratch { &[] } else { &[&chat_db, &raw_db] };
+    for name in dropping {
         let dropped = tokio::time::timeout(REQUEST_TIMEOUT, client.database(name).drop()).await;
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("scenario 3: database {name} not dropped: {dropped:?}");
