@@ -25,8 +25,8 @@ use uuid::Uuid;
 const CONTENT: &str = "a benchmark message of a typical length, about sixty chars";
 
 /// How one case loads the server.
-#[derive(Clone, Copy)]
-enum Load {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Load {
     /// This many HTTP writers, one request at a time each.
     Http(usize),
     /// This many sockets, each keeping this many submits waiting for acks.

@@ -9,6 +9,7 @@
 //! Then scenario 8 on MongoDB: the database's size per event against the
 //! event's JSON.
 
+use super::append::Load;
 use crate::measure::{cpu_time, Latency, Meter, Usage};
 use crate::report::{thousands, Row};
 use crate::server::Server;
@@ -245,15 +246,6 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize, scratch: b
         (started.elapsed() - measured).as_secs_f64()
     );
     rows
-}
-
-/// How one case loads the server.
-#[derive(Clone, Copy, Debug)]
-enum Load {
-    /// This many HTTP writers, one request at a time each.
-    Http(usize),
-    /// This many sockets, each keeping this many submits waiting for acks.
-    Ws(usize, usize),
 }
 
 /// The case's writers or sockets appending into `rooms` until `time` is
