@@ -117,3 +117,116 @@ async fn appends_answer_503_while_mongodb_is_down_and_work_again_when_it_is_back
     s.stop().await;
     mongo.stop();
 }
+
+/// The format marker in `chat_meta` (store/mongo.rs, `FORMAT`).
+async fn format_of(db: &mongodb::Database) -> Option<i64> {
+    let found = db
+        .collection::<mongodb::bson::Document>("chat_meta")
+        .find_one(mongodb::bson::doc! {"_id": "format"})
+        .await
+        .unwrap()?;
+    Some(found.get_i64("format").unwrap())
+}
+
+async fn mark(db: &mongodb::Database, format: i64) {
+    db.collection::<mongodb::bson::Document>("chat_meta")
+        .update_one(
+            mongodb::bson::doc! {"_id": "format"},
+            mongodb::bson::doc! {"$set": {"format": format}},
+        )
+        .upsert(true)
+        .await
+        .unwrap();
+}
+
+/// A database written by a newer server (a later layout in `chat_meta`) is
+/// refused: at start when MongoDB is up, and at the first write when it
+/// came up after the server. One of this server's layout or an earlier one
+/// is marked with this server's and written into.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_a_later_layout_is_refused_at_start_or_at_the_first_write() {
+    let Ok(bin) = std::env::var("SECANTUS_BIN") else {
+        eprintln!("SECANTUS_BIN is not set: nothing to stop and start; skipped");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = |db: &str| {
+        let mut config = TestServer::config(dir.path(), 0);
+        config.mongodb_uri = Some(uri.clone());
+        config.mongodb_db = db.into();
+        config
+    };
+
+    // Two servers started while MongoDB is down: they start.
+    let later = TestServer::start_with(config("later"), None).await;
+    let earlier = TestServer::start_with(config("earlier"), None).await;
+    let mongo = Mongo::start(&bin, port, &data.path().join("mongo"));
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    mark(&client.database("later"), 3).await;
+    mark(&client.database("earlier"), 1).await;
+
+    // Accounts are not in the layout; a room is, and is refused, with
+    // nothing written.
+    let c = Client::new();
+    let start = Instant::now();
+    loop {
+        let r = c
+            .post(later.url("/api/users"))
+            .json(&serde_json::json!({"userId": "alice", "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        // 409: an attempt answered 503 was written.
+        if matches!(r.status(), StatusCode::CREATED | StatusCode::CONFLICT) {
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(start.elapsed() < Duration::from_secs(30), "MongoDB is back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let token = sign_in(&c, &later, "alice").await;
+    let r = c
+        .post(later.url("/api/rooms"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"roomId": "r", "name": "Room"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let later_db = client.database("later");
+    assert_eq!(
+        format_of(&later_db).await,
+        Some(3),
+        "the marker is left as it was"
+    );
+    for coll in ["chat_rooms", "chat_events"] {
+        let n = later_db
+            .collection::<mongodb::bson::Document>(coll)
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "nothing written into {coll}");
+    }
+
+    // The earlier layout is read and written, and marked as this server's.
+    let token = user(&c, &earlier, "bob").await;
+    room(&c, &earlier, &token, "r").await;
+    let (st, body) = post_retrying(&c, &earlier, &token, "r", send("hello")).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(format_of(&client.database("earlier")).await, Some(2));
+
+    // At start: refused with the reason, rather than served.
+    later.stop().await;
+    earlier.stop().await;
+    let refused = server::open_backends(&config("later")).await.err();
+    let why = refused.expect("a database of a later layout is refused at start");
+    assert!(why.contains("newer server"), "{why}");
+    let fresh = server::open_backends(&config("fresh")).await;
+    assert!(fresh.is_ok(), "a new database is taken");
+    assert_eq!(format_of(&client.database("fresh")).await, Some(2));
+    drop(fresh);
+    mongo.stop();
+}

@@ -16,6 +16,7 @@
 //!   `chat_users`, `chat_sessions` (a TTL index expires them), and
 //!   `chat_room_leases` (whose turn it is to append to a room when several
 //!   writers are busy with it).
+//! - `chat_meta`: the layout of the documents (see [`FORMAT`]).
 //!
 //! A group commit is one multi-document transaction with write concern
 //! majority and journal: the room's `lastSeq` moves only from the value its
@@ -50,7 +51,6 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -68,13 +68,34 @@ const LEASE_MS: i64 = 250;
 /// How long a writer waits for its turn before its batch is answered 503.
 const TURN_WAIT: Duration = Duration::from_millis(2500);
 
+/// The layout of the documents this server writes. A database keeps the
+/// latest layout any server wrote into it (`chat_meta`, `{_id: "format"}`),
+/// and a server refuses a database of a later one rather than write its
+/// own layout into it:
+/// 1. events as JSON text (until 2026-11-28; those servers wrote no marker);
+/// 2. events as BSON fields, and bare view rows for messages as sent.
+///
+/// This server reads both.
+const FORMAT: i64 = 2;
+
+/// What this process found when it first reached the database.
+#[derive(Debug)]
+enum Prepared {
+    /// Its layout is [`FORMAT`] or earlier, now marked [`FORMAT`], and every
+    /// index exists (a stored eventId is refused at commit).
+    Ready,
+    /// Written by a newer server, in this later layout: nothing is written
+    /// into it.
+    Newer(i64),
+}
+
 pub struct MongoStore {
     client: Client,
     db: Database,
     bases: HeadCache,
-    /// Whether this process has seen every index made (at start; until
-    /// then a stored eventId is not known to be refused at commit).
-    indexed: AtomicBool,
+    /// Set once the database has been reached: at start, or at the first
+    /// write after it if it could not be reached then.
+    prepared: tokio::sync::OnceCell<Prepared>,
 }
 
 fn unavailable(e: MongoError) -> StoreError {
@@ -148,6 +169,11 @@ async fn all(
         .try_collect()
         .await
         .map_err(unavailable)
+}
+
+/// Why a database of a later layout is refused.
+fn newer(db: &str, format: i64) -> String {
+    format!("the MongoDB database {db} was written by a newer server (format {format}; this one writes {FORMAT} and reads it and before)")
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -325,14 +351,51 @@ impl MongoStore {
             db: client.database(db),
             client,
             bases: HeadCache::default(),
-            indexed: AtomicBool::new(false),
+            prepared: tokio::sync::OnceCell::new(),
         };
-        if let Err(e) = store.ensure_indexes().await {
+        match store.prepared().await {
+            Ok(Prepared::Ready) => {}
+            Ok(Prepared::Newer(format)) => return Err(newer(db, *format)),
             // Not fatal: the server answers 503 until MongoDB is back, and
-            // the indexes are made on the next start.
-            tracing::warn!(error = %e, "MongoDB unreachable at start; indexes not checked");
+            // the first write then checks the layout and the indexes.
+            Err(e) => {
+                tracing::warn!(error = %e, "MongoDB unreachable at start; layout and indexes not checked yet")
+            }
         }
         Ok(store)
+    }
+
+    /// What [`MongoStore::prepare`] found, once it could reach the
+    /// database; tried again on each call until then, each try bounded.
+    async fn prepared(&self) -> Result<&Prepared, StoreError> {
+        if let Some(found) = self.prepared.get() {
+            return Ok(found);
+        }
+        let tried = tokio::time::timeout(
+            REACH_TIMEOUT * 2,
+            self.prepared.get_or_try_init(|| self.prepare()),
+        )
+        .await;
+        match tried {
+            Ok(found) => found.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable("MongoDB not reached yet".into())),
+        }
+    }
+
+    /// Refuses a database of a later layout; else marks it with this one
+    /// and makes sure every index exists.
+    async fn prepare(&self) -> Result<Prepared, MongoError> {
+        let meta = self.coll("chat_meta");
+        let marker = meta.find_one(doc! {"_id": "format"}).await?;
+        let format = marker.and_then(|d| i64_of(&d, "format").ok());
+        if let Some(later) = format.filter(|f| *f > FORMAT) {
+            return Ok(Prepared::Newer(later));
+        }
+        self.ensure_indexes().await?;
+        meta.update_one(doc! {"_id": "format"}, doc! {"$max": {"format": FORMAT}})
+            .upsert(true)
+            .await?;
+        Ok(Prepared::Ready)
     }
 
     fn coll(&self, name: &str) -> Collection<Document> {
@@ -388,7 +451,6 @@ impl MongoStore {
                     .build(),
             )
             .await?;
-        self.indexed.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -446,6 +508,9 @@ impl MongoStore {
     /// are majority reads, and a `201` must be followed by views that show
     /// it. Finish it with [`MongoStore::finish`].
     async fn begin(&self, writes: Writes) -> Result<ClientSession, StoreError> {
+        if let Prepared::Newer(format) = self.prepared().await? {
+            return Err(StoreError::Unavailable(newer(self.db.name(), *format)));
+        }
         let mut s = self.client.start_session().await.map_err(unavailable)?;
         let concern = match writes {
             Writes::Durable => WriteConcern::builder()
@@ -1020,7 +1085,7 @@ impl EventStore for MongoStore {
     /// The unique index on (roomId, eventId) refuses the events' insert,
     /// once it is known to exist.
     fn refuses_stored_ids(&self) -> bool {
-        self.indexed.load(Ordering::Relaxed)
+        matches!(self.prepared.get(), Some(Prepared::Ready))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
