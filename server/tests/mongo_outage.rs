@@ -1,13 +1,17 @@
 //! MongoDB going away and coming back, with a real MongoDB-compatible server
-//! process this test starts, stops and starts again (`SECANTUS_BIN`: the
-//! test command sets it; without it the test says so and does nothing).
+//! process these tests start, stop and start again (`SECANTUS_BIN`: the
+//! test command sets it; without it the tests say so and do nothing).
 //! While it is down, appends answer 503 within 3.5 s and nothing partial is
 //! stored; once it is back, the same server works again without a restart.
+//! A database a newer server has written (its layout marker) is refused,
+//! whether MongoDB was up when the server started or came up after.
 
 mod common;
 
 use common::*;
+use mongodb::bson::{doc, Bson, Document};
 use reqwest::{Client, StatusCode};
+use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,6 +53,14 @@ impl Mongo {
         let _ = self.child.kill();
         let _ = self.child.wait();
         (self.port, self.dir.clone())
+    }
+}
+
+/// A failed assertion does not leave the process behind.
+impl Drop for Mongo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -118,33 +130,65 @@ async fn appends_answer_503_while_mongodb_is_down_and_work_again_when_it_is_back
     mongo.stop();
 }
 
-/// The format marker in `chat_meta` (store/mongo.rs, `FORMAT`).
-async fn format_of(db: &mongodb::Database) -> Option<i64> {
+/// The layout marker in `chat_meta` (store/mongo.rs, `FORMAT`).
+async fn format_of(db: &mongodb::Database) -> Option<Bson> {
     let found = db
-        .collection::<mongodb::bson::Document>("chat_meta")
-        .find_one(mongodb::bson::doc! {"_id": "format"})
+        .collection::<Document>("chat_meta")
+        .find_one(doc! {"_id": "format"})
         .await
         .unwrap()?;
-    Some(found.get_i64("format").unwrap())
+    found.get("format").cloned()
 }
 
-async fn mark(db: &mongodb::Database, format: i64) {
-    db.collection::<mongodb::bson::Document>("chat_meta")
+async fn mark(db: &mongodb::Database, format: impl Into<Bson>) {
+    db.collection::<Document>("chat_meta")
         .update_one(
-            mongodb::bson::doc! {"_id": "format"},
-            mongodb::bson::doc! {"$set": {"format": format}},
+            doc! {"_id": "format"},
+            doc! {"$set": {"format": format.into()}},
         )
         .upsert(true)
         .await
         .unwrap();
 }
 
+/// Signs `name` up and in once the server's MongoDB answers (accounts are
+/// not in the layout the marker guards).
+async fn sign_up(c: &Client, s: &TestServer, name: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let r = c
+            .post(s.url("/api/users"))
+            .json(&serde_json::json!({"userId": name, "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        // 409: an attempt answered 503 was written.
+        if matches!(r.status(), StatusCode::CREATED | StatusCode::CONFLICT) {
+            return sign_in(c, s, name).await;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(start.elapsed() < Duration::from_secs(30), "MongoDB answers");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn create_room(c: &Client, s: &TestServer, token: &str) -> (StatusCode, Value) {
+    let r = c
+        .post(s.url("/api/rooms"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"roomId": "r", "name": "Room"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// A database written by a newer server (a later layout in `chat_meta`) is
-/// refused: at start when MongoDB is up, and at the first write when it
-/// came up after the server. One of this server's layout or an earlier one
-/// is marked with this server's and written into.
+/// refused: at start when MongoDB is up, and once reached when it came up
+/// after the server. One of this server's layout or an earlier one is
+/// marked with this server's and written into.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_database_of_a_later_layout_is_refused_at_start_or_at_the_first_write() {
+async fn a_database_of_a_later_layout_is_refused_at_start_or_once_reached() {
     let Ok(bin) = std::env::var("SECANTUS_BIN") else {
         eprintln!("SECANTUS_BIN is not set: nothing to stop and start; skipped");
         return;
@@ -159,74 +203,69 @@ async fn a_database_of_a_later_layout_is_refused_at_start_or_at_the_first_write(
         config.mongodb_db = db.into();
         config
     };
-
-    // Two servers started while MongoDB is down: they start.
-    let later = TestServer::start_with(config("later"), None).await;
-    let earlier = TestServer::start_with(config("earlier"), None).await;
     let mongo = Mongo::start(&bin, port, &data.path().join("mongo"));
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    mark(&client.database("later"), 3).await;
-    mark(&client.database("earlier"), 1).await;
+    mark(&client.database("later"), 3i64).await;
+    mark(&client.database("earlier"), 1i64).await;
+    mark(&client.database("garbled"), "two").await;
 
-    // Accounts are not in the layout; a room is, and is refused, with
-    // nothing written.
+    // At start: refused with the reason, rather than served.
+    for (db, why) in [("later", "newer server"), ("garbled", "does not decode")] {
+        let refused = server::open_backends(&config(db)).await.err();
+        let refused = refused.unwrap_or_else(|| panic!("{db} is refused at start"));
+        assert!(refused.contains(why), "{refused}");
+    }
+    let fresh = server::open_backends(&config("fresh")).await;
+    assert!(fresh.is_ok(), "a new database is taken");
+    drop(fresh);
+    assert_eq!(
+        format_of(&client.database("fresh")).await,
+        Some(Bson::Int64(2))
+    );
+
+    // Two servers started while MongoDB is down start; once it is back,
+    // the one on an earlier layout appends, and marks it as its own.
+    let (port, mongo_dir) = mongo.stop();
+    let later = TestServer::start_with(config("later"), None).await;
+    let earlier = TestServer::start_with(config("earlier"), None).await;
+    let _mongo = Mongo::start(&bin, port, &mongo_dir);
     let c = Client::new();
+    let token = sign_up(&c, &earlier, "bob").await;
     let start = Instant::now();
-    loop {
-        let r = c
-            .post(later.url("/api/users"))
-            .json(&serde_json::json!({"userId": "alice", "password": "correct horse"}))
-            .send()
-            .await
-            .unwrap();
-        // 409: an attempt answered 503 was written.
-        if matches!(r.status(), StatusCode::CREATED | StatusCode::CONFLICT) {
-            break;
-        }
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(start.elapsed() < Duration::from_secs(30), "MongoDB is back");
+    while create_room(&c, &earlier, &token).await.0 != StatusCode::CREATED {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the room is made"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let token = sign_in(&c, &later, "alice").await;
-    let r = c
-        .post(later.url("/api/rooms"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"roomId": "r", "name": "Room"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (st, body) = post_retrying(&c, &earlier, &token, "r", send("hello")).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let earlier_db = client.database("earlier");
+    assert_eq!(format_of(&earlier_db).await, Some(Bson::Int64(2)));
+
+    // The one on a later layout: its health check fails with MongoDB up,
+    // and a room is refused every time, with nothing written.
+    let token = sign_up(&c, &later, "alice").await;
+    wait_until(30, "the later layout is seen", || async {
+        health(&c, &later).await["status"] == "unavailable"
+    })
+    .await;
+    for _ in 0..2 {
+        let (st, body) = create_room(&c, &later, &token).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(code(&body), "unavailable", "{body}");
+    }
     let later_db = client.database("later");
-    assert_eq!(
-        format_of(&later_db).await,
-        Some(3),
-        "the marker is left as it was"
-    );
+    assert_eq!(format_of(&later_db).await, Some(Bson::Int64(3)));
     for coll in ["chat_rooms", "chat_events"] {
         let n = later_db
-            .collection::<mongodb::bson::Document>(coll)
-            .count_documents(mongodb::bson::doc! {})
+            .collection::<Document>(coll)
+            .count_documents(doc! {})
             .await
             .unwrap();
         assert_eq!(n, 0, "nothing written into {coll}");
     }
-
-    // The earlier layout is read and written, and marked as this server's.
-    let token = user(&c, &earlier, "bob").await;
-    room(&c, &earlier, &token, "r").await;
-    let (st, body) = post_retrying(&c, &earlier, &token, "r", send("hello")).await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    assert_eq!(format_of(&client.database("earlier")).await, Some(2));
-
-    // At start: refused with the reason, rather than served.
     later.stop().await;
     earlier.stop().await;
-    let refused = server::open_backends(&config("later")).await.err();
-    let why = refused.expect("a database of a later layout is refused at start");
-    assert!(why.contains("newer server"), "{why}");
-    let fresh = server::open_backends(&config("fresh")).await;
-    assert!(fresh.is_ok(), "a new database is taken");
-    assert_eq!(format_of(&client.database("fresh")).await, Some(2));
-    drop(fresh);
-    mongo.stop();
 }

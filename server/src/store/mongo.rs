@@ -47,11 +47,12 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{
-    Acknowledgment, ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern,
+    Acknowledgment, ClientOptions, IndexOptions, ReadConcern, ReturnDocument, TransactionOptions,
+    WriteConcern,
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -84,18 +85,20 @@ enum Prepared {
     /// Its layout is [`FORMAT`] or earlier, now marked [`FORMAT`], and every
     /// index exists (a stored eventId is refused at commit).
     Ready,
-    /// Written by a newer server, in this later layout: nothing is written
-    /// into it.
-    Newer(i64),
+    /// Written by a newer server (or its marker does not decode), for this
+    /// reason: no room, event, view or snapshot is written into it, and
+    /// the health check fails.
+    Refused(String),
 }
 
 pub struct MongoStore {
     client: Client,
     db: Database,
     bases: HeadCache,
-    /// Set once the database has been reached: at start, or at the first
-    /// write after it if it could not be reached then.
-    prepared: tokio::sync::OnceCell<Prepared>,
+    /// Set once the database has been reached: at start, or by
+    /// [`prepare_later`] if it could not be reached then. Until then
+    /// appends answer 503.
+    prepared: Arc<OnceLock<Prepared>>,
 }
 
 fn unavailable(e: MongoError) -> StoreError {
@@ -171,9 +174,119 @@ async fn all(
         .map_err(unavailable)
 }
 
-/// Why a database of a later layout is refused.
-fn newer(db: &str, format: i64) -> String {
-    format!("the MongoDB database {db} was written by a newer server (format {format}; this one writes {FORMAT} and reads it and before)")
+/// Makes every index the store's reads and writes rely on.
+async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
+    let unique = || IndexOptions::builder().unique(true).build();
+    let index = |keys: Document, unique_too: bool| {
+        let b = IndexModel::builder().keys(keys);
+        if unique_too {
+            b.options(unique()).build()
+        } else {
+            b.build()
+        }
+    };
+    db.collection::<Document>("chat_events")
+        .create_indexes([
+            index(doc! {"roomId": 1, "seq": 1}, true),
+            index(doc! {"roomId": 1, "eventId": 1}, true),
+            index(doc! {"roomId": 1, "ts": 1}, false),
+        ])
+        .await?;
+    db.collection::<Document>("chat_rooms")
+        .create_index(index(doc! {"createdAt": 1, "_id": 1}, false))
+        .await?;
+    db.collection::<Document>("chat_message_views")
+        .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
+        .await?;
+    db.collection::<Document>("chat_read_markers")
+        .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
+        .await?;
+    for counts in ["chat_sender_live", "chat_unread"] {
+        db.collection::<Document>(counts)
+            .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
+            .await?;
+    }
+    db.collection::<Document>("chat_snapshot_heads")
+        .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
+        .await?;
+    db.collection::<Document>("chat_snapshot_chunks")
+        .create_index(index(doc! {"roomId": 1, "index": 1, "version": 1}, true))
+        .await?;
+    db.collection::<Document>("chat_sessions")
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"expiresAt": 1})
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::from_secs(0))
+                        .build(),
+                )
+                .build(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks the database with this server's layout, unless a newer server's
+/// is there, and makes sure every index exists.
+async fn prepare(db: &Database) -> Result<Prepared, MongoError> {
+    let meta = db.collection::<Document>("chat_meta");
+    // One command reads the marker and raises it: a newer server marking at
+    // the same moment is seen either way, as its mark or as this one's
+    // `$max` left undone.
+    let mark = || {
+        meta.find_one_and_update(doc! {"_id": "format"}, doc! {"$max": {"format": FORMAT}})
+            .upsert(true)
+            .return_document(ReturnDocument::Before)
+    };
+    // Two servers marking a new database at once: one upsert fails on the
+    // key, and its retry finds the other's marker.
+    let before = match mark().await {
+        Err(e) if is_duplicate(&e) => mark().await?,
+        found => found?,
+    };
+    let name = db.name();
+    match before.map(|d| i64_of(&d, "format")) {
+        None => {}
+        Some(Ok(format)) if format <= FORMAT => {}
+        Some(Ok(format)) => {
+            return Ok(Prepared::Refused(format!(
+                "the MongoDB database {name} was written by a newer server (format {format}; this one writes {FORMAT} and reads it and before)"
+            )))
+        }
+        Some(Err(_)) => {
+            return Ok(Prepared::Refused(format!(
+                "the MongoDB database {name} has a layout marker (chat_meta) that does not decode"
+            )))
+        }
+    }
+    ensure_indexes(db).await?;
+    Ok(Prepared::Ready)
+}
+
+/// [`prepare`] for a store that could not reach MongoDB at start: tried
+/// again every [`REACH_TIMEOUT`] until it answers, or the store is gone.
+async fn prepare_later(db: Database, prepared: Weak<OnceLock<Prepared>>) {
+    loop {
+        tokio::time::sleep(REACH_TIMEOUT).await;
+        if prepared.strong_count() == 0 {
+            return;
+        }
+        match prepare(&db).await {
+            Ok(found) => {
+                if let Prepared::Refused(why) = &found {
+                    tracing::error!(%why, "refusing to write into this database");
+                } else {
+                    tracing::info!("MongoDB reached: layout and indexes checked");
+                }
+                if let Some(cell) = prepared.upgrade() {
+                    let _ = cell.set(found);
+                }
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "layout and indexes still not checked"),
+        }
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -330,8 +443,10 @@ fn room_of(d: &Document) -> Result<RoomRecord, StoreError> {
 
 impl MongoStore {
     /// Connects (lazily: the process starts, and reconnects by itself,
-    /// whether or not MongoDB is up) and makes sure every index exists when
-    /// it is reachable.
+    /// whether or not MongoDB is up) and, once MongoDB answers, checks the
+    /// database's layout and makes sure every index exists ([`prepare`]).
+    /// A database a newer server has written is an error here when MongoDB
+    /// answers at start; else it is found later, and appends are refused.
     pub async fn open(uri: &str, db: &str) -> Result<MongoStore, String> {
         let mut options = ClientOptions::parse(uri)
             .await
@@ -347,111 +462,29 @@ impl MongoStore {
         );
         options.read_concern = Some(ReadConcern::majority());
         let client = Client::with_options(options).map_err(|e| format!("MONGODB_URI: {e}"))?;
-        let store = MongoStore {
-            db: client.database(db),
-            client,
-            bases: HeadCache::default(),
-            prepared: tokio::sync::OnceCell::new(),
-        };
-        match store.prepared().await {
-            Ok(Prepared::Ready) => {}
-            Ok(Prepared::Newer(format)) => return Err(newer(db, *format)),
-            // Not fatal: the server answers 503 until MongoDB is back, and
-            // the first write then checks the layout and the indexes.
+        let db = client.database(db);
+        let prepared = Arc::new(OnceLock::new());
+        match prepare(&db).await {
+            Ok(Prepared::Refused(why)) => return Err(why),
+            Ok(ready) => {
+                let _ = prepared.set(ready);
+            }
+            // Not fatal: the server answers 503 until MongoDB is back.
             Err(e) => {
-                tracing::warn!(error = %e, "MongoDB unreachable at start; layout and indexes not checked yet")
+                tracing::warn!(error = %e, "MongoDB unreachable at start; appends wait for its layout and indexes to be checked");
+                tokio::spawn(prepare_later(db.clone(), Arc::downgrade(&prepared)));
             }
         }
-        Ok(store)
-    }
-
-    /// What [`MongoStore::prepare`] found, once it could reach the
-    /// database; tried again on each call until then, each try bounded.
-    async fn prepared(&self) -> Result<&Prepared, StoreError> {
-        if let Some(found) = self.prepared.get() {
-            return Ok(found);
-        }
-        let tried = tokio::time::timeout(
-            REACH_TIMEOUT * 2,
-            self.prepared.get_or_try_init(|| self.prepare()),
-        )
-        .await;
-        match tried {
-            Ok(found) => found.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable("MongoDB not reached yet".into())),
-        }
-    }
-
-    /// Refuses a database of a later layout; else marks it with this one
-    /// and makes sure every index exists.
-    async fn prepare(&self) -> Result<Prepared, MongoError> {
-        let meta = self.coll("chat_meta");
-        let marker = meta.find_one(doc! {"_id": "format"}).await?;
-        let format = marker.and_then(|d| i64_of(&d, "format").ok());
-        if let Some(later) = format.filter(|f| *f > FORMAT) {
-            return Ok(Prepared::Newer(later));
-        }
-        self.ensure_indexes().await?;
-        meta.update_one(doc! {"_id": "format"}, doc! {"$max": {"format": FORMAT}})
-            .upsert(true)
-            .await?;
-        Ok(Prepared::Ready)
+        Ok(MongoStore {
+            db,
+            client,
+            bases: HeadCache::default(),
+            prepared,
+        })
     }
 
     fn coll(&self, name: &str) -> Collection<Document> {
         self.db.collection(name)
-    }
-
-    async fn ensure_indexes(&self) -> Result<(), MongoError> {
-        let unique = || IndexOptions::builder().unique(true).build();
-        let index = |keys: Document, unique_too: bool| {
-            let b = IndexModel::builder().keys(keys);
-            if unique_too {
-                b.options(unique()).build()
-            } else {
-                b.build()
-            }
-        };
-        self.coll("chat_events")
-            .create_indexes([
-                index(doc! {"roomId": 1, "seq": 1}, true),
-                index(doc! {"roomId": 1, "eventId": 1}, true),
-                index(doc! {"roomId": 1, "ts": 1}, false),
-            ])
-            .await?;
-        self.coll("chat_rooms")
-            .create_index(index(doc! {"createdAt": 1, "_id": 1}, false))
-            .await?;
-        self.coll("chat_message_views")
-            .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
-            .await?;
-        self.coll("chat_read_markers")
-            .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
-            .await?;
-        for counts in ["chat_sender_live", "chat_unread"] {
-            self.coll(counts)
-                .create_index(index(doc! {"roomId": 1, "userId": 1}, true))
-                .await?;
-        }
-        self.coll("chat_snapshot_heads")
-            .create_index(index(doc! {"roomId": 1, "seq": 1}, true))
-            .await?;
-        self.coll("chat_snapshot_chunks")
-            .create_index(index(doc! {"roomId": 1, "index": 1, "version": 1}, true))
-            .await?;
-        self.coll("chat_sessions")
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"expiresAt": 1})
-                    .options(
-                        IndexOptions::builder()
-                            .expire_after(Duration::from_secs(0))
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await?;
-        Ok(())
     }
 
     /// One group commit, inside the session's transaction.
@@ -508,8 +541,14 @@ impl MongoStore {
     /// are majority reads, and a `201` must be followed by views that show
     /// it. Finish it with [`MongoStore::finish`].
     async fn begin(&self, writes: Writes) -> Result<ClientSession, StoreError> {
-        if let Prepared::Newer(format) = self.prepared().await? {
-            return Err(StoreError::Unavailable(newer(self.db.name(), *format)));
+        match self.prepared.get() {
+            Some(Prepared::Ready) => {}
+            Some(Prepared::Refused(why)) => return Err(StoreError::Unavailable(why.clone())),
+            None => {
+                return Err(StoreError::Unavailable(
+                    "MongoDB not reached since start: its layout is not checked yet".into(),
+                ))
+            }
         }
         let mut s = self.client.start_session().await.map_err(unavailable)?;
         let concern = match writes {
@@ -1089,6 +1128,9 @@ impl EventStore for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(Prepared::Refused(why)) = self.prepared.get() {
+            return Err(StoreError::Unavailable(why.clone()));
+        }
         self.db
             .run_command(doc! {"ping": 1})
             .await
