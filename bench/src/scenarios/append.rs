@@ -9,6 +9,7 @@ use crate::measure::{Latency, Meter, Usage};
 use crate::report::{thousands, Row};
 use crate::scenarios::http_floor;
 use crate::scenarios::mongo_append::{REQUEST_TIMEOUT, RETRIES};
+use crate::scenarios::text::send_body;
 use crate::server::Server;
 use domain::{ChatEvent, EventKind, Timestamp};
 use futures_util::{SinkExt, StreamExt};
@@ -41,7 +42,9 @@ struct Measured {
     batch: f64,
 }
 
-pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
+/// The cases, then scenario 8 after `fill_to` events (what the cases
+/// appended, and the rest over pipelined sockets).
+pub async fn run(bin: &Path, seconds: u64, fill_to: usize) -> Vec<Row> {
     let server = Server::start(bin, &[]).await;
     // A user has at most 32 sockets open: the sockets are spread over four.
     let mut tokens = Vec::new();
@@ -83,9 +86,25 @@ pub async fn run(bin: &Path, seconds: u64) -> Vec<Row> {
         };
         rows.push(row(load, rooms.len(), &m, raw, batch, floor));
     }
+    let stored = server.metric("chat_appends_total").await as usize;
+    let rest = fill_to.saturating_sub(stored);
+    let fill_rooms: Vec<&String> = one.iter().chain(&many).take(FILL_ROOMS).collect();
+    if let Some((rate, resent)) =
+        super::fill_rooms(&server, &token, &fill_rooms, rest, FILL_IN_FLIGHT).await
+    {
+        eprintln!(
+            "scenario 8 (embedded): {} more events over {FILL_ROOMS} sockets at {rate:.0} events/s ({resent} sent again)",
+            thousands(rest as f64)
+        );
+    }
     rows.push(storage(&server).await);
     rows
 }
+
+/// Scenario 8's fill: this many sockets, into as many rooms, each with
+/// this many submits waiting.
+const FILL_ROOMS: usize = 8;
+const FILL_IN_FLIGHT: usize = 64;
 
 /// Scenario 8 on what the cases above appended: bytes on disk per event
 /// (events, their ids, the projection, snapshots, and pages redb has not
@@ -166,10 +185,6 @@ async fn measure(
             1.0
         },
     }
-}
-
-fn send_body() -> Value {
-    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": super::text::message()})
 }
 
 /// `writers` tasks posting until `deadline`, spread over `rooms`; each

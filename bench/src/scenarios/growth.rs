@@ -11,7 +11,8 @@
 //! server, or into a second server that has one room. Flat is the goal.
 
 use super::fill;
-use super::mongo_append::{append, last_seq, send_body, REQUEST_TIMEOUT};
+use super::mongo_append::{append, last_seq, REQUEST_TIMEOUT};
+use super::text::send_body;
 use crate::measure::{rss_kib, Latency};
 use crate::report::{thousands, Row};
 use crate::server::Server;

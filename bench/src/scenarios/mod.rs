@@ -22,6 +22,45 @@ pub(crate) fn ws_client_config() -> tokio_tungstenite::tungstenite::protocol::We
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
 
+/// Appends `n` events spread over `rooms`, a socket each with `in_flight`
+/// submits waiting (see [`fill`]), and checks that each room's `lastSeq`
+/// moved by its share. `None` when `n` is 0; else the rate (events/s) and
+/// how many submits were sent again.
+pub(crate) async fn fill_rooms(
+    server: &crate::server::Server,
+    token: &str,
+    rooms: &[&String],
+    n: usize,
+    in_flight: usize,
+) -> Option<(f64, u32)> {
+    use futures_util::future::join_all;
+    use mongo_append::last_seq;
+    if n == 0 || rooms.is_empty() {
+        return None;
+    }
+    let t = std::time::Instant::now();
+    let before: Vec<u64> = join_all(rooms.iter().map(|room| last_seq(server, token, room))).await;
+    let share = |k: usize| n / rooms.len() + usize::from(k < n % rooms.len());
+    let resent: u32 = join_all(rooms.iter().enumerate().map(|(k, room)| {
+        fill(server, token, room, share(k), in_flight, |_| {
+            text::send_body()
+        })
+    }))
+    .await
+    .into_iter()
+    .sum();
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    for (k, room) in rooms.iter().enumerate() {
+        let last = last_seq(server, token, room).await;
+        assert_eq!(
+            last,
+            before[k] + share(k) as u64,
+            "room {room}: lastSeq after the fill"
+        );
+    }
+    Some((rate, resent))
+}
+
 /// Appends `n` events to `room` over one socket, `in_flight` waiting for
 /// their acks at a time: the `i`-th is `body(i)` (a submit's event, each
 /// with an `eventId` of its own, lowercase). A submit answered

@@ -10,6 +10,7 @@
 //! event's JSON.
 
 use super::append::Load;
+use super::text::send_body;
 use crate::measure::{cpu_time, Latency, Meter, Usage};
 use crate::report::{thousands, Row};
 use crate::server::Server;
@@ -193,41 +194,13 @@ pub async fn run(bin: &Path, uri: &str, seconds: u64, fill_to: usize, scratch: b
     let stored = one.len() + many.len() + appended.values().sum::<u64>() as usize;
     let fill_rooms: Vec<&String> = one.iter().chain(&many).take(FILL_ROOMS).collect();
     let rest = fill_to.saturating_sub(stored);
-    let filled = if rest > 0 {
-        let t = Instant::now();
-        let before: Vec<u64> = futures_util::future::join_all(
-            fill_rooms
-                .iter()
-                .map(|room| last_seq(&server, &token, room)),
-        )
-        .await;
-        let share = |k: usize| rest / FILL_ROOMS + usize::from(k < rest % FILL_ROOMS);
-        let resent: u32 =
-            futures_util::future::join_all(fill_rooms.iter().enumerate().map(|(k, room)| {
-                super::fill(&server, &token, room, share(k), FILL_IN_FLIGHT, |_| {
-                    send_body()
-                })
-            }))
-            .await
-            .into_iter()
-            .sum();
-        let rate = rest as f64 / t.elapsed().as_secs_f64();
-        for (k, room) in fill_rooms.iter().enumerate() {
-            let last = last_seq(&server, &token, room).await;
-            assert_eq!(
-                last,
-                before[k] + share(k) as u64,
-                "room {room}: lastSeq after the fill"
-            );
-        }
+    let filled = super::fill_rooms(&server, &token, &fill_rooms, rest, FILL_IN_FLIGHT).await;
+    if let Some((rate, _)) = filled {
         eprintln!(
             "scenario 8 (MongoDB): {} more events over {FILL_ROOMS} sockets at {rate:.0} events/s",
             thousands(rest as f64)
         );
-        Some((rate, resent))
-    } else {
-        None
-    };
+    }
     rows.push(storage(&chat_db, &raw, filled).await);
     // What this run wrote goes; the server first, so that it writes no more.
     drop(server);
@@ -315,11 +288,6 @@ async fn through_server(
 
 fn cpu_since(pid: Option<u32>, before: Option<Duration>) -> Option<f64> {
     Some(cpu_time(pid?).saturating_sub(before?).as_secs_f64())
-}
-
-/// A new message's body.
-pub(crate) fn send_body() -> Value {
-    json!({"eventId": Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": super::text::message()})
 }
 
 /// Posts `body` to `url` until it is acknowledged: `201`, or `200` when a

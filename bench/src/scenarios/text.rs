@@ -4,6 +4,12 @@
 
 use rand::seq::SliceRandom;
 
+/// A new message's body: a `MESSAGE_SENT` of a text of [`LEN`], with an
+/// eventId of its own.
+pub(crate) fn send_body() -> serde_json::Value {
+    serde_json::json!({"eventId": uuid::Uuid::new_v4(), "eventType": "MESSAGE_SENT", "content": message()})
+}
+
 /// The length of every text: that of the scenarios' sample event.
 pub const LEN: usize = 58;
 
