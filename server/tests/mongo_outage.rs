@@ -208,12 +208,29 @@ async fn a_database_of_a_later_layout_is_refused_at_start_or_once_reached() {
     mark(&client.database("later"), 3i64).await;
     mark(&client.database("earlier"), 1i64).await;
     mark(&client.database("garbled"), "two").await;
+    client
+        .database("blank")
+        .collection::<Document>("chat_meta")
+        .insert_one(doc! {"_id": "format"})
+        .await
+        .unwrap();
 
     // At start: refused with the reason, rather than served.
-    for (db, why) in [("later", "newer server"), ("garbled", "does not decode")] {
+    let markers = [
+        ("later", "newer server", Some(Bson::Int64(3))),
+        (
+            "garbled",
+            "not a whole number",
+            Some(Bson::String("two".into())),
+        ),
+        ("blank", "not a whole number", None),
+    ];
+    for (db, why, marker) in markers {
         let refused = server::open_backends(&config(db)).await.err();
         let refused = refused.unwrap_or_else(|| panic!("{db} is refused at start"));
         assert!(refused.contains(why), "{refused}");
+        let left = format_of(&client.database(db)).await;
+        assert_eq!(left, marker, "{db}: the marker is left as it was");
     }
     let fresh = server::open_backends(&config("fresh")).await;
     assert!(fresh.is_ok(), "a new database is taken");
@@ -223,16 +240,37 @@ async fn a_database_of_a_later_layout_is_refused_at_start_or_once_reached() {
         Some(Bson::Int64(2))
     );
 
+    // A database whose data refuses an index (two events at one seq): the
+    // server starts, and neither appends nor passes its health check.
+    let c = Client::new();
+    let events = client
+        .database("dupes")
+        .collection::<Document>("chat_events");
+    for _ in 0..2 {
+        let event = doc! {"roomId": "r", "seq": 1i64, "eventId": "e"};
+        events.insert_one(event).await.unwrap();
+    }
+    let dupes = TestServer::start_with(config("dupes"), None).await;
+    let token = sign_up(&c, &dupes, "carol").await;
+    assert_eq!(health(&c, &dupes).await["status"], "unavailable");
+    let (st, body) = create_room(&c, &dupes, &token).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    dupes.stop().await;
+
     // Two servers started while MongoDB is down start; once it is back,
     // the one on an earlier layout appends, and marks it as its own.
     let (port, mongo_dir) = mongo.stop();
     let later = TestServer::start_with(config("later"), None).await;
     let earlier = TestServer::start_with(config("earlier"), None).await;
     let _mongo = Mongo::start(&bin, port, &mongo_dir);
-    let c = Client::new();
     let token = sign_up(&c, &earlier, "bob").await;
     let start = Instant::now();
-    while create_room(&c, &earlier, &token).await.0 != StatusCode::CREATED {
+    loop {
+        // 409: an attempt answered 503 was written.
+        match create_room(&c, &earlier, &token).await {
+            (StatusCode::CREATED | StatusCode::CONFLICT, _) => break,
+            (st, body) => assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}"),
+        }
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the room is made"

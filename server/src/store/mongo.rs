@@ -52,7 +52,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -85,20 +85,74 @@ enum Prepared {
     /// Its layout is [`FORMAT`] or earlier, now marked [`FORMAT`], and every
     /// index exists (a stored eventId is refused at commit).
     Ready,
-    /// Written by a newer server (or its marker does not decode), for this
-    /// reason: no room, event, view or snapshot is written into it, and
+    /// Written by a newer server (or its marker is not a whole number),
+    /// for this reason: no room, event, view or snapshot is written into it, and
     /// the health check fails.
     Refused(String),
+}
+
+/// How long a check of the layout and the indexes may take before it is
+/// given up and tried again: the marker is written with write concern
+/// majority, which waits for a majority, and an index is built in full
+/// before `createIndexes` answers.
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a check that MongoDB answered with an error is tried again.
+const PREPARE_RETRY: Duration = Duration::from_secs(10);
+
+/// Where the check of the layout and the indexes is ([`prepare`]), shared
+/// with [`prepare_later`].
+#[derive(Default)]
+struct Preparation {
+    /// Set once the check is done: at start, or by [`prepare_later`] if it
+    /// could not be done then. Until then appends answer 503.
+    done: OnceLock<Prepared>,
+    /// Why the last try failed, while it is not done, if MongoDB answered
+    /// (an index the data does not allow, no majority in time, ...): the
+    /// health check fails with it.
+    failing: Mutex<Option<String>>,
+}
+
+/// Why a check of the layout and the indexes did not finish.
+enum Unprepared {
+    /// MongoDB could not be reached: tried again soon, quietly.
+    Unreachable(String),
+    /// MongoDB answered with an error, or not in time.
+    Failing(String),
+}
+
+impl Preparation {
+    /// Logs and keeps why a try failed; how long until the next.
+    fn failed(&self, why: Unprepared) -> Duration {
+        let (failing, wait) = match why {
+            Unprepared::Unreachable(e) => {
+                tracing::debug!(error = %e, "MongoDB unreachable; layout and indexes not checked yet");
+                (None, REACH_TIMEOUT)
+            }
+            Unprepared::Failing(e) => {
+                tracing::warn!(error = %e, "MongoDB's layout and indexes could not be checked; appends wait");
+                (Some(e), PREPARE_RETRY)
+            }
+        };
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = failing;
+        wait
+    }
+
+    /// Logs and keeps what a try found.
+    fn settle(&self, found: Prepared) {
+        match &found {
+            Prepared::Refused(why) => tracing::error!(%why, "refusing to write into this database"),
+            Prepared::Ready => tracing::info!("MongoDB's layout and indexes checked"),
+        }
+        let _ = self.done.set(found);
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 pub struct MongoStore {
     client: Client,
     db: Database,
     bases: HeadCache,
-    /// Set once the database has been reached: at start, or by
-    /// [`prepare_later`] if it could not be reached then. Until then
-    /// appends answer 503.
-    prepared: Arc<OnceLock<Prepared>>,
+    preparation: Arc<Preparation>,
 }
 
 fn unavailable(e: MongoError) -> StoreError {
@@ -228,65 +282,94 @@ async fn ensure_indexes(db: &Database) -> Result<(), MongoError> {
 }
 
 /// Marks the database with this server's layout, unless a newer server's
-/// is there, and makes sure every index exists.
+/// is there (or a marker that is not a whole number), and makes sure every
+/// index exists.
 async fn prepare(db: &Database) -> Result<Prepared, MongoError> {
     let meta = db.collection::<Document>("chat_meta");
-    // One command reads the marker and raises it: a newer server marking at
-    // the same moment is seen either way, as its mark or as this one's
-    // `$max` left undone.
-    let mark = || {
-        meta.find_one_and_update(doc! {"_id": "format"}, doc! {"$max": {"format": FORMAT}})
-            .upsert(true)
-            .return_document(ReturnDocument::Before)
-    };
-    // Two servers marking a new database at once: one upsert fails on the
-    // key, and its retry finds the other's marker.
-    let before = match mark().await {
-        Err(e) if is_duplicate(&e) => mark().await?,
-        found => found?,
-    };
     let name = db.name();
-    match before.map(|d| i64_of(&d, "format")) {
-        None => {}
-        Some(Ok(format)) if format <= FORMAT => {}
-        Some(Ok(format)) => {
-            return Ok(Prepared::Refused(format!(
-                "the MongoDB database {name} was written by a newer server (format {format}; this one writes {FORMAT} and reads it and before)"
-            )))
-        }
-        Some(Err(_)) => {
-            return Ok(Prepared::Refused(format!(
-                "the MongoDB database {name} has a layout marker (chat_meta) that does not decode"
-            )))
-        }
+    // One command reads a marker and raises it: a newer server marking at
+    // the same moment is seen either way, as its marker or as this one's
+    // `$max` left undone. Only a whole number is raised: anything else
+    // is left as it is, to be refused.
+    let raise = || {
+        meta.find_one_and_update(
+            doc! {"_id": "format", "$or": [{"format": {"$type": "int"}}, {"format": {"$type": "long"}}]},
+            doc! {"$max": {"format": FORMAT}},
+        )
+        .return_document(ReturnDocument::Before)
+    };
+    let before = match raise().await? {
+        Some(before) => Some(before),
+        // No marker (a new database, or one of the earlier layout): mark
+        // it. Refused on the key, a marker is there: one another server
+        // has just written (raised now), or one that is not a number.
+        None => match meta
+            .insert_one(doc! {"_id": "format", "format": FORMAT})
+            .await
+        {
+            Ok(_) => None,
+            Err(e) if is_duplicate(&e) => match raise().await? {
+                Some(before) => Some(before),
+                None => {
+                    return Ok(Prepared::Refused(format!(
+                        "the MongoDB database {name} has a layout marker (chat_meta) that is not a whole number"
+                    )))
+                }
+            },
+            Err(e) => return Err(e),
+        },
+    };
+    let format = before.map(|d| match d.get("format") {
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Int32(n)) => i64::from(*n),
+        _ => i64::MAX,
+    });
+    if let Some(later) = format.filter(|f| *f > FORMAT) {
+        return Ok(Prepared::Refused(format!(
+            "the MongoDB database {name} was written by a newer server (format {later}; this one writes {FORMAT} and reads it and before)"
+        )));
     }
     ensure_indexes(db).await?;
     Ok(Prepared::Ready)
 }
 
-/// [`prepare`] for a store that could not reach MongoDB at start: tried
-/// again every [`REACH_TIMEOUT`] until it answers, or the store is gone.
-async fn prepare_later(db: Database, prepared: Weak<OnceLock<Prepared>>) {
+/// [`prepare`] within [`PREPARE_TIMEOUT`].
+async fn prepare_in_time(db: &Database) -> Result<Prepared, Unprepared> {
+    match tokio::time::timeout(PREPARE_TIMEOUT, prepare(db)).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) if is_unreachable(&e) => Err(Unprepared::Unreachable(e.to_string())),
+        Ok(Err(e)) => Err(Unprepared::Failing(e.to_string())),
+        Err(_) => Err(Unprepared::Failing(format!(
+            "not done within {} s",
+            PREPARE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// [`prepare`] for a store that could not do it at start: tried again
+/// until it is done, or the store is gone.
+async fn prepare_later(db: Database, preparation: Weak<Preparation>, mut wait: Duration) {
     loop {
-        tokio::time::sleep(REACH_TIMEOUT).await;
-        if prepared.strong_count() == 0 {
+        tokio::time::sleep(wait).await;
+        let Some(preparation) = preparation.upgrade() else {
             return;
-        }
-        match prepare(&db).await {
-            Ok(found) => {
-                if let Prepared::Refused(why) = &found {
-                    tracing::error!(%why, "refusing to write into this database");
-                } else {
-                    tracing::info!("MongoDB reached: layout and indexes checked");
-                }
-                if let Some(cell) = prepared.upgrade() {
-                    let _ = cell.set(found);
-                }
-                return;
-            }
-            Err(e) => tracing::debug!(error = %e, "layout and indexes still not checked"),
+        };
+        match prepare_in_time(&db).await {
+            Ok(found) => return preparation.settle(found),
+            Err(why) => wait = preparation.failed(why),
         }
     }
+}
+
+/// Whether the driver could not reach MongoDB at all (as against an error
+/// MongoDB answered with).
+fn is_unreachable(e: &MongoError) -> bool {
+    matches!(
+        &*e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+    )
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -463,23 +546,30 @@ impl MongoStore {
         options.read_concern = Some(ReadConcern::majority());
         let client = Client::with_options(options).map_err(|e| format!("MONGODB_URI: {e}"))?;
         let db = client.database(db);
-        let prepared = Arc::new(OnceLock::new());
-        match prepare(&db).await {
+        let preparation = Arc::new(Preparation::default());
+        match prepare_in_time(&db).await {
             Ok(Prepared::Refused(why)) => return Err(why),
             Ok(ready) => {
-                let _ = prepared.set(ready);
+                let _ = preparation.done.set(ready);
             }
-            // Not fatal: the server answers 503 until MongoDB is back.
-            Err(e) => {
-                tracing::warn!(error = %e, "MongoDB unreachable at start; appends wait for its layout and indexes to be checked");
-                tokio::spawn(prepare_later(db.clone(), Arc::downgrade(&prepared)));
+            // Not fatal: appends answer 503 until it is done.
+            Err(why) => {
+                if let Unprepared::Unreachable(e) = &why {
+                    tracing::warn!(error = %e, "MongoDB unreachable at start; appends wait for its layout and indexes to be checked");
+                }
+                let wait = preparation.failed(why);
+                tokio::spawn(prepare_later(
+                    db.clone(),
+                    Arc::downgrade(&preparation),
+                    wait,
+                ));
             }
         }
         Ok(MongoStore {
             db,
             client,
             bases: HeadCache::default(),
-            prepared,
+            preparation,
         })
     }
 
@@ -541,12 +631,12 @@ impl MongoStore {
     /// are majority reads, and a `201` must be followed by views that show
     /// it. Finish it with [`MongoStore::finish`].
     async fn begin(&self, writes: Writes) -> Result<ClientSession, StoreError> {
-        match self.prepared.get() {
+        match self.preparation.done.get() {
             Some(Prepared::Ready) => {}
             Some(Prepared::Refused(why)) => return Err(StoreError::Unavailable(why.clone())),
             None => {
                 return Err(StoreError::Unavailable(
-                    "MongoDB not reached since start: its layout is not checked yet".into(),
+                    "the MongoDB database's layout and indexes are not checked yet".into(),
                 ))
             }
         }
@@ -1124,12 +1214,23 @@ impl EventStore for MongoStore {
     /// The unique index on (roomId, eventId) refuses the events' insert,
     /// once it is known to exist.
     fn refuses_stored_ids(&self) -> bool {
-        matches!(self.prepared.get(), Some(Prepared::Ready))
+        matches!(self.preparation.done.get(), Some(Prepared::Ready))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if let Some(Prepared::Refused(why)) = self.prepared.get() {
-            return Err(StoreError::Unavailable(why.clone()));
+        // Not writable for a reason of its own, though it answers.
+        let failing = match self.preparation.done.get() {
+            Some(Prepared::Refused(why)) => Some(why.clone()),
+            Some(Prepared::Ready) => None,
+            None => self
+                .preparation
+                .failing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        };
+        if let Some(why) = failing {
+            return Err(StoreError::Unavailable(why));
         }
         self.db
             .run_command(doc! {"ping": 1})
