@@ -10,6 +10,7 @@ use crate::report::{thousands, Row};
 use crate::scenarios::http_floor;
 use crate::scenarios::mongo_append::{REQUEST_TIMEOUT, RETRIES};
 use crate::scenarios::text::send_body;
+use crate::scenarios::{FILL_IN_FLIGHT, FILL_ROOMS};
 use crate::server::Server;
 use domain::{ChatEvent, EventKind, Timestamp};
 use futures_util::{SinkExt, StreamExt};
@@ -100,11 +101,6 @@ pub async fn run(bin: &Path, seconds: u64, fill_to: usize) -> Vec<Row> {
     rows.push(storage(&server).await);
     rows
 }
-
-/// Scenario 8's fill: this many sockets, into as many rooms, each with
-/// this many submits waiting.
-const FILL_ROOMS: usize = 8;
-const FILL_IN_FLIGHT: usize = 64;
 
 /// Scenario 8 on what the cases above appended: bytes on disk per event
 /// (events, their ids, the projection, snapshots, and pages redb has not

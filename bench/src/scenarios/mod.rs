@@ -22,10 +22,18 @@ pub(crate) fn ws_client_config() -> tokio_tungstenite::tungstenite::protocol::We
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024)
 }
 
+/// Rooms the events before scenario 8's measure are appended to at once
+/// (`one` and the first seven of the 64), a socket each.
+pub(crate) const FILL_ROOMS: usize = 8;
+/// Submits waiting for their acks on each of those sockets: deeper
+/// queues only wait longer for the store (on MongoDB, past 3 s they are
+/// answered `unavailable`).
+pub(crate) const FILL_IN_FLIGHT: usize = 64;
+
 /// Appends `n` events spread over `rooms`, a socket each with `in_flight`
 /// submits waiting (see [`fill`]), and checks that each room's `lastSeq`
-/// moved by its share. `None` when `n` is 0; else the rate (events/s) and
-/// how many submits were sent again.
+/// moved by its share. `None` when `n` is 0 or there are no rooms; else
+/// the rate (events/s) and how many submits were sent again.
 pub(crate) async fn fill_rooms(
     server: &crate::server::Server,
     token: &str,

@@ -11,6 +11,7 @@
 
 use super::append::Load;
 use super::text::send_body;
+use super::{FILL_IN_FLIGHT, FILL_ROOMS};
 use crate::measure::{cpu_time, Latency, Meter, Usage};
 use crate::report::{thousands, Row};
 use crate::server::Server;
@@ -99,14 +100,6 @@ impl Measured {
         self.events as f64 / self.usage.wall_s.max(1e-9)
     }
 }
-
-/// Rooms the events before scenario 8's measure are appended to at once
-/// (`one` and the first seven of the 64), a socket each.
-const FILL_ROOMS: usize = 8;
-/// Submits waiting for their acks on each of those sockets: deeper
-/// queues only wait longer for the store (and past 3 s are answered
-/// `unavailable`).
-const FILL_IN_FLIGHT: usize = 64;
 
 /// Scenario 3, each case `seconds` long, then scenario 8 once the server's
 /// database holds `fill_to` events (the rest appended over WebSockets,
