@@ -49,9 +49,8 @@ impl Mongo {
         }
     }
 
-    fn stop(mut self) -> (u16, std::path::PathBuf) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops it (see `Drop`); where to start it again.
+    fn stop(self) -> (u16, std::path::PathBuf) {
         (self.port, self.dir.clone())
     }
 }
@@ -71,11 +70,7 @@ async fn appends_answer_503_while_mongodb_is_down_and_work_again_when_it_is_back
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mongo = Mongo::start(&bin, port, &data.path().join("mongo"));
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestServer::config(dir.path(), 0);
